@@ -1,0 +1,53 @@
+"""Gradstep's engine: eager autograd on NumPy (CPU) and CuPy (CUDA), with events.
+
+>>> import core
+>>> from core import nn, optim
+>>> core.manual_seed(0)
+>>> w = core.tensor(0.5, requires_grad=True)
+>>> b = core.tensor(0.0, requires_grad=True)
+>>> x = core.tensor([1.0, 2.0])
+>>> loss = (((w * x + b).tanh() - 0.5) ** 2).sum()
+>>> loss.backward()
+>>> w.grad is not None and b.grad is not None
+True
+"""
+
+from core import defs_elementwise, defs_nn, defs_shape  # noqa: F401  (registers the ops)
+from core import cuda, events, functional, nn, optim
+from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
+from core.factory import (
+    arange,
+    from_numpy,
+    full,
+    generator,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from core.gradcheck import GradcheckReport, gradcheck
+from core.ops import Op
+from core.tensor import (
+    Tensor,
+    enable_grad,
+    float32,
+    float64,
+    grad,
+    int64,
+    is_grad_enabled,
+    no_grad,
+    reset_ids,
+)
+
+__all__ = [
+    "DeviceError", "DtypeError", "GradError", "GradcheckReport", "GradstepError", "Op",
+    "OpError", "ShapeError", "Tensor", "arange", "cuda", "enable_grad", "events", "float32",
+    "float64", "from_numpy", "full", "functional", "generator", "grad", "gradcheck", "int64",
+    "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
+    "randint", "randn", "reset_ids", "tensor", "zeros", "zeros_like",
+]

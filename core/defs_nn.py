@@ -1,0 +1,337 @@
+"""Linear algebra and network ops: forward through ``xp``, gradient in Tensor ops.
+
+Convolution and pooling go through ``unfold`` (im2col) and ``fold`` (col2im),
+each the other's gradient, so second derivatives need no extra rules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core import functional as F
+from core.defs_shape import sum_leading
+from core.ops import Op, define
+
+# -- matmul ------------------------------------------------------------------
+
+
+def _matmul(xp, a, b):
+    return xp.asarray(xp.matmul(a, b))
+
+
+def _matmul_grad(ctx, g):
+    a, b = ctx.inputs
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    if a.ndim == 1:
+        g = g.unsqueeze(-2)
+    if b.ndim == 1:
+        g = g.unsqueeze(-1)
+    ga = gb = None
+    if a.requires_grad:
+        ga = g @ b2.transpose(-1, -2)
+        if a.ndim == 1:
+            ga = ga.sum_to(ga.shape[-2:]).reshape(-1)
+    if b.requires_grad:
+        gb = a2.transpose(-1, -2) @ g
+        if b.ndim == 1:
+            gb = gb.sum_to(gb.shape[-2:]).reshape(-1)
+    return ga, gb
+
+
+define(Op.MATMUL, _matmul, _matmul_grad)
+
+# -- softmax and losses ------------------------------------------------------
+
+
+def _softmax(xp, a, axis):
+    e = xp.exp(a - a.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _softmax_grad(ctx, g):
+    y = ctx.output
+    axis = ctx.attrs["axis"]
+    return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+
+
+def _log_softmax(xp, a, axis):
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax_grad(ctx, g):
+    axis = ctx.attrs["axis"]
+    return (g - ctx.output.exp() * g.sum(axis=axis, keepdims=True),)
+
+
+def _check_targets(xp, logits, target):
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"targets must be integer class indices, got dtype {target.dtype}")
+    if target.shape != logits.shape[:1]:
+        raise ValueError(f"targets of shape {target.shape} do not match logits {logits.shape}")
+    if target.size and (int(target.min()) < 0 or int(target.max()) >= logits.shape[1]):
+        raise IndexError(f"a target is outside 0..{logits.shape[1] - 1}")
+
+
+def _cross_entropy(xp, logits, target):
+    _check_targets(xp, logits, target)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    lse = xp.log(xp.exp(shifted).sum(axis=1))
+    picked = shifted[xp.arange(target.shape[0]), target]
+    return xp.asarray((lse - picked).mean())
+
+
+def _cross_entropy_grad(ctx, g):
+    logits, target = ctx.inputs
+    n = logits.shape[0]
+    onehot = F.one_hot(target, logits.shape[1], logits.dtype)
+    return (logits.softmax(axis=1) - onehot) * (g * (1.0 / n)), None
+
+
+def _mse(xp, a, b):
+    d = a - b
+    return xp.asarray((d * d).mean())
+
+
+def _mse_grad(ctx, g):
+    a, b = ctx.inputs
+    d = (a - b) * (g * (2.0 / a.numel()))
+    return d, -d
+
+
+def _bce_logits(xp, x, y):
+    loss = xp.maximum(x, 0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.asarray(loss.mean())
+
+
+def _bce_logits_grad(ctx, g):
+    x, y = ctx.inputs
+    scale = g * (1.0 / x.numel())
+    return (x.sigmoid() - y) * scale, -x * scale
+
+
+define(Op.SOFTMAX, _softmax, _softmax_grad)
+define(Op.LOG_SOFTMAX, _log_softmax, _log_softmax_grad)
+define(Op.CROSS_ENTROPY, _cross_entropy, _cross_entropy_grad, nondiff=(1,))
+define(Op.MSE_LOSS, _mse, _mse_grad)
+define(Op.BCE_WITH_LOGITS, _bce_logits, _bce_logits_grad)
+
+# -- im2col, convolution, pooling -----------------------------------------------
+
+
+def out_size(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def _tiles(shape, kernel, stride, padding) -> bool:
+    """True when windows tile the image exactly (a reshape suffices)."""
+    return (
+        kernel == stride
+        and padding == (0, 0)
+        and shape[-2] % kernel[0] == 0
+        and shape[-1] % kernel[1] == 0
+    )
+
+
+def _unfold(xp, x, kernel, stride, padding):
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"kernel {kernel} does not fit an input of {h}x{w} with padding {padding}")
+    if _tiles(x.shape, kernel, stride, padding):
+        tiles = x.reshape(n, c, oh, kh, ow, kw).transpose(0, 1, 3, 5, 2, 4)
+        return tiles.reshape(n, c * kh * kw, oh * ow)
+    if ph or pw:
+        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    x = xp.ascontiguousarray(x)
+    s0, s1, s2, s3 = x.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        x, (n, c, kh, kw, oh, ow), (s0, s1, s2, s3, s2 * sh, s3 * sw)
+    )
+    return windows.reshape(n, c * kh * kw, oh * ow)
+
+
+def _fold(xp, cols, size, kernel, stride, padding):
+    h, w = size
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    n, ck, length = cols.shape
+    c = ck // (kh * kw)
+    if ck != c * kh * kw or length != oh * ow:
+        raise ValueError(f"columns of shape {cols.shape} do not fold into {size}")
+    blocks = cols.reshape(n, c, kh, kw, oh, ow)
+    if _tiles((h, w), kernel, stride, padding):
+        return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(n, c, h, w)
+    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += blocks[:, :, i, j]
+    return xp.ascontiguousarray(out[:, :, ph : ph + h, pw : pw + w])
+
+
+def _unfold_grad(ctx, g):
+    x = ctx.inputs[0]
+    a = ctx.attrs
+    return (F.fold(g, x.shape[2:], a["kernel"], a["stride"], a["padding"]),)
+
+
+def _fold_grad(ctx, g):
+    a = ctx.attrs
+    return (F.unfold(g, a["kernel"], a["stride"], a["padding"]),)
+
+
+def _conv2d(xp, x, w, *bias, stride, padding):
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv2d needs (N, C, H, W) input and (O, C, kh, kw) weight")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels, the weight expects {w.shape[1]}")
+    n, _c, h, wd = x.shape
+    o, _c, kh, kw = w.shape
+    cols = _unfold(xp, x, (kh, kw), stride, padding)
+    out = xp.matmul(w.reshape(o, -1), cols)
+    if bias:
+        out += bias[0][:, None]
+    oh, ow = out_size(h, kh, stride[0], padding[0]), out_size(wd, kw, stride[1], padding[1])
+    return out.reshape(n, o, oh, ow), {"cols": cols}
+
+
+def _conv2d_grad(ctx, g):
+    x, w = ctx.inputs[:2]
+    kernel = w.shape[2:]
+    stride, padding = ctx.attrs["stride"], ctx.attrs["padding"]
+    n, o = x.shape[0], w.shape[0]
+    g3 = g.reshape(n, o, -1)
+    gx = gw = None
+    if w.requires_grad:
+        cols = ctx.saved_or("cols", lambda: F.unfold(x, kernel, stride, padding))
+        gw = (g3 @ cols.transpose(1, 2)).sum(axis=0).reshape(*w.shape)
+    if x.requires_grad:
+        gcols = w.reshape(o, -1).transpose(0, 1) @ g3
+        gx = F.fold(gcols, x.shape[2:], kernel, stride, padding)
+    if len(ctx.inputs) == 3:
+        return gx, gw, g.sum(axis=(0, 2, 3))
+    return gx, gw
+
+
+def _pool_windows(xp, x, kernel, stride):
+    n, c = x.shape[:2]
+    cols = _unfold(xp, x, kernel, stride, (0, 0))
+    return cols.reshape(n, c, kernel[0] * kernel[1], -1)
+
+
+def _pool_shape(x, kernel, stride):
+    n, c, h, w = x.shape
+    return n, c, out_size(h, kernel[0], stride[0], 0), out_size(w, kernel[1], stride[1], 0)
+
+
+def _max_pool2d(xp, x, kernel, stride):
+    windows = _pool_windows(xp, x, kernel, stride)
+    out = windows.max(axis=2)
+    mask = (windows == out[:, :, None]).astype(x.dtype)
+    mask /= mask.sum(axis=2, keepdims=True)
+    return out.reshape(_pool_shape(x, kernel, stride)), {"mask": mask}
+
+
+def _max_pool2d_grad(ctx, g):
+    # The routing mask is piecewise constant in x, so it is a constant even
+    # when a graph of the backward pass is built.
+    x = ctx.inputs[0]
+    kernel, stride = ctx.attrs["kernel"], ctx.attrs["stride"]
+    n, c = x.shape[:2]
+    mask = F.constant(ctx.saved["mask"], x.device)
+    routed = (g.reshape(n, c, 1, -1) * mask).reshape(n, -1, mask.shape[-1])
+    return (F.fold(routed, x.shape[2:], kernel, stride, (0, 0)),)
+
+
+def _avg_pool2d(xp, x, kernel, stride):
+    windows = _pool_windows(xp, x, kernel, stride)
+    return windows.mean(axis=2).reshape(_pool_shape(x, kernel, stride))
+
+
+def _avg_pool2d_grad(ctx, g):
+    x = ctx.inputs[0]
+    kernel, stride = ctx.attrs["kernel"], ctx.attrs["stride"]
+    n, c = x.shape[:2]
+    k = kernel[0] * kernel[1]
+    length = g.shape[2] * g.shape[3]
+    spread = (g.reshape(n, c, 1, length) * (1.0 / k)).expand(n, c, k, length)
+    return (F.fold(spread.reshape(n, c * k, length), x.shape[2:], kernel, stride, (0, 0)),)
+
+
+define(Op.UNFOLD, _unfold, _unfold_grad)
+define(Op.FOLD, _fold, _fold_grad)
+define(Op.CONV2D, _conv2d, _conv2d_grad, saves=True)
+define(Op.MAX_POOL2D, _max_pool2d, _max_pool2d_grad, saves=True)
+define(Op.AVG_POOL2D, _avg_pool2d, _avg_pool2d_grad)
+
+# -- normalisation, embedding, dropout ------------------------------------------
+
+
+def _layer_norm(xp, x, w, b, dims, eps):
+    axes = tuple(range(x.ndim - dims, x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    return centred / xp.sqrt(var + x.dtype.type(eps)) * w + b
+
+
+def _layer_norm_grad(ctx, g):
+    x, w, _b = ctx.inputs
+    dims, eps = ctx.attrs["dims"], ctx.attrs["eps"]
+    axes = tuple(range(x.ndim - dims, x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    rstd = ((centred * centred).mean(axis=axes, keepdims=True) + eps) ** -0.5
+    xhat = centred * rstd
+    gx = None
+    if x.requires_grad:
+        gh = g * w
+        mean_gh = gh.mean(axis=axes, keepdims=True)
+        mean_ghx = (gh * xhat).mean(axis=axes, keepdims=True)
+        gx = (gh - mean_gh - xhat * mean_ghx) * rstd
+    return gx, g * xhat, g
+
+
+def _embedding(xp, weight, indices):
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding indices must be integers, got dtype {indices.dtype}")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= weight.shape[0]):
+        raise IndexError(f"an index is outside 0..{weight.shape[0] - 1}")
+    return weight[indices]
+
+
+def _embedding_grad(ctx, g):
+    weight, indices = ctx.inputs
+    return F.scatter_add(g, weight.shape, (indices.data,)), None
+
+
+def dropout_mask(shape, p: float, seed: int, dtype) -> np.ndarray:
+    """The scaled keep-mask of dropout, the same on every device for a seed."""
+    keep = np.random.default_rng(seed).random(shape) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _dropout(xp, x, p, seed):
+    return x * xp.asarray(dropout_mask(x.shape, p, seed, x.dtype))
+
+
+def _dropout_grad(ctx, g):
+    return (F.dropout(g, ctx.attrs["p"], seed=ctx.attrs["seed"]),)
+
+
+define(Op.LAYER_NORM, _layer_norm, _layer_norm_grad)
+define(Op.EMBEDDING, _embedding, _embedding_grad, nondiff=(1,))
+define(Op.DROPOUT, _dropout, _dropout_grad)
+
+__all__ = ["out_size", "dropout_mask", "sum_leading", "math"]

@@ -1,0 +1,187 @@
+"""Reductions and movement ops: forward through ``xp``, gradient in Tensor ops."""
+
+from __future__ import annotations
+
+import math
+
+from core import cuda
+from core import functional as F
+from core.ops import Op, define
+
+
+def _size(shape, axis) -> int:
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in axis)
+
+
+def sum_leading(xp, a, lead: int):
+    """Sum over the first ``lead`` axes.
+
+    NumPy reduces a non-last axis slowly when the last axis is short; a matmul
+    with a ones vector does the same sum through BLAS.
+    """
+    if lead == 0:
+        return a
+    if a.dtype.kind != "f" or not a.flags.c_contiguous:
+        return a.sum(axis=tuple(range(lead)))
+    rows = math.prod(a.shape[:lead])
+    ones = xp.ones(rows, dtype=a.dtype)
+    return (ones @ a.reshape(rows, -1)).reshape(a.shape[lead:])
+
+
+def _sum(xp, a, axis, keepdims):
+    if axis is not None and not keepdims and axis == tuple(range(len(axis))) and a.ndim > 1:
+        if len(axis) < a.ndim:
+            return sum_leading(xp, a, len(axis))
+    return xp.sum(a, axis=axis, keepdims=keepdims)
+
+
+def unreduce(g, shape, axis, keepdims):
+    """Broadcast a reduced gradient ``g`` back to ``shape``."""
+    if not keepdims:
+        if axis is None:
+            g = g.reshape(*([1] * len(shape)))
+        else:
+            kept = [1 if i in axis else s for i, s in enumerate(shape)]
+            g = g.reshape(*kept)
+    return g.expand(*shape)
+
+
+def _sum_grad(ctx, g):
+    a = ctx.inputs[0]
+    return (unreduce(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]),)
+
+
+def _mean_grad(ctx, g):
+    a = ctx.inputs[0]
+    n = _size(a.shape, ctx.attrs["axis"])
+    return (unreduce(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]) * (1.0 / n),)
+
+
+def _extreme_grad(ctx, g):
+    (a,) = ctx.inputs
+    axis, keepdims = ctx.attrs["axis"], ctx.attrs["keepdims"]
+    out = unreduce(ctx.output, a.shape, axis, keepdims)
+    mask = a.eq(out).astype(a.dtype)
+    count = mask.sum(axis=axis, keepdims=True)
+    return (unreduce(g, a.shape, axis, keepdims) * mask / count,)
+
+
+def _var_grad(ctx, g):
+    (a,) = ctx.inputs
+    axis, keepdims = ctx.attrs["axis"], ctx.attrs["keepdims"]
+    n = _size(a.shape, axis)
+    centred = a - a.mean(axis=axis, keepdims=True)
+    scale = 2.0 / max(n - ctx.attrs["correction"], 1)
+    return (unreduce(g, a.shape, axis, keepdims) * centred * scale,)
+
+
+def _sum_to(xp, a, shape):
+    lead = a.ndim - len(shape)
+    out = sum_leading(xp, a, lead) if lead else a
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and out.shape[i] != 1)
+    if axes:
+        out = out.sum(axis=axes, keepdims=True)
+    if out.shape != tuple(shape):
+        raise ValueError(f"cannot sum shape {a.shape} down to {shape}")
+    return out
+
+
+def _sum_to_grad(ctx, g):
+    return (g.expand(*ctx.inputs[0].shape),)
+
+
+define(Op.SUM, _sum, _sum_grad)
+define(
+    Op.MEAN,
+    lambda xp, a, axis, keepdims: xp.mean(a, axis=axis, keepdims=keepdims),
+    _mean_grad,
+)
+define(Op.MAX, lambda xp, a, axis, keepdims: xp.max(a, axis=axis, keepdims=keepdims), _extreme_grad)
+define(Op.MIN, lambda xp, a, axis, keepdims: xp.min(a, axis=axis, keepdims=keepdims), _extreme_grad)
+define(
+    Op.VAR,
+    lambda xp, a, axis, keepdims, correction: xp.var(
+        a, axis=axis, keepdims=keepdims, ddof=correction
+    ),
+    _var_grad,
+)
+define(Op.SUM_TO, _sum_to, _sum_to_grad)
+
+
+# -- movement ----------------------------------------------------------------
+
+
+def _reshape_grad(ctx, g):
+    return (g.reshape(*ctx.inputs[0].shape),)
+
+
+def _permute_grad(ctx, g):
+    axes = ctx.attrs["axes"]
+    inverse = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inverse[a] = i
+    return (g.permute(*inverse),)
+
+
+def _expand_grad(ctx, g):
+    return (g.sum_to(ctx.inputs[0].shape),)
+
+
+def _is_basic(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, int | slice) for p in parts)
+
+
+def _scatter_add(xp, g, shape, index):
+    out = xp.zeros(shape, dtype=g.dtype)
+    if _is_basic(index):
+        out[index] = g
+    else:
+        cuda.scatter_add(xp, out, index, g)
+    return out
+
+
+def _getitem_grad(ctx, g):
+    return (F.scatter_add(g, ctx.inputs[0].shape, ctx.attrs["index"]),)
+
+
+def _scatter_add_grad(ctx, g):
+    return (g[ctx.attrs["index"]],)
+
+
+def _concat_grad(ctx, g):
+    axis = ctx.attrs["axis"]
+    grads = []
+    start = 0
+    for t in ctx.inputs:
+        stop = start + t.shape[axis]
+        grads.append(g[(slice(None),) * axis + (slice(start, stop),)])
+        start = stop
+    return tuple(grads)
+
+
+def _stack_grad(ctx, g):
+    axis = ctx.attrs["axis"]
+    return tuple(g[(slice(None),) * axis + (i,)] for i in range(len(ctx.inputs)))
+
+
+def _pad(xp, a, pad, value):
+    return xp.pad(a, pad, mode="constant", constant_values=value)
+
+
+def _pad_grad(ctx, g):
+    shape = ctx.inputs[0].shape
+    index = tuple(slice(lo, lo + n) for (lo, _hi), n in zip(ctx.attrs["pad"], shape))
+    return (g[index],)
+
+
+define(Op.RESHAPE, lambda xp, a, shape: a.reshape(shape), _reshape_grad)
+define(Op.PERMUTE, lambda xp, a, axes: a.transpose(axes), _permute_grad)
+define(Op.EXPAND, lambda xp, a, shape: xp.broadcast_to(a, shape), _expand_grad)
+define(Op.GETITEM, lambda xp, a, index: a[index], _getitem_grad)
+define(Op.SCATTER_ADD, _scatter_add, _scatter_add_grad)
+define(Op.CONCAT, lambda xp, *arrays, axis: xp.concatenate(arrays, axis=axis), _concat_grad)
+define(Op.STACK, lambda xp, *arrays, axis: xp.stack(arrays, axis=axis), _stack_grad)
+define(Op.PAD, _pad, _pad_grad)

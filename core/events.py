@@ -1,0 +1,277 @@
+"""Engine events: frozen, plain facts, and the bus that carries them.
+
+The vocabulary, in the order a training step produces it::
+
+    RunStarted        a program run begins (Session)
+    StepStarted       one training step begins
+    ModuleEnter       an nn.Module's forward begins; its path becomes the scope
+    TensorCreated     a leaf appears: an input, a parameter or a constant
+    OpForward         one op ran (forward pass, or the optimizer's update ops)
+    ModuleExit        the module's forward returned
+    BackwardStarted   ``.backward()`` begins, with the nodes it will visit
+    OpBackward        one node's gradient rule ran
+    GradAccumulated   a gradient was added into a leaf's ``.grad``
+    BackwardEnded     ``.backward()`` returned
+    ParameterUpdated  an optimizer wrote a new value into a parameter
+    StepEnded         the step returned its loss
+    RunFinished       the run ended (finished, stopped or errored)
+
+Events never hold arrays or Qt objects: ids link them to tensors, whose values a
+Recording keeps. ``Stats`` and ``Source`` are filled in only when a subscriber
+asked for them; with no subscriber the engine builds no event at all.
+
+>>> seen = []
+>>> unsubscribe = BUS.subscribe(seen.append)
+>>> BUS.emit(StepStarted(step=0))
+>>> unsubscribe()
+>>> seen
+[StepStarted(step=0)]
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+Attrs = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Summary statistics of one tensor, computed where it lives."""
+
+    min: float  # smallest finite value (nan when none is finite)
+    max: float  # largest finite value
+    mean: float  # mean over finite values
+    std: float  # population standard deviation over finite values
+    norm: float  # L2 norm over finite values
+    nan: int  # number of NaN elements
+    inf: int  # number of +/-Inf elements
+    size: int  # number of elements
+
+    @property
+    def finite(self) -> bool:
+        return self.nan == 0 and self.inf == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where in the user's program something happened."""
+
+    file: str  # absolute path of the user's file
+    line: int  # 1-based line number
+    function: str  # enclosing function name
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    program: str  # path or title of the program
+    device: str  # "cpu" or "cuda"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    status: str  # "finished", "stopped" or "errored"
+    error: str | None = None  # the error message when errored
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    step: int  # 0-based training step
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    step: int  # the step that ended
+    loss: float | None = None  # its loss, when it returned one
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleEnter:
+    path: str  # dotted module path, e.g. "model.fc1"
+    kind: str  # module class name, e.g. "Linear"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleExit:
+    path: str  # the path of the matching ModuleEnter
+    kind: str  # module class name
+
+
+@dataclass(frozen=True, slots=True)
+class TensorCreated:
+    tensor_id: int  # id of the new leaf tensor
+    kind: str  # "input", "parameter" or "constant"
+    name: str  # parameter path ("fc1.weight") or a generated name
+    shape: tuple[int, ...]  # tensor shape
+    dtype: str  # e.g. "float32"
+    device: str  # "cpu" or "cuda"
+    requires_grad: bool  # whether gradients flow into it
+    scope: str  # module path at creation ("" at top level)
+    stats: Stats | None = None  # filled when a subscriber asked for stats
+    source: Source | None = None  # filled when a subscriber asked for sources
+
+
+@dataclass(frozen=True, slots=True)
+class OpForward:
+    node_id: int  # id of the graph node this op created
+    op: str  # op label, e.g. "matmul"
+    inputs: tuple[int, ...]  # input tensor ids, in argument order
+    output: int  # output tensor id
+    attrs: Attrs  # op attributes as (name, plain value) pairs
+    shape: tuple[int, ...]  # output shape
+    dtype: str  # output dtype
+    device: str  # "cpu" or "cuda"
+    duration_ns: int  # wall time of the array computation
+    scope: str  # module path ("model.fc1"), "" at top level
+    phase: str  # "forward" or "update"
+    requires_grad: bool  # whether the output is part of the autograd graph
+    stats: Stats | None = None  # output statistics, when asked for
+    source: Source | None = None  # user's line, when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class BackwardStarted:
+    root: int  # tensor id backward was called on
+    nodes: tuple[int, ...]  # node ids in the order their rules will run
+
+
+@dataclass(frozen=True, slots=True)
+class OpBackward:
+    node_id: int  # the forward node whose rule ran
+    op: str  # its op label
+    grad_output: int  # tensor id of the incoming gradient
+    grad_inputs: tuple[int | None, ...]  # gradient tensor id per input (None: none)
+    inputs: tuple[int, ...]  # the forward node's input tensor ids
+    duration_ns: int  # wall time of the rule
+    stats: tuple[Stats | None, ...] | None = None  # per grad input, when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class GradAccumulated:
+    tensor_id: int  # the leaf
+    grad_id: int  # tensor id of the gradient that was added
+    name: str  # the leaf's name
+    stats: Stats | None = None  # statistics of the leaf's total .grad
+
+
+@dataclass(frozen=True, slots=True)
+class BackwardEnded:
+    root: int  # tensor id backward was called on
+    duration_ns: int  # wall time of the whole backward pass
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterUpdated:
+    tensor_id: int  # the parameter
+    name: str  # its name
+    optimizer: str  # "SGD", "Adam", ...
+    value_id: int  # tensor id of the new value that was written
+    stats: Stats | None = None  # statistics of the new value
+
+
+Event = (
+    RunStarted | RunFinished | StepStarted | StepEnded | ModuleEnter | ModuleExit
+    | TensorCreated | OpForward | BackwardStarted | OpBackward | GradAccumulated
+    | BackwardEnded | ParameterUpdated
+)
+
+
+def summarize(array: Any) -> Stats:
+    """Statistics of a NumPy or CuPy array, reduced on its own device."""
+    xp = _xp(array)
+    size = int(array.size)
+    if size == 0:
+        return Stats(math.nan, math.nan, math.nan, math.nan, 0.0, 0, 0, 0)
+    if array.dtype.kind not in "fc":
+        a = array.astype(xp.float64)
+        return Stats(*_moments(xp, a), 0, 0, size)
+    finite = xp.isfinite(array)
+    nfinite = int(finite.sum())
+    nan = int(xp.isnan(array).sum())
+    if nfinite == size:
+        return Stats(*_moments(xp, array), 0, 0, size)
+    if nfinite == 0:
+        return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, nan, size - nan, size)
+    return Stats(*_moments(xp, array[finite]), nan, size - nfinite - nan, size)
+
+
+def _moments(xp: Any, a: Any) -> tuple[float, float, float, float, float]:
+    a64 = a.astype(xp.float64, copy=False)
+    mean = float(a64.mean())
+    return (
+        float(a64.min()),
+        float(a64.max()),
+        mean,
+        float(a64.std()),
+        float(xp.sqrt((a64 * a64).sum())),
+    )
+
+
+def _xp(array: Any) -> Any:
+    from core import cuda
+
+    return cuda.array_module(array)
+
+
+class Bus:
+    """Delivers events to subscribers, synchronously, in the emitting thread.
+
+    The engine reads ``active``, ``want_stats`` and ``want_source`` before it
+    builds anything, so emitting with no subscriber costs one attribute read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: list[tuple[Callable[..., None], bool, bool, bool]] = []
+        self.active = False
+        self.want_stats = False
+        self.want_source = False
+
+    def subscribe(
+        self,
+        callback: Callable[..., None],
+        *,
+        stats: bool = False,
+        source: bool = False,
+        values: bool = False,
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns the unsubscribe function.
+
+        ``stats`` and ``source`` ask the engine to fill ``Stats`` and ``Source``.
+        With ``values=True`` the callback is called as ``callback(event, arrays)``,
+        ``arrays`` mapping tensor id to the live array (NumPy or CuPy) of every
+        tensor the event names; it is valid only during the call, so copy what
+        you keep.
+        """
+        entry = (callback, stats, source, values)
+        with self._lock:
+            self._subs = [*self._subs, entry]
+            self._refresh()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subs = [s for s in self._subs if s is not entry]
+                self._refresh()
+
+        return unsubscribe
+
+    def _refresh(self) -> None:
+        self.active = bool(self._subs)
+        self.want_stats = any(s[1] for s in self._subs)
+        self.want_source = any(s[2] for s in self._subs)
+
+    def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
+        for callback, _stats, _source, values in self._subs:
+            if values:
+                callback(event, arrays or {})
+            else:
+                callback(event)
+
+
+BUS = Bus()

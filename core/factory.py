@@ -1,0 +1,105 @@
+"""Creating tensors: ``tensor``, ``zeros``, ``randn``... and the global seed.
+
+Random values are drawn on the host from one seeded generator and then moved,
+so a seed gives the same numbers on "cpu" and "cuda".
+
+>>> import core
+>>> core.manual_seed(0)
+>>> a = core.randn(2, 3)
+>>> core.manual_seed(0)
+>>> bool((core.randn(2, 3).numpy() == a.numpy()).all())
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core import cuda
+from core.tensor import Tensor, _wrap, announce
+
+_rng = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed the generator behind randn/rand/randint and module init."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    """The current global generator (module init and Dropout draw from it)."""
+    return _rng
+
+
+def _shape(shape: tuple) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _leaf(array: np.ndarray, device: str, requires_grad: bool, kind: str = "input") -> Tensor:
+    t = _wrap(cuda.to_device(array, device), device, requires_grad)
+    announce(t, kind)
+    return t
+
+
+def tensor(
+    data: Any, dtype: Any = None, *, requires_grad: bool = False, device: str = "cpu"
+) -> Tensor:
+    """A leaf tensor from numbers, lists or arrays (Python floats become float32)."""
+    t = Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+    if requires_grad and t.dtype.kind not in "fc":
+        raise TypeError(f"only floating tensors can require grad, not {t.dtype}")
+    announce(t, "input")
+    return t
+
+
+def from_numpy(array: np.ndarray, *, requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    """A leaf tensor sharing ``array`` (on "cpu"), keeping its dtype."""
+    return _leaf(np.asarray(array), device, requires_grad)
+
+
+def zeros(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
+    return _leaf(np.zeros(_shape(shape), dtype=dtype), device, requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
+    return _leaf(np.ones(_shape(shape), dtype=dtype), device, requires_grad)
+
+
+def full(shape: Any, value: float, *, dtype: Any = np.float32, requires_grad=False, device="cpu"):
+    return _leaf(np.full(_shape((shape,)), value, dtype=dtype), device, requires_grad)
+
+
+def zeros_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
+    xp = cuda.xp_for(t.device)
+    return _wrap(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad)
+
+
+def ones_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
+    xp = cuda.xp_for(t.device)
+    return _wrap(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad)
+
+
+def arange(*args: Any, dtype: Any = None, device: str = "cpu") -> Tensor:
+    return _leaf(np.arange(*args, dtype=dtype), device, False)
+
+
+def randn(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
+    """Standard normal samples from the global generator."""
+    values = _rng.standard_normal(_shape(shape)).astype(dtype)
+    return _leaf(values, device, requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
+    """Uniform samples in [0, 1) from the global generator."""
+    values = _rng.random(_shape(shape)).astype(dtype)
+    return _leaf(values, device, requires_grad)
+
+
+def randint(low: int, high: int, shape: Any, *, device: str = "cpu") -> Tensor:
+    values = _rng.integers(low, high, size=_shape((shape,)), dtype=np.int64)
+    return _leaf(values, device, False)

@@ -1,0 +1,266 @@
+"""Functions on tensors, PyTorch's ``torch.nn.functional`` names where it has one.
+
+>>> import core
+>>> import core.functional as F
+>>> x = core.tensor([[1.0, 2.0, 3.0]])
+>>> F.softmax(x).numpy().round(3).tolist()
+[[0.09, 0.245, 0.665]]
+>>> F.cross_entropy(x, core.tensor([2])).item() < 0.41
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from core import cuda
+from core.errors import DtypeError, ShapeError
+from core.ops import Op
+from core.tensor import Tensor, _lift, _wrap, apply
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    a, b = v
+    return (int(a), int(b))
+
+
+def constant(array: Any, device: str) -> Tensor:
+    """A tensor that never needs a gradient, around an existing array."""
+    return _wrap(array, device, False)
+
+
+def one_hot(target: Tensor, classes: int, dtype: Any = np.float32) -> Tensor:
+    """Rows of zeros with a one at each target index (a constant)."""
+    xp = cuda.xp_for(target.device)
+    n = target.shape[0]
+    out = xp.zeros((n, classes), dtype=dtype)
+    out[xp.arange(n), target.data] = 1
+    return constant(out, target.device)
+
+
+# -- elementwise ---------------------------------------------------------------
+
+
+def _like(*values: Any) -> Tensor:
+    for v in values:
+        if isinstance(v, Tensor):
+            return v
+    raise TypeError("at least one argument must be a Tensor")
+
+
+def where(cond: Tensor, a: Any, b: Any) -> Tensor:
+    """``a`` where ``cond`` is true, else ``b`` (numbers are allowed)."""
+    like = _like(a, b)
+    return apply(Op.WHERE, (cond, _lift(a, like), _lift(b, like)))
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    like = _like(a, b)
+    return apply(Op.MAXIMUM, (_lift(a, like), _lift(b, like)))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    like = _like(a, b)
+    return apply(Op.MINIMUM, (_lift(a, like), _lift(b, like)))
+
+
+def exp(x: Tensor) -> Tensor:
+    return apply(Op.EXP, (x,))
+
+
+def log(x: Tensor) -> Tensor:
+    return apply(Op.LOG, (x,))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return apply(Op.SQRT, (x,))
+
+
+def tanh(x: Tensor) -> Tensor:
+    return apply(Op.TANH, (x,))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return apply(Op.SIGMOID, (x,))
+
+
+def relu(x: Tensor) -> Tensor:
+    return apply(Op.RELU, (x,))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return apply(Op.LEAKY_RELU, (x,), {"slope": float(negative_slope)})
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation (PyTorch's ``approximate="tanh"``)."""
+    return apply(Op.GELU, (x,))
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    return x.clip(min, max)
+
+
+def pow(x: Tensor, exponent: Any) -> Tensor:
+    return x**exponent
+
+
+# -- shape -----------------------------------------------------------------------
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    return a @ b
+
+
+def scatter_add(values: Tensor, shape: Sequence[int], index: Any) -> Tensor:
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeats summed)."""
+    return apply(Op.SCATTER_ADD, (values,), {"shape": tuple(shape), "index": index})
+
+
+def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    if not tensors:
+        raise ShapeError("concatenate: no tensors given")
+    return apply(Op.CONCAT, tensors, {"axis": axis % tensors[0].ndim})
+
+
+concatenate = cat
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    if not tensors:
+        raise ShapeError("stack: no tensors given")
+    return apply(Op.STACK, tensors, {"axis": axis % (tensors[0].ndim + 1)})
+
+
+def pad(x: Tensor, pad: Sequence[Any], value: float = 0.0) -> Tensor:
+    """Pad with a constant. ``pad`` is NumPy's ((before, after), ...) per axis,
+    or PyTorch's flat (left, right, top, bottom, ...) from the last axis."""
+    pad = list(pad)
+    if pad and not isinstance(pad[0], tuple | list):
+        pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
+        pairs = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    else:
+        pairs = [(int(a), int(b)) for a, b in pad]
+    if len(pairs) != x.ndim:
+        raise ShapeError(f"pad: {len(pairs)} pairs given for a {x.ndim}-d tensor")
+    return apply(Op.PAD, (x,), {"pad": tuple(pairs), "value": float(value)})
+
+
+# -- networks --------------------------------------------------------------------
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias``, weight of shape (out_features, in_features)."""
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
+
+
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean negative log-likelihood of integer class ``target`` under softmax(logits)."""
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target), device=logits.device)
+    return apply(Op.CROSS_ENTROPY, (logits, target))
+
+
+def mse_loss(a: Tensor, b: Any) -> Tensor:
+    return apply(Op.MSE_LOSS, (a, _lift(b, a)))
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target: Any) -> Tensor:
+    return apply(Op.BCE_WITH_LOGITS, (logits, _lift(target, logits)))
+
+
+def unfold(x: Tensor, kernel: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """im2col: (N, C, H, W) -> (N, C*kh*kw, L), one column per window."""
+    attrs = {"kernel": _pair(kernel), "stride": _pair(stride), "padding": _pair(padding)}
+    return apply(Op.UNFOLD, (x,), attrs)
+
+
+def fold(cols: Tensor, size: Any, kernel: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """col2im, the adjoint of ``unfold``: overlapping windows are summed."""
+    attrs = {
+        "size": _pair(size),
+        "kernel": _pair(kernel),
+        "stride": _pair(stride),
+        "padding": _pair(padding),
+    }
+    return apply(Op.FOLD, (cols,), attrs)
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0
+) -> Tensor:
+    """2-D cross-correlation of (N, C, H, W) with (O, C, kh, kw), as PyTorch's."""
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return apply(Op.CONV2D, inputs, {"stride": _pair(stride), "padding": _pair(padding)})
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    kernel = _pair(kernel_size)
+    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
+    return apply(Op.MAX_POOL2D, (x,), attrs)
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    kernel = _pair(kernel_size)
+    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
+    return apply(Op.AVG_POOL2D, (x,), attrs)
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[-len(shape) :]) != shape:
+        raise ShapeError(
+            f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
+        )
+    xp = cuda.xp_for(x.device)
+    if weight is None:
+        weight = constant(xp.ones(shape, dtype=x.dtype), x.device)
+    if bias is None:
+        bias = constant(xp.zeros(shape, dtype=x.dtype), x.device)
+    return apply(Op.LAYER_NORM, (x, weight, bias), {"dims": len(shape), "eps": float(eps)})
+
+
+def embedding(indices: Tensor, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices`` (any shape)."""
+    if not isinstance(indices, Tensor):
+        indices = Tensor(np.asarray(indices), device=weight.device)
+    if indices.dtype.kind not in "iu":
+        raise DtypeError(f"embedding: indices must be integers, got {indices.dtype}")
+    return apply(Op.EMBEDDING, (weight, indices))
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, *, seed: int = 0) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask comes from ``seed``, so a run (and its backward) is repeatable.
+    """
+    if not training or p == 0.0:
+        return x
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    return apply(Op.DROPOUT, (x,), {"p": float(p), "seed": int(seed)})
+
+
+def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return x.sum_to(shape)

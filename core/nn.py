@@ -1,0 +1,357 @@
+"""Modules with PyTorch's names: ``Module``, ``Parameter``, ``Linear``, ``Conv2d``...
+
+Calling a module makes its path (``model.fc1``) the scope of the ops inside and
+emits ``ModuleEnter``/``ModuleExit`` when someone listens.
+
+>>> import core
+>>> from core import nn
+>>> core.manual_seed(0)
+>>> model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+>>> [name for name, _ in model.named_parameters()]
+['0.weight', '0.bias', '2.weight', '2.bias']
+>>> model(core.randn(3, 2)).shape
+(3, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from core import cuda
+from core import functional as F
+from core.errors import GradstepError
+from core.events import BUS, ModuleEnter, ModuleExit
+from core.factory import generator
+from core.tensor import Tensor, _scope, announce
+
+
+class Parameter(Tensor):
+    """A tensor a Module owns and an optimizer updates; requires grad."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, *, device: str = "cpu") -> None:
+        if isinstance(data, Tensor):
+            device = data.device
+            data = data.data
+        super().__init__(data, requires_grad=True, device=device)
+        if self.dtype.kind != "f":
+            self.data = self.data.astype(np.float32)
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses set Parameters and Modules as attributes in ``__init__`` and
+    define ``forward``; call the module, not ``forward``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_name", "")
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise GradstepError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before "
+                "setting attributes"
+            )
+        params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+            if value.name is None:
+                value.name = name
+        elif isinstance(value, Module):
+            modules[name] = value
+            object.__setattr__(value, "_name", name)
+        object.__setattr__(self, name, value)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        outer = _scope.get()
+        own = self._name or "model"
+        path = f"{outer}.{own}" if outer else own
+        token = _scope.set(path)
+        kind = type(self).__name__
+        try:
+            if BUS.active:
+                BUS.emit(ModuleEnter(path=path, kind=kind))
+            out = self.forward(*args, **kwargs)
+            if BUS.active:
+                BUS.emit(ModuleExit(path=path, kind=kind))
+            return out
+        finally:
+            _scope.reset(token)
+
+    # -- structure ----------------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _name, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) pairs; also names each parameter so."""
+        for name, p in self._parameters.items():
+            full = f"{prefix}.{name}" if prefix else name
+            p.name = full
+            yield full, p
+        for name, child in self._modules.items():
+            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _name, p in self.named_parameters()]
+
+    def announce_parameters(self) -> None:
+        """Emit ``TensorCreated`` for every parameter (a Session does at run start)."""
+        for name, p in self.named_parameters():
+            announce(p, "parameter", name)
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device: str) -> Module:
+        """Move every parameter to ``device`` in place; returns self."""
+        cuda.xp_for(device)
+        for p in self.parameters():
+            p.data = cuda.to_device(p.data, device)
+            p.device = device
+            p.grad = None
+        return self
+
+    # -- state ----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameter name -> host NumPy copy of its value."""
+        return {name: p.numpy().copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        params = dict(self.named_parameters())
+        if strict:
+            missing = sorted(set(params) - set(state))
+            unexpected = sorted(set(state) - set(params))
+            if missing or unexpected:
+                raise GradstepError(
+                    f"load_state_dict: missing {missing or 'nothing'}, "
+                    f"unexpected {unexpected or 'nothing'}"
+                )
+        for name, value in state.items():
+            if name not in params:
+                continue
+            p = params[name]
+            value = np.asarray(value)
+            if value.shape != p.shape:
+                raise GradstepError(
+                    f"load_state_dict: {name} has shape {value.shape} in the file, "
+                    f"the model expects {p.shape}"
+                )
+            p.data = cuda.to_device(value.astype(p.dtype), p.device)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the parameters to an ``.npz`` file (no pickle)."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Read parameters written by ``save``; a bad file gives a clear error."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise GradstepError(f"cannot load parameters from {path}: {exc}") from None
+        self.load_state_dict(state)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + (")" if len(lines) == 1 else "\n)")
+
+
+def _uniform(shape: tuple[int, ...], bound: float, device: str) -> Parameter:
+    values = generator().uniform(-bound, bound, size=shape).astype(np.float32)
+    return Parameter(cuda.to_device(values, device), device=device)
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``; weight has shape (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device="cpu"):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _uniform((out_features, in_features), bound, device)
+        self.bias = _uniform((out_features,), bound, device) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}"
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, C, H, W) inputs."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+        padding: Any = 0, bias: bool = True, device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        kh, kw = F._pair(kernel_size)
+        self.stride, self.padding = stride, padding
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        bound = 1.0 / math.sqrt(in_channels * kh * kw)
+        self.weight = _uniform((out_channels, in_channels, kh, kw), bound, device)
+        self.bias = _uniform((out_channels,), bound, device) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(MaxPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim: int = 1) -> None:
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim)
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class GELU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+
+class LayerNorm(Module):
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, device: str = "cpu") -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(np.ones(shape, dtype=np.float32), device="cpu")
+        self.bias = Parameter(np.zeros(shape, dtype=np.float32), device="cpu")
+        if device != "cpu":
+            self.to(device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class Embedding(Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int, device: str = "cpu") -> None:
+        super().__init__()
+        values = generator().standard_normal((num_embeddings, embedding_dim))
+        self.weight = Parameter(cuda.to_device(values.astype(np.float32), device), device=device)
+
+    def forward(self, indices: Tensor) -> Tensor:
+        return F.embedding(indices, self.weight)
+
+
+class Dropout(Module):
+    """Dropout whose masks come from the global seed: runs are repeatable."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        seed = int(generator().integers(0, 2**31 - 1))
+        return F.dropout(x, self.p, True, seed=seed)
+
+
+class Sequential(Module):
+    """Modules applied in order; children are named "0", "1", ..."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
