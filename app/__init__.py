@@ -1,0 +1,1 @@
+"""Gradstep's application layer: the command line now, the main window later."""

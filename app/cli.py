@@ -1,0 +1,246 @@
+"""The ``gradstep`` command line.
+
+    gradstep run PROGRAM.py [--steps N] [--device cpu|cuda] [--record FILE]
+                            [--trace FILE] [--break-on-nan]
+    gradstep inspect FILE.gsrec
+    gradstep doctor
+    gradstep PROGRAM.py            (the same as ``run`` until the GUI exists)
+
+Every error a user can cause prints one clear line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from typing import Any, Sequence, TextIO
+
+from core.errors import GradstepError
+
+SUBCOMMANDS = ("run", "inspect", "doctor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradstep", description="Step through autograd graphs: run, record, inspect."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a program headless, with a progress bar")
+    run.add_argument("program", help="a model program (.py)")
+    run.add_argument("--steps", type=int, default=None, help="training steps (default: the program's)")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--record", metavar="FILE", help="save the recording (.gsrec)")
+    run.add_argument("--trace", metavar="FILE", help="save a Chrome trace (.json)")
+    run.add_argument("--break-on-nan", action="store_true", help="stop at the first NaN/Inf")
+    run.add_argument("--cap-mib", type=int, default=512, help="memory cap for recorded values")
+    inspect = sub.add_parser("inspect", help="describe what a recording holds")
+    inspect.add_argument("file", help="a .gsrec recording")
+    sub.add_parser("doctor", help="check Python, NumPy, CuPy/GPU and Qt")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "run")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, sys.stdout, sys.stderr)
+        if args.command == "inspect":
+            return cmd_inspect(args.file, sys.stdout)
+        return cmd_doctor(sys.stdout)
+    except GradstepError as exc:
+        print(f"gradstep: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradstep: interrupted", file=sys.stderr)
+        return 130
+
+
+class Progress:
+    """A one-line progress bar on a terminal (a line every 10% otherwise)."""
+
+    def __init__(self, total: int, out: TextIO, width: int = 30) -> None:
+        self.total, self.out, self.width = max(total, 1), out, width
+        self.tty = out.isatty()
+        self.start = time.perf_counter()
+        self._last_tenth = -1
+
+    def update(self, done: int, loss: float | None) -> None:
+        frac = min(done / self.total, 1.0)
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        bar = "#" * int(frac * self.width)
+        loss_text = "" if loss is None else f" loss {loss:.4g}"
+        line = f"[{bar:<{self.width}}] {done}/{self.total}{loss_text} eta {eta:.1f}s"
+        if self.tty:
+            self.out.write("\r" + line)
+            self.out.flush()
+        elif int(frac * 10) != self._last_tenth:
+            self._last_tenth = int(frac * 10)
+            self.out.write(line + "\n")
+
+    def close(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+
+def table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain text table, numbers right-aligned."""
+    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [c.rjust(w) if num and n else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core import cuda, recfile
+    from core.session import Breakpoint, Session, StepEnded
+
+    if args.device == "cuda" and not cuda.is_available():
+        print(f"gradstep: --device cuda: {cuda.unavailable_reason()}", file=err)
+        return 2
+    breakpoints = [Breakpoint("nan")] if args.break_on_nan else []
+    session = Session.from_file(
+        args.program, device=args.device, steps=args.steps, breakpoints=breakpoints,
+        cap_bytes=args.cap_mib * 2**20,
+    )
+    print(f"{session.program.title} — {session.program.path} on {args.device}", file=out)
+    progress: Progress | None = None
+    step_times: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_event(event: Any) -> None:
+        nonlocal progress
+        if type(event) is StepEnded:
+            now = time.perf_counter()
+            step_times.append(now - last[0])
+            last[0] = now
+            if progress is None:
+                total = args.steps if args.steps is not None else session.run.steps
+                progress = Progress(total, err)
+            progress.update(event.step + 1, event.loss)
+
+    session.on_event(on_event)
+    session.start()
+    while not session.wait(0.05):
+        if session.state == "paused":
+            if progress is not None:
+                progress.close()
+                progress = None
+            print(f"paused: {session.reason}", file=out)
+            session.stop()
+    if progress is not None:
+        progress.close()
+    rec = session.recording
+    _summary(session, rec, step_times, out)
+    if args.record:
+        recfile.save(rec, args.record)
+        print(f"recording: {args.record} ({len(rec)} events, "
+              f"{os.path.getsize(args.record) / 2**20:.1f} MiB)", file=out)
+    if args.trace:
+        recfile.save_chrome_trace(rec, args.trace)
+        print(f"trace: {args.trace} (open in https://ui.perfetto.dev)", file=out)
+    if session.state == "errored":
+        print(f"gradstep: the run failed: {session.error.message}", file=err)
+        return 1
+    return 0
+
+
+def _summary(session: Any, rec: Any, step_times: list[float], out: TextIO) -> None:
+    rows: list[list[Any]] = [["status", session.state]]
+    if rec.losses:
+        rows.append(["steps", len(rec.losses)])
+        rows.append(["final loss", rec.losses[-1][1]])
+    if step_times:
+        ordered = sorted(step_times)
+        rows.append(["time per step (median, ms)", ordered[len(ordered) // 2] * 1e3])
+    rows.append(["events", len(rec)])
+    if rec.dropped:
+        rows.append(["values dropped by the cap", len(rec.dropped)])
+    print(table(rows, ["", ""]).split("\n", 2)[-1], file=out)
+    top = rec.op_times()[:8]
+    if top:
+        total = sum(ns for _op, _n, ns in rec.op_times()) or 1
+        print("\ntop ops by time", file=out)
+        body = [[op, calls, ns / 1e6, 100.0 * ns / total] for op, calls, ns in top]
+        print(table(body, ["op", "calls", "total ms", "% of op time"]), file=out)
+
+
+def cmd_inspect(path: str, out: TextIO) -> int:
+    from core import recfile
+
+    rec = recfile.load(path)
+    print(f"{path}: {len(rec)} events, {os.path.getsize(path) / 2**20:.2f} MiB", file=out)
+    for key, value in sorted(rec.meta.items()):
+        print(f"  {key}: {value}", file=out)
+    counts = rec.counts()
+    print(table(sorted(counts.items(), key=lambda kv: -kv[1]), ["event", "count"]), file=out)
+    print(f"steps: {len(rec.steps)}; losses: {len(rec.losses)}", file=out)
+    if rec.losses:
+        print(f"loss: first {rec.losses[0][1]:.6g}, last {rec.losses[-1][1]:.6g}", file=out)
+    print(f"values kept: {len(rec.values)} ({rec.bytes / 2**20:.2f} MiB); "
+          f"dropped by the cap: {len(rec.dropped)}", file=out)
+    return 0
+
+
+def cmd_doctor(out: TextIO) -> int:
+    import numpy as np
+
+    from core import cuda
+
+    rows: list[list[str]] = [
+        ["Python", f"{platform.python_version()} ({sys.executable})"],
+        ["platform", platform.platform()],
+        ["NumPy", np.__version__],
+        ["BLAS", _blas_name(np)],
+    ]
+    if cuda.is_available():
+        rows.append(["CUDA", _gpu_name()])
+    else:
+        rows.append(["CUDA", f"unavailable: {cuda.unavailable_reason()}"])
+    rows.append(["Qt", _qt_status()])
+    print(table(rows, ["check", "result"]), file=out)
+    return 0
+
+
+def _blas_name(np: Any) -> str:
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception as exc:  # the config format differs between NumPy versions
+        return f"unknown ({exc})"
+
+
+def _gpu_name() -> str:
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return f"{name}, CuPy {cupy.__version__}"
+
+
+def _qt_status() -> str:
+    try:
+        import PySide6
+    except ImportError:
+        return "PySide6 not installed (the GUI needs it)"
+    platform_name = os.environ.get("QT_QPA_PLATFORM") or "default"
+    return f"PySide6 {PySide6.__version__}, QT_QPA_PLATFORM={platform_name}"

@@ -1,0 +1,162 @@
+"""Model programs: plain Python files a user opens, and what loading them gives.
+
+A program file has a docstring (a title line, then a paragraph the app shows) and
+one entry point, ``build(device)``, returning a ``Run``::
+
+    '''Single neuron
+
+    One neuron, tanh(w*x + b), fitted to a few points.
+    '''
+    import core
+    from core.program import Run
+
+    def build(device="cpu"):
+        w = core.tensor(0.1, requires_grad=True, device=device)
+        ...
+        def step():
+            ...
+            return loss
+        return Run(step=step, steps=100, params={"w": w})
+
+Loading never shows a bare traceback: a missing file, a syntax error, an error
+while the file runs, or a missing ``build`` each raise ``ProgramError`` naming
+the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from core.errors import GradstepError
+
+ENTRY_POINT = "build"
+
+
+class ProgramError(GradstepError):
+    """A program file could not be loaded or built; the message names file:line."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.file = file
+        self.line = line
+
+
+@dataclass
+class Run:
+    """What a program's ``build(device)`` returns: everything a run needs.
+
+    ``step`` runs one training step and returns the loss (a Tensor or a float).
+    With ``batches`` (a callable ``batches(step_index) -> batch``) the step is
+    called as ``step(batch)``. ``evaluate`` (optional) returns a dict of metrics.
+    ``model`` is an ``nn.Module`` or None; ``params`` names extra leaf tensors
+    (for programs without a Module, like the single neuron).
+    """
+
+    step: Callable[..., Any]
+    steps: int
+    model: Any = None
+    batches: Callable[[int], Any] | None = None
+    evaluate: Callable[[], dict[str, float]] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def named_parameters(self) -> Iterable[tuple[str, Any]]:
+        """The model's parameters, then ``params``, each with its name."""
+        if self.model is not None:
+            yield from self.model.named_parameters()
+        yield from self.params.items()
+
+
+@dataclass
+class Program:
+    """A loaded program file."""
+
+    path: str  # absolute path
+    title: str  # first docstring line (the file name when there is none)
+    description: str  # the docstring's paragraph after the title
+    source: str  # the file's text
+    namespace: dict[str, Any]  # the module's globals after it ran
+
+    def build(self, device: str = "cpu") -> Run:
+        """Call the program's ``build(device)``; errors name the program's line."""
+        entry = self.namespace[ENTRY_POINT]
+        try:
+            run = entry(device)
+        except GradstepError:
+            raise
+        except Exception as exc:
+            raise _located(exc, self.path, "while building") from None
+        if not isinstance(run, Run):
+            raise ProgramError(
+                f"{self.path}: {ENTRY_POINT}() returned {type(run).__name__}, expected "
+                "core.program.Run(step=..., steps=...)",
+                self.path,
+            )
+        if not callable(run.step):
+            raise ProgramError(f"{self.path}: Run.step is not callable", self.path)
+        if int(run.steps) < 0:
+            raise ProgramError(f"{self.path}: Run.steps must be >= 0, got {run.steps}", self.path)
+        return run
+
+
+def _located(exc: BaseException, path: str, doing: str) -> ProgramError:
+    """A ProgramError naming the deepest line of ``path`` in ``exc``'s traceback."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == path:
+            line = frame.lineno
+    where = f"{path}:{line}" if line is not None else path
+    return ProgramError(f"{where}: {type(exc).__name__} {doing}: {exc}", path, line)
+
+
+def read_docstring(source: str, fallback: str) -> tuple[str, str]:
+    """(title, description) from a module's docstring, without running it."""
+    try:
+        doc = ast.get_docstring(ast.parse(source)) or ""
+    except (SyntaxError, ValueError):
+        doc = ""
+    title, _, rest = doc.strip().partition("\n")
+    description = " ".join(line.strip() for line in rest.strip().splitlines()).strip()
+    return (title.strip() or fallback), description
+
+
+def load(path: str | os.PathLike) -> Program:
+    """Read and run a program file; see the module docstring."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except FileNotFoundError:
+        raise ProgramError(f"{path}: no such file", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProgramError(f"{path}: cannot read the file: {exc}", path) from None
+    try:
+        code = compile(source, path, "exec")
+    except SyntaxError as exc:
+        raise ProgramError(
+            f"{path}:{exc.lineno}: syntax error: {exc.msg}", path, exc.lineno
+        ) from None
+    name = "gradstep_program_" + os.path.splitext(os.path.basename(path))[0]
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module  # dataclasses and pickling of local types need it
+    try:
+        exec(code, module.__dict__)
+    except ImportError as exc:
+        raise _located(exc, path, "(a module it imports is missing)") from None
+    except Exception as exc:
+        raise _located(exc, path, "while loading") from None
+    entry = module.__dict__.get(ENTRY_POINT)
+    if not callable(entry):
+        raise ProgramError(
+            f"{path}: no {ENTRY_POINT}(device) function; a program defines "
+            f"def {ENTRY_POINT}(device): ... return core.program.Run(step=..., steps=...)",
+            path,
+        )
+    title, description = read_docstring(source, os.path.basename(path))
+    return Program(path, title, description, source, module.__dict__)

@@ -1,0 +1,439 @@
+"""The Session: a program run in a worker thread under a debugger's controls.
+
+Vocabulary (the GUI's buttons map one to one): ``start`` (run, or ``paused=True``
+to stop at the first op), ``pause``, ``resume`` (continue to a breakpoint),
+``step_into`` (the next op event, entering modules), ``step_over`` (the next op
+event at the current module depth: a module call is one step), ``step_out``
+(until the current module returns; at top level, until the phase ends),
+``stop``. State changes go to listeners as ``(state, reason)``; every event the
+run produces goes to event listeners after the Recording has it.
+
+Listeners are called in the worker thread; a GUI queues what it gets.
+
+>>> import core
+>>> from core.session import Session
+>>> s = Session.from_file("samples/neuron.py", steps=3)
+>>> s.start(); s.wait(30)
+True
+>>> s.state, len(s.recording.losses)
+('finished', 3)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from core import program as programs
+from core.events import (
+    BUS,
+    BackwardStarted,
+    GradAccumulated,
+    ModuleEnter,
+    ModuleExit,
+    OpBackward,
+    OpForward,
+    ParameterUpdated,
+    RunFinished,
+    RunStarted,
+    StepEnded,
+    StepStarted,
+    TensorCreated,
+)
+from core.recording import DEFAULT_CAP, Recording
+from core.tensor import announce, reset_ids
+
+STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
+OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
+BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm")
+
+
+class StopRun(BaseException):
+    """Raised inside the worker to end a run; user code cannot swallow it."""
+
+
+@dataclass
+class Breakpoint:
+    """Where a run should pause. ``kind`` is one of ``BREAKPOINT_KINDS``:
+
+    - "op": an op ran whose label is ``value`` ("matmul");
+    - "node": node ``value`` (an int id) ran forward or backward;
+    - "module": module ``value`` is entered (a full path or its last part);
+    - "nan": the first NaN/Inf a forward op, gradient or update produces;
+    - "grad_norm": a gradient's L2 norm exceeds ``value``.
+    """
+
+    kind: str
+    value: Any = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in BREAKPOINT_KINDS:
+            raise ValueError(f"unknown breakpoint kind {self.kind!r}; one of {BREAKPOINT_KINDS}")
+        if self.kind == "grad_norm":
+            self.value = float(self.value)
+        elif self.kind == "node":
+            self.value = int(self.value)
+
+    def describe(self) -> str:
+        return {
+            "op": f"op {self.value}",
+            "node": f"node {self.value}",
+            "module": f"module {self.value}",
+            "nan": "first NaN/Inf",
+            "grad_norm": f"gradient norm > {self.value:g}" if self.kind == "grad_norm" else "",
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class RunError:
+    """An error that ended a run, kept for the user."""
+
+    message: str  # one line, with file:line when the program's code raised
+    kind: str  # exception class name
+    file: str | None
+    line: int | None
+    traceback: str  # the full traceback text
+
+
+def _depth(scope: str) -> int:
+    return scope.count(".") + 1 if scope else 0
+
+
+class Session:
+    """Runs a program under a controller; see the module docstring."""
+
+    def __init__(
+        self,
+        program: programs.Program,
+        *,
+        device: str = "cpu",
+        steps: int | None = None,
+        recording: Recording | None = None,
+        record: bool = True,
+        cap_bytes: int = DEFAULT_CAP,
+        breakpoints: list[Breakpoint] | None = None,
+    ) -> None:
+        self.program = program
+        self.device = device
+        self.steps = steps
+        meta = {"program": program.path, "title": program.title, "device": device}
+        if recording is None and record:
+            recording = Recording(cap_bytes, meta)
+        self.recording = recording
+        self.breakpoints: list[Breakpoint] = list(breakpoints or [])
+        self.state = "idle"
+        self.reason: str | None = None
+        self.error: RunError | None = None
+        self.step_index = -1
+        self.phase = "forward"
+        self.run: programs.Run | None = None
+        self._state_listeners: list[Callable[[str, str | None], None]] = []
+        self._event_listeners: list[Callable[[Any], None]] = []
+        self._cond = threading.Condition()
+        self._mode = "run"  # run | pause | into | over | out
+        self._target_depth = 0
+        self._target_phase = "forward"
+        self._paused = False
+        self._stop = False
+        self._nan_seen = False
+        self._depth = 0
+        self._thread: threading.Thread | None = None
+        self._ident: int | None = None
+        self._interruptible = False
+
+    @classmethod
+    def from_file(cls, path: str, **kwargs: Any) -> Session:
+        """Load a program file and make a Session for it (ProgramError on failure)."""
+        return cls(programs.load(path), **kwargs)
+
+    # -- listeners -----------------------------------------------------------------
+
+    def on_state(self, callback: Callable[[str, str | None], None]) -> None:
+        """``callback(state, reason)`` on every state change (worker thread)."""
+        self._state_listeners.append(callback)
+
+    def on_event(self, callback: Callable[[Any], None]) -> None:
+        """``callback(event)`` for every event of this run (worker thread)."""
+        self._event_listeners.append(callback)
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        self.state = state
+        self.reason = reason
+        for callback in self._state_listeners:
+            callback(state, reason)
+
+    # -- controls --------------------------------------------------------------------
+
+    def start(self, *, paused: bool = False) -> None:
+        """Start the worker; with ``paused`` it stops at the first op."""
+        if self._thread is not None:
+            raise RuntimeError("this session was already started; make a new one to rerun")
+        self._mode = "into" if paused else "run"
+        self._thread = threading.Thread(target=self._work, name="gradstep-session", daemon=True)
+        self._set_state("running")
+        self._thread.start()
+
+    def _release(self, mode: str) -> None:
+        with self._cond:
+            self._mode = mode
+            was_paused = self._paused
+            self._paused = False
+            self._cond.notify_all()
+        if was_paused:
+            self._set_state("running")
+
+    def pause(self) -> None:
+        """Pause at the next event."""
+        with self._cond:
+            if not self._paused:
+                self._mode = "pause"
+
+    def resume(self) -> None:
+        """Continue until a breakpoint or the end."""
+        self._release("run")
+
+    def step_into(self) -> None:
+        self._release("into")
+
+    def step_over(self) -> None:
+        self._target_depth = self._depth
+        self._release("over")
+
+    def step_out(self) -> None:
+        self._target_depth = self._depth
+        self._target_phase = self.phase
+        self._release("out")
+
+    def stop(self) -> None:
+        """End the run at its next event; a model stuck in pure Python is interrupted."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread.is_alive():
+            timer = threading.Timer(0.05, self._interrupt)
+            timer.daemon = True
+            timer.start()
+
+    def _interrupt(self) -> None:
+        if self._interruptible and self._thread is not None and self._thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._ident), ctypes.py_object(StopRun)
+            )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "stopped", "errored")
+
+    # -- the worker --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        self._ident = threading.get_ident()
+        self._interruptible = True
+        reset_ids()
+        unsubscribe = BUS.subscribe(self._on_bus, stats=True, source=True, values=True)
+        status, message = "finished", None
+        try:
+            BUS.emit(RunStarted(program=self.program.path, device=self.device))
+            run = self.run = self.program.build(self.device)
+            for name, t in run.named_parameters():
+                announce(t, "parameter", name)
+            steps = run.steps if self.steps is None else self.steps
+            for i in range(steps):
+                self.step_index = i
+                BUS.emit(StepStarted(step=i))
+                loss = run.step(run.batches(i)) if run.batches is not None else run.step()
+                BUS.emit(StepEnded(step=i, loss=_as_float(loss)))
+        except StopRun:
+            status = "stopped"
+        except programs.ProgramError as exc:
+            status, message = "errored", str(exc)
+            self.error = RunError(message, type(exc).__name__, exc.file, exc.line, message)
+        except Exception as exc:
+            status = "errored"
+            self.error = self._run_error(exc)
+            message = self.error.message
+        finally:
+            self._interruptible = False
+            try:
+                BUS.emit(RunFinished(status=status, error=message))
+            except StopRun:
+                pass
+            unsubscribe()
+            self._set_state(status, message)
+
+    def _run_error(self, exc: Exception) -> RunError:
+        located = programs._located(exc, self.program.path, "in the run")
+        return RunError(
+            str(located), type(exc).__name__, located.file, located.line,
+            "".join(traceback.format_exception(exc)),
+        )
+
+    def _on_bus(self, event: Any, arrays: dict[int, Any]) -> None:
+        if threading.get_ident() != self._ident:
+            return
+        if self.recording is not None:
+            self.recording.add(event, arrays)
+        for callback in self._event_listeners:
+            callback(event)
+        self._control(event)
+
+    def _control(self, event: Any) -> None:
+        if self._stop:
+            raise StopRun
+        kind = type(event)
+        if kind is StepStarted:
+            self.phase = "forward"
+        elif kind is BackwardStarted or kind is OpBackward:
+            self.phase = "backward"
+        elif kind is ParameterUpdated:
+            self.phase = "update"
+        elif kind is OpForward:
+            self.phase = event.phase
+        if kind is OpForward:
+            self._depth = _depth(event.scope)
+        elif kind is ModuleEnter:
+            self._depth = _depth(event.path) - 1
+        elif kind is OpBackward or kind is ParameterUpdated:
+            self._depth = 0
+        reason = self._breakpoint(event) or self._step_done(event)
+        if reason is not None:
+            self._pause(reason)
+
+    def _step_done(self, event: Any) -> str | None:
+        mode = self._mode
+        if mode == "run":
+            return None
+        if mode == "pause":
+            return "paused"
+        is_op = isinstance(event, OP_EVENTS)
+        if mode == "into":
+            return "step" if is_op or type(event) is ModuleEnter else None
+        if mode == "over":
+            return "step" if is_op and self._depth <= self._target_depth else None
+        if mode == "out":
+            if type(event) is ModuleExit and _depth(event.path) == self._target_depth > 0:
+                return f"returned from {event.path}"
+            if self._target_depth == 0 and is_op and self.phase != self._target_phase:
+                return f"{self._target_phase} ended"
+        return None
+
+    def _pause(self, reason: str) -> None:
+        with self._cond:
+            self._paused = True
+            self._mode = "pause"
+        self._set_state("paused", reason)
+        with self._cond:
+            while self._paused and not self._stop:
+                self._cond.wait(0.1)
+        if self._stop:
+            raise StopRun
+
+    # -- breakpoints ----------------------------------------------------------------------
+
+    def _breakpoint(self, event: Any) -> str | None:
+        for bp in self.breakpoints:
+            if bp.enabled:
+                hit = self._match(bp, event)
+                if hit is not None:
+                    return f"breakpoint: {hit}"
+        return None
+
+    def _match(self, bp: Breakpoint, event: Any) -> str | None:
+        kind = type(event)
+        if bp.kind == "op":
+            if kind is OpForward and event.op == bp.value:
+                return f"op {event.op} (node {event.op}_{event.node_id}){_at(event)}"
+        elif bp.kind == "node":
+            if kind in (OpForward, OpBackward) and event.node_id == bp.value:
+                return f"node {event.op}_{event.node_id} ({'backward' if kind is OpBackward else 'forward'})"
+        elif bp.kind == "module":
+            if kind is ModuleEnter and (
+                event.path == bp.value or event.path.endswith("." + str(bp.value))
+            ):
+                return f"entering module {event.path} ({event.kind})"
+        elif bp.kind == "nan":
+            if not self._nan_seen:
+                found = self._nonfinite(event)
+                if found is not None:
+                    self._nan_seen = True
+                    return found
+        elif bp.kind == "grad_norm":
+            return self._big_gradient(event, bp.value)
+        return None
+
+    def _nonfinite(self, event: Any) -> str | None:
+        kind = type(event)
+        if kind is OpForward and event.stats is not None and not event.stats.finite:
+            inputs = ", ".join(self.tensor_label(i) for i in event.inputs)
+            return (
+                f"first NaN/Inf: {event.op}_{event.node_id} produced "
+                f"{_count(event.stats)} from ({inputs}){_at(event)}"
+            )
+        if kind is OpBackward and event.stats:
+            for stats in event.stats:
+                if stats is not None and not stats.finite:
+                    return (
+                        f"first NaN/Inf: the gradient from {event.op}_{event.node_id} has "
+                        f"{_count(stats)}"
+                    )
+        if kind in (GradAccumulated, ParameterUpdated, TensorCreated):
+            stats = event.stats
+            if stats is not None and not stats.finite:
+                return f"first NaN/Inf: {type(event).__name__} of {event.name} has {_count(stats)}"
+        return None
+
+    def _big_gradient(self, event: Any, threshold: float) -> str | None:
+        if type(event) is GradAccumulated and event.stats is not None:
+            if event.stats.norm > threshold:
+                return f"gradient of {event.name} has norm {event.stats.norm:.4g} > {threshold:g}"
+        if type(event) is OpBackward and event.stats:
+            for stats in event.stats:
+                if stats is not None and stats.norm > threshold:
+                    return (
+                        f"a gradient from {event.op}_{event.node_id} has norm "
+                        f"{stats.norm:.4g} > {threshold:g}"
+                    )
+        return None
+
+    def tensor_label(self, tensor_id: int) -> str:
+        """A readable name for a tensor: its node (``matmul_3``) or leaf name."""
+        rec = self.recording
+        if rec is not None and tensor_id in rec.producer:
+            event = rec.events[rec.producer[tensor_id]]
+            if type(event) is OpForward:
+                return f"{event.op}_{event.node_id}"
+            return event.name
+        return f"tensor {tensor_id}"
+
+
+def _at(event: Any) -> str:
+    return f" at {event.source}" if getattr(event, "source", None) is not None else ""
+
+
+def _count(stats: Any) -> str:
+    parts = []
+    if stats.nan:
+        parts.append(f"{stats.nan} NaN")
+    if stats.inf:
+        parts.append(f"{stats.inf} Inf")
+    return " and ".join(parts) or "non-finite values"
+
+
+def _as_float(loss: Any) -> float | None:
+    if loss is None:
+        return None
+    try:
+        return float(loss.item() if hasattr(loss, "item") else loss)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,48 @@
+"""Small, seeded data sets for engine tests (no downloads, NumPy only)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def make_moons(
+    n: int = 200, noise: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles, as scikit-learn's ``make_moons``.
+
+    Returns ``x`` of shape (n, 2), float32, and integer labels ``y`` (0 or 1).
+    The same seed gives the same points.
+
+    >>> x, y = make_moons(10, seed=1)
+    >>> x.shape, x.dtype.name, sorted(set(y.tolist()))
+    ((10, 2), 'float32', [0, 1])
+    """
+    rng = np.random.default_rng(seed)
+    n_outer = n // 2
+    n_inner = n - n_outer
+    t_outer = np.linspace(0.0, np.pi, n_outer)
+    t_inner = np.linspace(0.0, np.pi, n_inner)
+    outer = np.stack([np.cos(t_outer), np.sin(t_outer)], axis=1)
+    inner = np.stack([1.0 - np.cos(t_inner), 0.5 - np.sin(t_inner)], axis=1)
+    x = np.concatenate([outer, inner]) + rng.normal(0.0, noise, size=(n, 2))
+    y = np.concatenate([np.zeros(n_outer, np.int64), np.ones(n_inner, np.int64)])
+    order = rng.permutation(n)
+    return x[order].astype(np.float32), y[order]
+
+
+def next_line() -> int:
+    """The caller's next line number: put it just above the line it names."""
+    return sys._getframe(1).f_lineno + 1
+
+
+def needs_gpu(test):
+    """Mark ``test`` as a GPU test, skipped with the reason when CUDA is unusable."""
+    import pytest
+
+    from core import cuda
+
+    reason = f"needs a CUDA device: {cuda.unavailable_reason()}"
+    test = pytest.mark.skipif(not cuda.is_available(), reason=reason)(test)
+    return pytest.mark.gpu(test)
