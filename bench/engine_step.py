@@ -29,7 +29,32 @@ import statistics
 import sys
 import time
 
-import numpy as np
+
+def _blas_threads_from_argv() -> None:
+    """Pin BLAS threads before NumPy loads (``--blas-threads N``; 0: leave as is).
+
+    Default 1: on a small, shared machine a second BLAS thread makes both sides'
+    times swing by 2x and more (busy-waiting workers compete with the Python
+    thread); an explicit OPENBLAS_NUM_THREADS in the environment is respected.
+    """
+    value = None
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        if arg == "--blas-threads" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--blas-threads="):
+            value = arg.split("=", 1)[1]
+    if value is None:
+        value = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+    if value != "0":
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = value
+
+
+if __name__ == "__main__":
+    _blas_threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,6 +76,26 @@ CHECK_TOL = 1e-4
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+CLOCK = time.perf_counter  # --clock cpu switches to time.process_time
+
+
+def set_malloc(mode: str) -> None:
+    """``keep``: glibc keeps freed memory (no trimming, no mmap for big blocks).
+
+    By default glibc returns large freed blocks to the kernel, so a step that
+    allocates fresh large temporaries pays page faults each time; which side
+    pays how much then depends on allocation history. ``keep`` takes that out.
+    """
+    if mode == "default":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 def minflt() -> int:
@@ -322,11 +367,11 @@ def interleaved(engine_fn, base_fn, dev, repeats, block_s, warmup_s=0.3):
 
     def block(fn, n):
         f0 = minflt()
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(n):
             fn()
         sync()
-        t1 = time.perf_counter()
+        t1 = CLOCK()
         return t1 - t0, minflt() - f0
 
     # warm up both (allocator, BLAS threads, caches) and size the blocks
@@ -335,7 +380,7 @@ def interleaved(engine_fn, base_fn, dev, repeats, block_s, warmup_s=0.3):
     while time.perf_counter() < end or len(warm_e) < 5:
         warm_e.append(block(engine_fn, 1)[0])
         warm_b.append(block(base_fn, 1)[0])
-    per = max(statistics.median(warm_e[-5:]), statistics.median(warm_b[-5:]))
+    per = max(statistics.median(warm_e), statistics.median(warm_b))
     inner = max(1, int(round(block_s / per)))
 
     e_t, b_t, e_f, b_f, paired = [], [], [], [], []
@@ -440,6 +485,13 @@ def main(argv=None) -> int:
     ap.add_argument("--block-ms", type=float, default=25.0,
                     help="approximate length of one timed block of steps")
     ap.add_argument("--adds", type=int, default=20000, help="adds per timed block (add_us)")
+    ap.add_argument("--blas-threads", default=None,
+                    help="BLAS threads for both sides (default 1, or $OPENBLAS_NUM_THREADS; "
+                    "0 leaves the library default); read before NumPy is imported")
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="wall: time.perf_counter; cpu: time.process_time (all threads)")
+    ap.add_argument("--malloc", default="default", choices=("default", "keep"),
+                    help="keep: mallopt so glibc never trims/unmaps freed memory")
     ap.add_argument("--strict", action="store_true",
                     help="exit 2 when a figure misses its target")
     args = ap.parse_args(argv)
@@ -450,7 +502,15 @@ def main(argv=None) -> int:
         emit({"figure": "skipped", "device": "cuda",
               "reason": core.cuda.unavailable_reason()})
         return 0
+    global CLOCK
+    CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
+    set_malloc(args.malloc)
     dev = Device(args.device)
+    env = {
+        "clock": args.clock, "malloc": args.malloc,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "library default"),
+        "loadavg_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+    }
     figures = args.only or list(FIGURES)
 
     # correctness: one step of each network from identical weights
@@ -465,7 +525,7 @@ def main(argv=None) -> int:
                                  check_parts[3])
         parts[name] = SETUPS[name](dev)  # fresh, untouched state for timing
     ok = all(c["ok"] for c in checks.values())
-    emit({"figure": "check", "device": dev.name, "tol": CHECK_TOL, "ok": ok, **checks})
+    emit({"figure": "check", "device": dev.name, "tol": CHECK_TOL, "ok": ok, **checks, **env})
     if not ok:
         return 1
 
@@ -475,6 +535,7 @@ def main(argv=None) -> int:
             name, dev, args, parts[name]
         )
         missed |= not record["meets_target"]
+        record["loadavg"] = round(os.getloadavg()[0], 2)
         emit(record)
     return 2 if (args.strict and missed) else 0
 

@@ -59,7 +59,9 @@ def xp_for(device: str) -> Any:
     if device == "cuda":
         cupy, reason = _probe()
         if cupy is None:
-            raise RuntimeError(f"device 'cuda' is not available: {reason}")
+            from core.errors import DeviceError
+
+            raise DeviceError(f"device 'cuda' is not available: {reason}")
         return cupy
     raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
 

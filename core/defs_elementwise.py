@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from core import functional as F
 from core.ops import Op, define
 
@@ -165,7 +167,11 @@ def _where_grad(ctx, g):
 
 
 def _cast_grad(ctx, g):
-    return (g.astype(ctx.inputs[0].dtype),)
+    # Integer and bool values are piecewise constant: nothing flows through them.
+    source = ctx.inputs[0].dtype
+    if source.kind not in "fc" or np.dtype(ctx.attrs["dtype"]).kind not in "fc":
+        return (None,)
+    return (g.astype(source),)
 
 
 def _sigmoid(xp, a):

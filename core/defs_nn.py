@@ -103,7 +103,8 @@ def _mse(xp, a, b):
 
 def _mse_grad(ctx, g):
     a, b = ctx.inputs
-    d = (a - b) * (g * (2.0 / a.numel()))
+    d = a - b  # the broadcast shape, which the forward's mean divides by
+    d = d * (g * (2.0 / d.numel()))
     return d, -d
 
 
@@ -114,8 +115,9 @@ def _bce_logits(xp, x, y):
 
 def _bce_logits_grad(ctx, g):
     x, y = ctx.inputs
-    scale = g * (1.0 / x.numel())
-    return (x.sigmoid() - y) * scale, -x * scale
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    scale = g * (1.0 / math.prod(shape))
+    return (x.sigmoid() - y) * scale, -x.expand(*shape) * scale
 
 
 define(Op.SOFTMAX, _softmax, _softmax_grad)
@@ -195,7 +197,7 @@ def _fold_grad(ctx, g):
 
 def _conv2d(xp, x, w, *bias, stride, padding):
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d needs (N, C, H, W) input and (O, C, kh, kw) weight")
+        raise ValueError("conv2d needs (N, C, H, W) input and (O, C, kh, kw) weight")
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"input has {x.shape[1]} channels, the weight expects {w.shape[1]}")
     n, _c, h, wd = x.shape

@@ -150,6 +150,7 @@ class OpBackward:
     inputs: tuple[int, ...]  # the forward node's input tensor ids
     duration_ns: int  # wall time of the rule
     stats: tuple[Stats | None, ...] | None = None  # per grad input, when asked for
+    grad_output_stats: Stats | None = None  # the incoming gradient, when asked for
 
 
 @dataclass(frozen=True, slots=True)

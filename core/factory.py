@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from core import cuda
+from core.errors import DtypeError
 from core.tensor import Tensor, _wrap, announce
 
 _rng = np.random.default_rng(0)
@@ -52,7 +53,7 @@ def tensor(
     """A leaf tensor from numbers, lists or arrays (Python floats become float32)."""
     t = Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
     if requires_grad and t.dtype.kind not in "fc":
-        raise TypeError(f"only floating tensors can require grad, not {t.dtype}")
+        raise DtypeError(f"only floating tensors can require grad, not {t.dtype}")
     announce(t, "input")
     return t
 
@@ -76,16 +77,24 @@ def full(shape: Any, value: float, *, dtype: Any = np.float32, requires_grad=Fal
 
 def zeros_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
     xp = cuda.xp_for(t.device)
-    return _wrap(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad)
+    out = _wrap(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad)
+    announce(out, "input")
+    return out
 
 
 def ones_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
     xp = cuda.xp_for(t.device)
-    return _wrap(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad)
+    out = _wrap(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad)
+    announce(out, "input")
+    return out
 
 
 def arange(*args: Any, dtype: Any = None, device: str = "cpu") -> Tensor:
-    return _leaf(np.arange(*args, dtype=dtype), device, False)
+    """Evenly spaced values; integers stay int64, Python floats become float32."""
+    values = np.arange(*args, dtype=dtype)
+    if dtype is None and values.dtype == np.float64:
+        values = values.astype(np.float32)
+    return _leaf(values, device, False)
 
 
 def randn(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:

@@ -2,7 +2,7 @@
 
 >>> import core
 >>> import core.functional as F
->>> x = core.tensor([[1.0, 2.0, 3.0]])
+>>> x = core.tensor([[1.0, 2.0, 3.0]], dtype="float64")
 >>> F.softmax(x).numpy().round(3).tolist()
 [[0.09, 0.245, 0.665]]
 >>> F.cross_entropy(x, core.tensor([2])).item() < 0.41

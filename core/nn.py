@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
+import zlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -27,6 +29,11 @@ from core.errors import GradstepError
 from core.events import BUS, ModuleEnter, ModuleExit
 from core.factory import generator
 from core.tensor import Tensor, _scope, announce
+
+# What NumPy raises on a missing, truncated or corrupt .npz file.
+_BAD_FILE = (
+    OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+)
 
 
 class Parameter(Tensor):
@@ -83,15 +90,15 @@ class Module:
         path = f"{outer}.{own}" if outer else own
         token = _scope.set(path)
         kind = type(self).__name__
+        entered = BUS.active
         try:
-            if BUS.active:
+            if entered:
                 BUS.emit(ModuleEnter(path=path, kind=kind))
-            out = self.forward(*args, **kwargs)
-            if BUS.active:
-                BUS.emit(ModuleExit(path=path, kind=kind))
-            return out
+            return self.forward(*args, **kwargs)
         finally:
             _scope.reset(token)
+            if entered and BUS.active:
+                BUS.emit(ModuleExit(path=path, kind=kind))
 
     # -- structure ----------------------------------------------------------
 
@@ -155,6 +162,8 @@ class Module:
         return {name: p.numpy().copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy values from ``state`` into the parameters; all are checked first,
+        so a bad entry leaves the model as it was."""
         params = dict(self.named_parameters())
         if strict:
             missing = sorted(set(params) - set(state))
@@ -164,30 +173,41 @@ class Module:
                     f"load_state_dict: missing {missing or 'nothing'}, "
                     f"unexpected {unexpected or 'nothing'}"
                 )
+        checked = []
         for name, value in state.items():
             if name not in params:
                 continue
             p = params[name]
             value = np.asarray(value)
+            if value.dtype.kind not in "biuf":
+                raise GradstepError(
+                    f"load_state_dict: {name} has dtype {value.dtype}, not a number type"
+                )
             if value.shape != p.shape:
                 raise GradstepError(
                     f"load_state_dict: {name} has shape {value.shape} in the file, "
                     f"the model expects {p.shape}"
                 )
+            checked.append((p, value))
+        for p, value in checked:
             p.data = cuda.to_device(value.astype(p.dtype), p.device)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters to an ``.npz`` file (no pickle)."""
-        np.savez(path, **self.state_dict())
+        """Write the parameters to an ``.npz`` file at exactly ``path`` (no pickle)."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
 
     def load(self, path: str | os.PathLike) -> None:
         """Read parameters written by ``save``; a bad file gives a clear error."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 state = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except _BAD_FILE as exc:
             raise GradstepError(f"cannot load parameters from {path}: {exc}") from None
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except GradstepError as exc:
+            raise GradstepError(f"{path}: {exc}") from None
 
     def extra_repr(self) -> str:
         return ""

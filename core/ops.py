@@ -111,7 +111,9 @@ NETWORK = frozenset(
     }
 ) | LOSS
 # Ops whose floating inputs must share one dtype (a mix is a user error).
-SAME_DTYPE = (BINARY | {Op.WHERE, Op.MATMUL, Op.CONV2D, Op.LAYER_NORM}) | LOSS
+SAME_DTYPE = BINARY | {
+    Op.WHERE, Op.MATMUL, Op.CONV2D, Op.LAYER_NORM, Op.MSE_LOSS, Op.BCE_WITH_LOGITS
+}
 
 
 @dataclass(slots=True)
@@ -129,6 +131,8 @@ class OpDef:
     nondiff: frozenset[int] = field(default_factory=frozenset)
     # forward returns (out, saved) so the rule can reuse work (im2col columns)
     saves: bool = False
+    # floating inputs must share one dtype (from SAME_DTYPE)
+    same_dtype: bool = False
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -146,7 +150,7 @@ def define(
     """Register ``op``; defining one op twice is a programming error."""
     if REGISTRY[op] is not None:
         raise RuntimeError(f"op {op.label} is defined twice")
-    definition = OpDef(op, forward, grad, template, frozenset(nondiff), saves)
+    definition = OpDef(op, forward, grad, template, frozenset(nondiff), saves, op in SAME_DTYPE)
     REGISTRY[op] = definition
     return definition
 

@@ -26,6 +26,7 @@ the file and line.
 from __future__ import annotations
 
 import ast
+import numbers
 import os
 import sys
 import traceback
@@ -89,7 +90,7 @@ class Program:
             run = entry(device)
         except GradstepError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a sys.exit() must not end the app
             raise _located(exc, self.path, "while building") from None
         if not isinstance(run, Run):
             raise ProgramError(
@@ -97,10 +98,15 @@ class Program:
                 "core.program.Run(step=..., steps=...)",
                 self.path,
             )
-        if not callable(run.step):
-            raise ProgramError(f"{self.path}: Run.step is not callable", self.path)
-        if int(run.steps) < 0:
-            raise ProgramError(f"{self.path}: Run.steps must be >= 0, got {run.steps}", self.path)
+        for name in ("step", "batches", "evaluate"):
+            value = getattr(run, name)
+            if not callable(value) and (name == "step" or value is not None):
+                raise ProgramError(f"{self.path}: Run.{name} is not callable", self.path)
+        if not isinstance(run.steps, numbers.Integral) or run.steps < 0:
+            raise ProgramError(
+                f"{self.path}: Run.steps must be a whole number >= 0, got {run.steps!r}",
+                self.path,
+            )
         return run
 
 
@@ -121,7 +127,8 @@ def read_docstring(source: str, fallback: str) -> tuple[str, str]:
     except (SyntaxError, ValueError):
         doc = ""
     title, _, rest = doc.strip().partition("\n")
-    description = " ".join(line.strip() for line in rest.strip().splitlines()).strip()
+    paragraphs = [" ".join(p.split()) for p in rest.strip().split("\n\n")]
+    description = "\n\n".join(p for p in paragraphs if p)
     return (title.strip() or fallback), description
 
 
@@ -138,19 +145,25 @@ def load(path: str | os.PathLike) -> Program:
     try:
         code = compile(source, path, "exec")
     except SyntaxError as exc:
-        raise ProgramError(
-            f"{path}:{exc.lineno}: syntax error: {exc.msg}", path, exc.lineno
-        ) from None
+        where = path if exc.lineno is None else f"{path}:{exc.lineno}"
+        raise ProgramError(f"{where}: syntax error: {exc.msg}", path, exc.lineno) from None
+    except ValueError as exc:  # Python 3.11 reports null bytes this way
+        raise ProgramError(f"{path}: syntax error: {exc}", path) from None
     name = "gradstep_program_" + os.path.splitext(os.path.basename(path))[0]
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module  # dataclasses and pickling of local types need it
     try:
         exec(code, module.__dict__)
-    except ImportError as exc:
-        raise _located(exc, path, "(a module it imports is missing)") from None
-    except Exception as exc:
-        raise _located(exc, path, "while loading") from None
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, ModuleNotFoundError):
+            raise _located(exc, path, "(a module it imports is missing)") from None
+        if isinstance(exc, ImportError):
+            raise _located(exc, path, "while importing") from None
+        if isinstance(exc, Exception | SystemExit):  # a sys.exit() must not end the app
+            raise _located(exc, path, "while loading") from None
+        raise
     entry = module.__dict__.get(ENTRY_POINT)
     if not callable(entry):
         raise ProgramError(

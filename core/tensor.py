@@ -1,11 +1,11 @@
 """Tensor, the eager dispatcher ``apply`` and reverse-mode autodiff.
 
 >>> import core
->>> w = core.tensor(2.0, requires_grad=True)
+>>> w = core.tensor(0.0, requires_grad=True)
 >>> y = (w * 3.0 + 1.0).tanh()
 >>> y.backward()
->>> round(w.grad.item(), 6)
-0.0
+>>> round(w.grad.item(), 3)
+1.26
 >>> x = core.tensor([1.0, 2.0], requires_grad=True)
 >>> (x * x).sum().backward()
 >>> x.grad.numpy().tolist()
@@ -37,7 +37,7 @@ from core.events import (
     TensorCreated,
     summarize,
 )
-from core.ops import REGISTRY, SAME_DTYPE, Op, OpDef
+from core.ops import REGISTRY, Op, OpDef
 
 float32 = np.float32
 float64 = np.float64
@@ -270,7 +270,11 @@ class Tensor:
         return self
 
     def to(self, device: str) -> Tensor:
-        """A copy on ``device`` ("cpu" or "cuda"); the graph follows when needed."""
+        """A copy on ``device`` ("cpu" or "cuda").
+
+        The copy is a new leaf: gradients do not flow back across devices, so
+        move data and models (``Module.to``) before building the graph.
+        """
         if device == self.device:
             return self
         cuda.xp_for(device)  # fails with the reason when unavailable
@@ -283,10 +287,14 @@ class Tensor:
         return self.to("cuda")
 
     def backward(
-        self, gradient: Tensor | None = None, *, retain_graph: bool = False,
+        self, gradient: Tensor | None = None, *, retain_graph: bool | None = None,
         create_graph: bool = False,
     ) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        The graph is freed afterwards unless ``retain_graph`` (which defaults to
+        ``create_graph``, as in PyTorch).
+        """
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # -- operators -------------------------------------------------------------
@@ -387,6 +395,9 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
+        if dtype.kind not in "fc":
+            with no_grad():  # integers and booleans carry no gradient
+                return apply(Op.CAST, (self,), {"dtype": dtype.name})
         return apply(Op.CAST, (self,), {"dtype": dtype.name})
 
     def float(self) -> Tensor:
@@ -525,7 +536,7 @@ def _resolve_shape(shape: tuple, size: int, old: tuple) -> tuple[int, ...]:
             if s != -1:
                 known *= s
         if known == 0 or size % known:
-            raise ShapeError(f"reshape: cannot reshape {old} into {shape}")
+            raise ShapeError(f"reshape: cannot reshape {old} into {shape}{_where()}")
         shape = tuple(size // known if s == -1 else s for s in shape)
     if int(np.prod(shape, dtype=np.int64)) != size:
         raise ShapeError(
@@ -577,6 +588,8 @@ def _op_error(opdef: OpDef, inputs: Sequence[Tensor], attrs: dict, exc: Exceptio
     shapes = " and ".join(str(tuple(t.shape)) for t in inputs)
     label = opdef.op.label
     kind = ShapeError if isinstance(exc, ValueError) else OpError
+    if isinstance(exc, TypeError):
+        kind = DtypeError
     detail = f"; {', '.join(f'{k}={_short(v)}' for k, v in attrs.items())}" if attrs else ""
     return kind(f"{label}: inputs of shape {shapes} do not fit ({exc}){detail}{_where()}")
 
@@ -605,16 +618,21 @@ def plain_attrs(attrs: dict) -> tuple[tuple[str, Any], ...]:
 def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     """Run one registered op eagerly: check, compute, record the node, emit."""
     opdef = REGISTRY[op]
-    device = inputs[0].device
-    for t in inputs:
-        if t.device != device:
-            raise DeviceError(
-                f"{op.label}: inputs are on different devices "
-                f"({', '.join(i.device for i in inputs)}){_where()}"
-            )
-    arrays = [t.data for t in inputs]
-    if op in SAME_DTYPE and len(arrays) > 1:
-        _check_dtypes(op, arrays, inputs)
+    first = inputs[0]
+    device = first.device
+    if len(inputs) == 1:
+        arrays = (first.data,)
+    else:
+        arrays = tuple([t.data for t in inputs])
+        dtype = first.data.dtype
+        for t in inputs:
+            if t.device != device:
+                raise DeviceError(
+                    f"{op.label}: inputs are on different devices "
+                    f"({', '.join(i.device for i in inputs)}){_where()}"
+                )
+            if t.data.dtype is not dtype and opdef.same_dtype:
+                _check_dtypes(op, arrays, inputs)
     xp = np if device == "cpu" else cuda.xp_for(device)
     emit = BUS.active and not _quiet.get()
     if emit:
@@ -627,14 +645,19 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     if opdef.saves:
         out, saved = out
     requires = False
-    if _grad_enabled.get() and opdef.grad is not None:
+    if opdef.grad is not None and _grad_enabled.get():
         for t in inputs:
             if t.requires_grad:
                 requires = True
                 break
-    result = _wrap(out, device, requires)
-    if requires:
-        result._node = Node(opdef, inputs, attrs, result, saved)
+    result = Tensor.__new__(Tensor)
+    result.data = out
+    result.device = device
+    result.requires_grad = requires
+    result.grad = None
+    result.id = next(_tensor_ids)
+    result.name = None
+    result._node = Node(opdef, inputs, attrs, result, saved) if requires else None
     if emit:
         _emit_forward(opdef, inputs, attrs, result, perf_counter_ns() - start)
     return result
@@ -704,10 +727,12 @@ def _topo_order(root: Node) -> list[Node]:
 
 
 def backward(
-    root: Tensor, gradient: Tensor | None = None, *, retain_graph: bool = False,
+    root: Tensor, gradient: Tensor | None = None, *, retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> None:
     """Reverse-mode autodiff from ``root``; see ``Tensor.backward``."""
+    if retain_graph is None:
+        retain_graph = create_graph
     if not root.requires_grad:
         raise GradError(
             "backward: this tensor does not require grad (no input had "
@@ -731,7 +756,11 @@ def backward(
     emit = BUS.active
     start = perf_counter_ns()
     if root._node is None:
+        if emit:
+            BUS.emit(BackwardStarted(root=root.id, nodes=()))
         _flush_leaves({root.id: (root, gradient)}, create_graph, emit)
+        if emit:
+            BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
         return
     order = _topo_order(root._node)
     order.reverse()
@@ -787,9 +816,10 @@ def backward(
 
 
 def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
-    stats = None
+    stats = out_stats = None
     if BUS.want_stats:
         stats = tuple(None if gi is None else summarize(gi.data) for gi in given)
+        out_stats = summarize(g.data)
     arrays = {g.id: g.data}
     arrays.update((gi.id, gi.data) for gi in given if gi is not None)
     BUS.emit(
@@ -801,6 +831,7 @@ def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
             inputs=tuple(t.id for t in node.inputs),
             duration_ns=duration,
             stats=stats,
+            grad_output_stats=out_stats,
         ),
         arrays,
     )

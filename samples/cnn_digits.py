@@ -3,9 +3,9 @@
 Eight-by-eight images of the digits 0 to 9, drawn in this file from 5x7
 glyphs, each shifted a pixel or two and sprinkled with noise. A conv net
 (conv, ReLU, max-pool, twice, then flatten and a linear layer) learns to
-tell them apart from mini-batches of 32, a new one drawn for every step. Look at conv1's eight 3x3 filters
-as they turn into stroke detectors; evaluate() gives the accuracy on 200
-images the network never trained on.
+tell them apart from mini-batches of 32, a new batch for every step. Look
+at conv1's eight 3x3 filters as they turn into stroke detectors;
+evaluate() gives the accuracy on 200 images the network never trained on.
 """
 
 import numpy as np

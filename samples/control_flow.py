@@ -4,7 +4,7 @@ A model whose forward pass is ordinary Python with ifs and loops that read
 tensor values. Each batch holds points from one side of zero; the sign of
 the batch mean picks one of two sub-networks (left or right), and a refine
 layer is then applied again and again until the hidden state is small
-enough (at most three turns). So each step builds a different graph. Eager
+enough (at most four turns). So each step builds a different graph. Eager
 execution just follows the path taken. A tracer that records one step into
 a static graph records only that path: the .item() calls are where Gradstep's
 compiler has to guard, fall back to eager and retrace when the data chooses
@@ -39,8 +39,8 @@ class TwoWayNet(nn.Module):
         else:
             h = self.left(x)
         self.turns = 0
-        while (h * h).mean().item() > 0.1 and self.turns < 3:  # a loop on a value
-            h = h + self.refine(h)
+        while (h * h).mean().item() > 0.15 and self.turns < 4:  # a loop on a value
+            h = self.refine(h)
             self.turns += 1
         return self.out(h)
 
@@ -51,10 +51,9 @@ def build(device="cpu"):
     optimizer = optim.Adam(model.parameters(), lr=0.01)
 
     def batches(i):  # even steps: points left of zero; odd steps: right of it
-        x = np.random.default_rng(i).uniform(0.0, 3.0, (32, 1))
+        x = np.random.default_rng(i).uniform(0.0, 3.0, (32, 1)).astype(np.float32)
         x = -x if i % 2 == 0 else x
-        y = target(x)
-        return core.tensor(x, core.float32, device=device), core.tensor(y, core.float32, device=device)
+        return core.tensor(x, device=device), core.tensor(target(x), device=device)
 
     def step(batch):
         x, y = batch

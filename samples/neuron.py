@@ -1,9 +1,9 @@
 """Single neuron
 
-One neuron, tanh(w*x + b), fitted to seven points by plain gradient descent.
-The whole graph is six ops: mul, add and tanh, then sub, pow and mean for
-the squared error. Step through one forward and one backward pass and check by hand that
-w.grad and b.grad are what the chain rule says.
+One neuron, tanh(w*x + b), fitted to seven points by plain gradient
+descent. The whole graph is six ops: mul, add and tanh, then sub, pow and
+mean for the squared error. Step through one forward and one backward pass
+and check by hand that w.grad and b.grad are what the chain rule says.
 """
 
 import core

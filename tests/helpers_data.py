@@ -1,15 +1,16 @@
-"""Small, seeded data sets for engine tests (no downloads, NumPy only)."""
+"""Helpers for the engine tests: small seeded data sets, line markers, the GPU mark."""
 
 from __future__ import annotations
 
 import sys
 
 import numpy as np
+import pytest
+
+from core import cuda
 
 
-def make_moons(
-    n: int = 200, noise: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles, as scikit-learn's ``make_moons``.
 
     Returns ``x`` of shape (n, 2), float32, and integer labels ``y`` (0 or 1).
@@ -39,10 +40,6 @@ def next_line() -> int:
 
 def needs_gpu(test):
     """Mark ``test`` as a GPU test, skipped with the reason when CUDA is unusable."""
-    import pytest
-
-    from core import cuda
-
     reason = f"needs a CUDA device: {cuda.unavailable_reason()}"
     test = pytest.mark.skipif(not cuda.is_available(), reason=reason)(test)
     return pytest.mark.gpu(test)

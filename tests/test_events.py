@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers_data import next_line
+from helpers_data import needs_gpu, next_line
 
 import core
 import core.functional as F
@@ -374,14 +374,14 @@ def test_gradients_flow_along_the_graph(step):
     for b in bwd:
         if b is not bwd[0]:
             assert b.grad_output == given[fwd[b.node_id].output], b.op
-        for tensor_id, grad_id in zip(b.inputs, b.grad_inputs):
+        for tensor_id, grad_id in zip(b.inputs, b.grad_inputs, strict=True):
             if grad_id is not None:
                 given[tensor_id] = grad_id
                 assert step.values[grad_id].shape == shapes[tensor_id], b.op
     no_grad = {
         (b.op, tensor_id)
         for b in bwd
-        for tensor_id, grad_id in zip(b.inputs, b.grad_inputs)
+        for tensor_id, grad_id in zip(b.inputs, b.grad_inputs, strict=True)
         if grad_id is None
     }
     assert no_grad == {("matmul", step.x.id), ("mse_loss", step.y.id)}
@@ -402,8 +402,13 @@ def test_grad_accumulated_names_each_parameter(step):
     events = step.events
     accumulated = of(events, GradAccumulated)
     assert sorted(e.name for e in accumulated) == sorted(PARAM_NAMES)
-    produced = {g: i for i, e in enumerate(events) if isinstance(e, OpBackward)
-                for g in e.grad_inputs if g is not None}
+    produced = {
+        g: i
+        for i, e in enumerate(events)
+        if isinstance(e, OpBackward)
+        for g in e.grad_inputs
+        if g is not None
+    }
     end = next(i for i, e in enumerate(events) if isinstance(e, BackwardEnded))
     for e in accumulated:
         p = step.params[e.name]
@@ -452,7 +457,7 @@ def test_stats_match_numpy(step):
             assert_stats(e.stats, values[e.output], f"{e.op} node {e.node_id}")
         elif isinstance(e, OpBackward):
             assert len(e.stats) == len(e.grad_inputs)
-            for grad_id, stats in zip(e.grad_inputs, e.stats):
+            for grad_id, stats in zip(e.grad_inputs, e.stats, strict=True):
                 if grad_id is None:
                     assert stats is None
                 else:
@@ -468,7 +473,7 @@ def test_stats_match_numpy(step):
 
 
 def test_values_are_passed_for_the_ids_an_event_names(step):
-    for event, arrays in zip(step.events, step.arrays):
+    for event, arrays in zip(step.events, step.arrays, strict=True):
         if isinstance(event, OpForward):
             assert set(arrays) == {event.output}
             assert arrays[event.output].shape == event.shape
@@ -558,3 +563,23 @@ def test_unsubscribed_callback_gets_nothing():
     assert len(of(kept, OpForward)) > 8
     assert all(e.stats is None for e in of(kept, OpForward))
     assert BUS.active is False
+
+
+@needs_gpu
+def test_events_on_cuda_name_the_device_and_stats_match(recorder):
+    core.manual_seed(0)
+    model = MLP().to("cuda")
+    opt = optim.SGD(model.parameters(), lr=LR)
+    seen = recorder(stats=True, values=True)
+    x = core.randn(4, 2, device="cuda")
+    y = core.randn(4, 1, device="cuda")
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    opt.step()
+    ops = [(e, arrays) for e, arrays in seen if isinstance(e, OpForward)]
+    assert len(ops) == 8 + 2 * len(PARAM_NAMES)
+    for e, arrays in ops:
+        assert e.device == "cuda"
+        assert_stats(e.stats, arrays[e.output], f"{e.op} on cuda")
+    updated = [e for e, _ in seen if isinstance(e, ParameterUpdated)]
+    assert [e.name for e in updated] == PARAM_NAMES

@@ -1,0 +1,351 @@
+#!/usr/bin/env python
+"""Measure what candidate engine changes would save, without editing core/.
+
+Each patch is applied at run time (monkeypatching core's functions and op
+definitions) and undone again; for one figure of engine_step.py the engine step
+is timed with the patches on and off in alternating blocks, in one process, and
+the saving per step is printed. These are prototypes for measurement only: they
+keep the maths (the check at the start compares losses and weights after a few
+steps against the unpatched engine) but not every corner of core's semantics
+(create_graph, N-d inputs, events of the replaced ops).
+
+    python bench/whatif_engine.py mlp_step contig_wgrad
+    python bench/whatif_engine.py tiny_mlp_step fused_linear sgd_direct act_grad_direct
+    python bench/whatif_engine.py mlp_step_events fast_summarize
+    python bench/whatif_engine.py conv_step pool_direct act_grad_direct --malloc default
+
+Patches: contig_wgrad, fused_linear, sgd_direct, act_grad_direct, fast_summarize,
+pool_direct, lean_ce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as engine_step.py's default
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import engine_step as es  # noqa: E402
+import core  # noqa: E402
+import core.events  # noqa: E402
+import core.functional as F  # noqa: E402
+import core.optim  # noqa: E402
+T = sys.modules["core.tensor"]  # core.tensor the attribute is the factory function
+from core.events import BUS, Stats  # noqa: E402
+from core.ops import REGISTRY, Op, OpDef  # noqa: E402
+
+
+class Patch:
+    """A set of (object, attribute, new value) that can be switched on and off."""
+
+    def __init__(self, items):
+        self.items = items
+        self.saved = [getattr(o, a) for o, a, _v in items]
+
+    def on(self):
+        for o, a, v in self.items:
+            setattr(o, a, v)
+
+    def off(self):
+        for (o, a, _v), old in zip(self.items, self.saved):
+            setattr(o, a, old)
+
+
+# -- contig_wgrad: W.grad in W's own (C) layout ------------------------------------------
+# F.linear computes x @ W.T; the matmul rule returns gb = x.T @ g, shape (in, out),
+# and the permute rule hands W a transposed, Fortran-ordered view of it. SGD's
+# ``p - g * lr`` then runs over mixed layouts. Computing (g.T @ x).T instead gives
+# the same numbers, and the permute rule turns it back into a C-ordered (out, in).
+
+
+def patch_contig_wgrad():
+    opdef = REGISTRY[Op.MATMUL]
+    orig = opdef.grad
+
+    def grad(ctx, g):
+        a, b = ctx.inputs
+        bd = b.data
+        if (
+            b.requires_grad and a.ndim == 2 and b.ndim == 2
+            and bd.flags.f_contiguous and not bd.flags.c_contiguous
+        ):
+            ga = g @ b.transpose(0, 1) if a.requires_grad else None
+            gb = (g.transpose(0, 1) @ a).transpose(0, 1)
+            return ga, gb
+        return orig(ctx, g)
+
+    return Patch([(opdef, "grad", grad)])
+
+
+# -- fused_linear: one op for x @ W.T + b -------------------------------------------------
+# Today a Linear is permute + matmul + add forward (3 applies, 3 nodes) and, backward,
+# add's rule + sum_to + two permutes + two matmuls + permute's rule. One op with its
+# own rule: forward 1 apply; backward g @ W, g.T @ x (C-ordered, W's layout), sum.
+
+
+def patch_fused_linear():
+    def fwd(xp, x, w, *b):
+        out = x @ w.T
+        if b:
+            out += b[0]
+        return out
+
+    def grad(ctx, g):
+        x, w = ctx.inputs[:2]
+        gx = g @ w if x.requires_grad else None
+        gw = g.transpose(0, 1) @ x if w.requires_grad else None
+        if len(ctx.inputs) == 3:
+            return gx, gw, g.sum(axis=0)
+        return gx, gw
+
+    REGISTRY.append(OpDef(Op.MATMUL, fwd, grad, same_dtype=True))
+    index = len(REGISTRY) - 1
+    orig = F.linear
+
+    def linear(x, weight, bias=None):
+        if x.ndim != 2:
+            return orig(x, weight, bias)
+        inputs = (x, weight) if bias is None else (x, weight, bias)
+        return T.apply(index, inputs)
+
+    return Patch([(F, "linear", linear)])
+
+
+# -- sgd_direct: the plain SGD update on arrays when nobody listens -------------------------
+# Today each parameter costs a lifted lr constant, a mul and a sub op (two applies,
+# a Tensor and a 0-d array each). Same arithmetic, out of place, on the arrays:
+
+
+def patch_sgd_direct():
+    orig = core.optim.SGD.step
+
+    def step(self):
+        if BUS.active or self.momentum or self.weight_decay:
+            return orig(self)
+        for p in self.params:
+            g = p.grad
+            if g is None:
+                continue
+            gd = g.data
+            p.data = p.data - gd * gd.dtype.type(self.lr)
+        return None
+
+    return Patch([(core.optim.SGD, "step", step)])
+
+
+# -- act_grad_direct: relu/tanh rules as one array expression when no graph is built -----------
+# relu's rule is g * (out > 0.0): a lifted constant, a compare op and a mul op.
+# tanh's is g * (1.0 - out * out): a constant, three ops. Without create_graph the
+# rule can compute on the arrays (as saved_or already does elsewhere):
+
+
+def patch_act_grad_direct():
+    relu, tanh = REGISTRY[Op.RELU], REGISTRY[Op.TANH]
+    orig_relu, orig_tanh = relu.grad, tanh.grad
+
+    def relu_grad(ctx, g):
+        if T.is_grad_enabled():
+            return orig_relu(ctx, g)
+        out = ctx.output.data
+        return (T._wrap(g.data * (out > 0), g.device, False),)
+
+    def tanh_grad(ctx, g):
+        if T.is_grad_enabled():
+            return orig_tanh(ctx, g)
+        out = ctx.output.data
+        d = out * out
+        d *= -1.0
+        d += 1.0
+        d *= g.data
+        return (T._wrap(d, g.device, False),)
+
+    return Patch([(relu, "grad", relu_grad), (tanh, "grad", tanh_grad)])
+
+
+# -- lean_ce: cross-entropy without per-step target validation syncs and a one-hot -------------
+# _check_targets reduces the targets (min, max) and converts to Python ints every
+# step; the rule builds a one-hot array and re-runs softmax as ops (5 applies).
+
+
+def patch_lean_ce():
+    opdef = REGISTRY[Op.CROSS_ENTROPY]
+    orig_grad = opdef.grad
+
+    def grad(ctx, g):
+        if T.is_grad_enabled():
+            return orig_grad(ctx, g)
+        logits, target = ctx.inputs
+        z = logits.data
+        n = z.shape[0]
+        xp = np if isinstance(z, np.ndarray) else core.cuda.xp_for("cuda")
+        e = xp.exp(z - z.max(axis=1, keepdims=True))
+        e /= e.sum(axis=1, keepdims=True)
+        e[xp.arange(n), target.data] -= 1.0
+        e *= g.data * z.dtype.type(1.0 / n)
+        return T._wrap(e, g.device, False), None
+
+    return Patch([(opdef, "grad", grad)])
+
+
+# -- pool_direct: 2x2/stride-2 max pool on the (n, c, oh, 2, ow, 2) view ----------------------------
+# Today: the windows are copied out (unfold's transpose), a float32 mask of the
+# windows' size is built and normalised (mask.sum, /=), and backward multiplies
+# into a new windows-sized array and folds it back with another transposing copy:
+# five input-sized temporaries per step. On the reshaped view: a bool mask, and one
+# input-sized gradient written straight in (n, c, h, w) order.
+
+
+def patch_pool_direct():
+    opdef = REGISTRY[Op.MAX_POOL2D]
+    orig_fwd, orig_grad = opdef.forward, opdef.grad
+
+    def fwd(xp, x, kernel, stride):
+        n, c, h, w = x.shape
+        if kernel != (2, 2) or stride != (2, 2) or h % 2 or w % 2:
+            return orig_fwd(xp, x, kernel, stride)
+        x6 = x.reshape(n, c, h // 2, 2, w // 2, 2)
+        out = xp.maximum(
+            xp.maximum(x6[:, :, :, 0, :, 0], x6[:, :, :, 0, :, 1]),
+            xp.maximum(x6[:, :, :, 1, :, 0], x6[:, :, :, 1, :, 1]),
+        )
+        mask = x6 == out[:, :, :, None, :, None]
+        count = mask.sum(axis=(3, 5), dtype=np.int8)
+        ties = bool((count > 1).any())
+        return out, {"mask6": mask, "count": count if ties else None}
+
+    def grad(ctx, g):
+        if ctx.saved is None or "mask6" not in ctx.saved or T.is_grad_enabled():
+            return orig_grad(ctx, g)
+        mask, count = ctx.saved["mask6"], ctx.saved["count"]
+        gd = g.data
+        if count is not None:
+            gd = gd / count
+        n, c, oh, _, ow, _ = mask.shape
+        gx = (mask * gd[:, :, :, None, :, None]).reshape(n, c, oh * 2, ow * 2)
+        return (T._wrap(gx, g.device, False),)
+
+    return Patch([(opdef, "forward", fwd), (opdef, "grad", grad)])
+
+
+# -- fast_summarize: Stats in about three float32 passes and no float64 copies -----------------
+# summarize() copies the array to float64, then runs isfinite, isnan, min, max, mean,
+# std (itself two float64 temporaries) and a squared-sum pass: ~10 passes and three
+# array-sized float64 temporaries per event. Fast path: a float64-accumulated sum
+# (no copy); if it is finite every element is (float32 sums cannot overflow float64);
+# then min, max and a centred sum of squares. Other cases fall back to the original.
+
+
+def patch_fast_summarize():
+    orig = core.events.summarize
+
+    def summarize(array):
+        if (
+            not isinstance(array, np.ndarray) or array.dtype.kind != "f"
+            or array.size == 0 or array.dtype.itemsize > 4
+        ):
+            return orig(array)
+        size = int(array.size)
+        total = float(array.sum(dtype=np.float64))
+        if not math.isfinite(total):
+            return orig(array)
+        mean = total / size
+        flat = array.reshape(-1) if array.flags.c_contiguous else array.ravel(order="K")
+        d = flat - flat.dtype.type(mean)
+        ss = float(np.dot(d, d))  # centred: no cancellation
+        sq = ss + size * mean * mean
+        return Stats(float(flat.min()), float(flat.max()), mean, math.sqrt(ss / size),
+                     math.sqrt(sq), 0, 0, size)
+
+    items = []
+    for mod in (core.events, core.tensor, core.optim):
+        if getattr(mod, "summarize", None) is orig:
+            items.append((mod, "summarize", summarize))
+    return Patch(items)
+
+
+PATCHES = {
+    "contig_wgrad": patch_contig_wgrad,
+    "fused_linear": patch_fused_linear,
+    "sgd_direct": patch_sgd_direct,
+    "act_grad_direct": patch_act_grad_direct,
+    "lean_ce": patch_lean_ce,
+    "pool_direct": patch_pool_direct,
+    "fast_summarize": patch_fast_summarize,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("figure", choices=[f for f in es.FIGURES if f != "add_us"])
+    ap.add_argument("patches", nargs="+", choices=sorted(PATCHES))
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--block-ms", type=float, default=40.0)
+    ap.add_argument("--clock", default="cpu", choices=("wall", "cpu"))
+    ap.add_argument("--malloc", default="keep", choices=("default", "keep"))
+    args = ap.parse_args()
+    es.set_malloc(args.malloc)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    dev = es.Device("cpu")
+    patch = Patch([])
+    for name in args.patches:
+        p = PATCHES[name]()
+        patch.items += p.items
+        patch.saved += p.saved
+
+    # same maths: a few steps each way from the same start
+    ref = es.SETUPS[args.figure](dev)
+    new = es.SETUPS[args.figure](dev)
+    for _ in range(3):
+        lr_ = float(ref[0]().item())
+        patch.on()
+        ln_ = float(new[0]().item())
+        patch.off()
+    pdiff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                for a, b in zip(ref[2].parameters(), new[2].parameters()))
+    print(f"check: loss {lr_:.6f} vs patched {ln_:.6f}, max weight diff {pdiff:.2e}")
+
+    engine_step = es.SETUPS[args.figure](dev)[0]
+    unsub = None
+    if args.figure == "mlp_step_events":
+        unsub = BUS.subscribe(lambda e: None, stats=True, source=True)
+    flt = {}
+
+    def block(on, n):
+        (patch.on if on else patch.off)()
+        f0 = es.minflt()
+        t0 = clock()
+        for _ in range(n):
+            engine_step()
+        t1 = clock()
+        flt.setdefault(on, []).append((es.minflt() - f0) / n)
+        patch.off()
+        return (t1 - t0) / n
+
+    warm = [block(False, 1) for _ in range(5)] + [block(True, 1) for _ in range(5)]
+    inner = max(1, round(args.block_ms / 1e3 / statistics.median(warm)))
+    off, on = [], []
+    for r in range(args.repeats):
+        order = (False, True) if r % 2 == 0 else (True, False)
+        for state in order:
+            (on if state else off).append(block(state, inner))
+    if unsub:
+        unsub()
+    mo, mn = statistics.median(off), statistics.median(on)
+    paired = statistics.median(a - b for a, b in zip(off, on))
+    print(f"{args.figure} [{' + '.join(args.patches)}] clock={args.clock} malloc={args.malloc} "
+          f"blas_threads={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(f"  engine as is : {mo * 1e3:8.3f} ms/step  minflt/step {statistics.median(flt[False]):.0f}")
+    print(f"  patched      : {mn * 1e3:8.3f} ms/step  minflt/step {statistics.median(flt[True]):.0f}")
+    print(f"  saving       : {(mo - mn) * 1e3:8.3f} ms/step (paired median {paired * 1e3:.3f}),"
+          f" {100 * (mo - mn) / mo:.0f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reusable Qt widgets for Gradstep: each takes plain data and knows nothing of runs."""
