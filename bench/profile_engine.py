@@ -31,11 +31,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--mode", default="cprofile", choices=("cprofile", "ops", "faults", "alloc"))
     ap.add_argument("--malloc", default="default", choices=("default", "keep"))
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--sort", default="tottime")
     args = ap.parse_args()
     es.set_malloc(args.malloc)
-    dev = es.Device("cpu")
+    dev = es.Device(args.device)
     engine_step, base_step, _model, _base = es.SETUPS[args.figure](dev)
     unsub = None
     if args.figure == "mlp_step_events":
@@ -48,6 +49,7 @@ def main() -> None:
         prof.enable()
         for _ in range(args.steps):
             engine_step()
+        dev.sync()
         prof.disable()
         st = pstats.Stats(prof)
         st.sort_stats(args.sort).print_stats(args.top)

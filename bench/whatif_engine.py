@@ -14,8 +14,8 @@ steps against the unpatched engine) but not every corner of core's semantics
     python bench/whatif_engine.py mlp_step_events fast_summarize
     python bench/whatif_engine.py conv_step pool_direct act_grad_direct --malloc default
 
-Patches: contig_wgrad, fused_linear, sgd_direct, act_grad_direct, fast_summarize,
-pool_direct, lean_ce.
+Patches: contig_wgrad, fused_linear, sgd_direct, act_grad_direct, lean_ce,
+mse_direct, pool_direct, fast_summarize.
 """
 
 from __future__ import annotations
@@ -194,12 +194,33 @@ def patch_lean_ce():
     return Patch([(opdef, "grad", grad)])
 
 
-# -- pool_direct: 2x2/stride-2 max pool on the (n, c, oh, 2, ow, 2) view ----------------------------
-# Today: the windows are copied out (unfold's transpose), a float32 mask of the
-# windows' size is built and normalised (mask.sum, /=), and backward multiplies
+# -- mse_direct: the MSE rule on arrays when no graph is built ---------------------------------
+# Today: (a - b) * (g * (2 / n)) and its negation: a lifted constant and four ops.
+
+
+def patch_mse_direct():
+    opdef = REGISTRY[Op.MSE_LOSS]
+    orig = opdef.grad
+
+    def grad(ctx, g):
+        if T.is_grad_enabled():
+            return orig(ctx, g)
+        a, b = ctx.inputs
+        d = a.data - b.data
+        d *= g.data * d.dtype.type(2.0 / d.size)
+        gb = -d if b.requires_grad else None
+        return T._wrap(d, g.device, False), (None if gb is None else T._wrap(gb, g.device, False))
+
+    return Patch([(opdef, "grad", grad)])
+
+
+# -- pool_direct: 2x2/stride-2 max pool on strided views, no unfold/fold --------------------------
+# Today: the windows are copied out (unfold's transposing reshape), a float32 mask of
+# the windows' size is built and normalised (mask.sum, /=), and backward multiplies
 # into a new windows-sized array and folds it back with another transposing copy:
-# five input-sized temporaries per step. On the reshaped view: a bool mask, and one
-# input-sized gradient written straight in (n, c, h, w) order.
+# five input-sized temporaries per step. Here: forward is two maximum() calls on
+# stride-2 views (output-sized temporaries only); backward recomputes the routing
+# from x and the output (both alive anyway) and writes one input-sized gradient.
 
 
 def patch_pool_direct():
@@ -207,28 +228,26 @@ def patch_pool_direct():
     orig_fwd, orig_grad = opdef.forward, opdef.grad
 
     def fwd(xp, x, kernel, stride):
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         if kernel != (2, 2) or stride != (2, 2) or h % 2 or w % 2:
             return orig_fwd(xp, x, kernel, stride)
-        x6 = x.reshape(n, c, h // 2, 2, w // 2, 2)
-        out = xp.maximum(
-            xp.maximum(x6[:, :, :, 0, :, 0], x6[:, :, :, 0, :, 1]),
-            xp.maximum(x6[:, :, :, 1, :, 0], x6[:, :, :, 1, :, 1]),
-        )
-        mask = x6 == out[:, :, :, None, :, None]
-        count = mask.sum(axis=(3, 5), dtype=np.int8)
-        ties = bool((count > 1).any())
-        return out, {"mask6": mask, "count": count if ties else None}
+        cols = xp.maximum(x[..., 0::2], x[..., 1::2])
+        out = xp.maximum(cols[:, :, 0::2], cols[:, :, 1::2])
+        return out, {"direct": True}  # backward recomputes the routing from x and out
 
     def grad(ctx, g):
-        if ctx.saved is None or "mask6" not in ctx.saved or T.is_grad_enabled():
+        if ctx.saved is None or "direct" not in ctx.saved or T.is_grad_enabled():
             return orig_grad(ctx, g)
-        mask, count = ctx.saved["mask6"], ctx.saved["count"]
+        x = ctx.inputs[0].data
+        out = ctx.output.data
+        eqs = [x[:, :, i::2, j::2] == out for i in (0, 1) for j in (0, 1)]
+        count = eqs[0].view(np.uint8) + eqs[1] + eqs[2] + eqs[3]
         gd = g.data
-        if count is not None:
+        if count.max() > 1:  # ties share the gradient, as today
             gd = gd / count
-        n, c, oh, _, ow, _ = mask.shape
-        gx = (mask * gd[:, :, :, None, :, None]).reshape(n, c, oh * 2, ow * 2)
+        gx = np.empty_like(x)
+        for (i, j), eq in zip(((0, 0), (0, 1), (1, 0), (1, 1)), eqs):
+            np.multiply(eq, gd, out=gx[:, :, i::2, j::2])
         return (T._wrap(gx, g.device, False),)
 
     return Patch([(opdef, "forward", fwd), (opdef, "grad", grad)])
@@ -264,7 +283,7 @@ def patch_fast_summarize():
                      math.sqrt(sq), 0, 0, size)
 
     items = []
-    for mod in (core.events, core.tensor, core.optim):
+    for mod in (core.events, T, core.optim):
         if getattr(mod, "summarize", None) is orig:
             items.append((mod, "summarize", summarize))
     return Patch(items)
@@ -276,6 +295,7 @@ PATCHES = {
     "sgd_direct": patch_sgd_direct,
     "act_grad_direct": patch_act_grad_direct,
     "lean_ce": patch_lean_ce,
+    "mse_direct": patch_mse_direct,
     "pool_direct": patch_pool_direct,
     "fast_summarize": patch_fast_summarize,
 }

@@ -98,9 +98,7 @@ def scatter_add(xp: Any, target: Any, index: Any, values: Any) -> None:
     if xp is np:
         np.add.at(target, index, values)
     else:
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
+        xp.add.at(target, index, values)
 
 
 def synchronize(device: str) -> None:

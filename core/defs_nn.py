@@ -45,6 +45,31 @@ def _matmul_grad(ctx, g):
 
 define(Op.MATMUL, _matmul, _matmul_grad)
 
+
+def _linear(xp, x, w, *bias):
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input features {x.shape[-1]} != weight's in_features {w.shape[1]}")
+    out = xp.asarray(xp.matmul(x, w.T))
+    if bias:
+        out += bias[0]
+    return out
+
+
+def _linear_grad(ctx, g):
+    # One node per layer, as PyTorch's linear; the rules are matmuls.
+    x, w = ctx.inputs[:2]
+    gx = g @ w if x.requires_grad else None
+    gw = None
+    if w.requires_grad:
+        rows = g.reshape(-1, g.shape[-1])
+        gw = rows.transpose(0, 1) @ x.reshape(-1, x.shape[-1])
+    if len(ctx.inputs) == 3:
+        return gx, gw, g
+    return gx, gw
+
+
+define(Op.LINEAR, _linear, _linear_grad)
+
 # -- softmax and losses ------------------------------------------------------
 
 

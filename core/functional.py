@@ -157,8 +157,8 @@ def pad(x: Tensor, pad: Sequence[Any], value: float = 0.0) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias``, weight of shape (out_features, in_features)."""
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return apply(Op.LINEAR, inputs)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:

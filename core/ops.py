@@ -67,6 +67,7 @@ class Op(enum.IntEnum):
     PAD = enum.auto()
     # linear algebra and networks
     MATMUL = enum.auto()
+    LINEAR = enum.auto()
     SOFTMAX = enum.auto()
     LOG_SOFTMAX = enum.auto()
     CROSS_ENTROPY = enum.auto()
@@ -106,13 +107,13 @@ MOVEMENT = frozenset(
 LOSS = frozenset({Op.CROSS_ENTROPY, Op.MSE_LOSS, Op.BCE_WITH_LOGITS})
 NETWORK = frozenset(
     {
-        Op.MATMUL, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.UNFOLD, Op.FOLD, Op.CONV2D,
+        Op.MATMUL, Op.LINEAR, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.UNFOLD, Op.FOLD, Op.CONV2D,
         Op.MAX_POOL2D, Op.AVG_POOL2D, Op.LAYER_NORM, Op.EMBEDDING, Op.DROPOUT,
     }
 ) | LOSS
 # Ops whose floating inputs must share one dtype (a mix is a user error).
 SAME_DTYPE = BINARY | {
-    Op.WHERE, Op.MATMUL, Op.CONV2D, Op.LAYER_NORM, Op.MSE_LOSS, Op.BCE_WITH_LOGITS
+    Op.WHERE, Op.MATMUL, Op.LINEAR, Op.CONV2D, Op.LAYER_NORM, Op.MSE_LOSS, Op.BCE_WITH_LOGITS
 }
 
 

@@ -40,12 +40,14 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import types
 import typing
 import zipfile
 import zlib
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import numpy as np
 
@@ -56,11 +58,12 @@ from core.recording import Recording
 FORMAT = "gradstep-recording"
 VERSION = 1
 MAX_BYTES = 4 * 2**30  # total uncompressed size load() accepts
+MAX_META_BYTES = 256 * 2**20  # meta.json lists every kept and dropped tensor id
 MAX_RATIO = 200  # uncompressed / compressed size of a member over 1 MiB
 MAX_DEPTH = 32  # nesting of plain values (op attributes, meta)
 _INT64 = (-(2**63), 2**63 - 1)
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_NON_NEGATIVE = {"duration_ns", "nan", "inf", "size", "cap_bytes"}
+_NON_NEGATIVE = {"duration_ns", "nan", "inf", "size"}  # fields that count
 _META_KEYS = {"format", "version", "meta", "cap_bytes", "dropped", "values", "event_count"}
 _VALUE_NAME = re.compile(r"values/(0|-?[1-9][0-9]{0,18})\.npy")
 _NUMERIC_KINDS = "biufc"
@@ -435,7 +438,7 @@ def _display(path: Any) -> str:
 
 def _snapshot(recording: Recording) -> tuple[list, list, dict, set]:
     # the Recording may still be growing in a Session's thread
-    with recording._lock:
+    with getattr(recording, "_lock", None) or contextlib.nullcontext():
         return (
             list(recording.events),
             list(recording.times),
@@ -464,13 +467,20 @@ def _encode(recording: Recording) -> tuple[bytes, bytes, dict[int, np.ndarray]]:
         "format": FORMAT,
         "version": VERSION,
         "meta": _at("meta", _plain_dict_out, _checked_meta(recording.meta)),
-        "cap_bytes": _at("cap_bytes", _int_out, recording.cap_bytes),
+        "cap_bytes": _at("cap_bytes", _count_out, recording.cap_bytes),
         "dropped": [_at("dropped id", _int_out, tid) for tid in sorted(dropped)],
         "values": sorted(values),
         "event_count": len(lines),
     }
     text = (_dumps(meta) + "\n").encode("utf-8")
     return text, "".join(lines).encode("utf-8"), values
+
+
+def _count_out(value: Any) -> int:
+    number = _int_out(value)
+    if number < 0:
+        raise _Invalid(f": must not be negative, got {number}")
+    return number
 
 
 def _checked_meta(meta: Any) -> dict:
@@ -562,6 +572,11 @@ def load(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Recording:
 
 
 def _load(path: Any, max_bytes: int) -> Recording:
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise _Invalid("is a folder, not a recording file")
+    if not stat.S_ISREG(mode):
+        raise _Invalid("is not a regular file")
     with open(path, "rb") as fh, zipfile.ZipFile(fh) as zf:
         infos = _check_members(zf.infolist(), max_bytes)
         for required in ("meta.json", "events.jsonl"):
@@ -575,7 +590,10 @@ def _load(path: Any, max_bytes: int) -> Recording:
         missing = sorted(names - set(infos))
         if missing:
             raise _Invalid(f"member {missing[0]} is missing (meta.json lists it)")
-        values = {tid: _array(_read(zf, infos[f"values/{tid}.npy"]), tid) for tid in meta["values"]}
+        headers: dict[bytes, tuple] = {}
+        values = {}
+        for tid in meta["values"]:
+            values[tid] = _array(_read(zf, infos[f"values/{tid}.npy"]), tid, headers)
         parsed = _events(_read(zf, infos["events.jsonl"]), meta["event_count"])
     rec = Recording(cap_bytes=meta["cap_bytes"], meta=meta["meta"])
     for event, t in parsed:
@@ -603,6 +621,8 @@ def _check_members(infos: list[zipfile.ZipInfo], max_bytes: int) -> dict[str, zi
         if big and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             ratio = info.file_size // max(info.compress_size, 1)
             raise _Invalid(f"member {name} expands {ratio} times its size: refused")
+        if name == "meta.json" and info.file_size > MAX_META_BYTES:
+            raise _Invalid(f"member meta.json declares {info.file_size} bytes: refused")
         total += info.file_size
         if total > max_bytes:
             raise _Invalid(f"members declare more than {max_bytes} bytes in all (limit)")
@@ -667,49 +687,64 @@ def _ids(value: Any, key: str) -> list[int]:
     return ids
 
 
-def _array(data: bytes, tid: int) -> np.ndarray:
+def _array(data: bytes, tid: int, headers: dict[bytes, tuple]) -> np.ndarray:
+    """A numeric array from .npy bytes; the header is checked before any data is read."""
     where = f"values/{tid}.npy"
-    if not data.startswith(b"\x93NUMPY"):
+    if len(data) < 12 or not data.startswith(b"\x93NUMPY"):
         raise _Invalid(f"{where}: not a .npy array")
-    fh = io.BytesIO(data)
+    if data[6:8] == b"\x01\x00":
+        start = 10 + int.from_bytes(data[8:10], "little")
+    elif data[6:8] == b"\x02\x00":
+        start = 12 + int.from_bytes(data[8:12], "little")
+    else:
+        raise _Invalid(f"{where}: unsupported .npy version {tuple(data[6:8])}")
+    header = data[:start]
+    if header not in headers:  # arrays of one shape and dtype share their header
+        headers[header] = _header(header, where)
+    shape, fortran, dtype = headers[header]
+    count = math.prod(shape)
+    if len(data) - start != count * dtype.itemsize:
+        found = len(data) - start
+        raise _Invalid(
+            f"{where}: holds {found} data bytes, its header says {count * dtype.itemsize}"
+        )
+    flat = np.frombuffer(data, dtype, count, start) if count else np.empty(0, dtype)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
+def _header(header: bytes, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    fh = io.BytesIO(header)
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         else:
-            raise _Invalid(f"{where}: unsupported .npy version {version}")
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
     except (ValueError, TypeError, SyntaxError) as exc:
         raise _Invalid(f"{where}: bad .npy header ({exc})") from None
     if not _numeric(dtype):
         raise _Invalid(f"{where}: dtype {dtype} is not numeric: refused")
-    if any(type(n) is not int or n < 0 for n in shape):
-        raise _Invalid(f"{where}: bad shape {shape}")
-    expected = math.prod(shape) * dtype.itemsize
-    if len(data) - fh.tell() != expected:
-        raise _Invalid(
-            f"{where}: holds {len(data) - fh.tell()} data bytes, its header says {expected}"
-        )
-    array = np.load(io.BytesIO(data), allow_pickle=False)
-    if type(array) is not np.ndarray or array.dtype != dtype or array.shape != shape:
-        raise _Invalid(f"{where}: does not read back as a {dtype}{list(shape)} array")
-    return array
+    if any(type(n) is not int or n < 0 for n in shape) or type(fortran) is not bool:
+        raise _Invalid(f"{where}: bad shape {_short(shape)}")
+    return shape, fortran, dtype
 
 
 def _events(data: bytes, count: int) -> list[tuple[Any, int]]:
     if data and not data.endswith(b"\n"):
         raise _Invalid("events.jsonl: the last line is cut off")
-    lines = data[:-1].split(b"\n") if data else []
-    if len(lines) != count:
-        raise _Invalid(f"events.jsonl has {len(lines)} events, meta.json says {count}")
+    lines = data.count(b"\n")
+    if lines != count:
+        raise _Invalid(f"events.jsonl has {lines} events, meta.json says {count}")
     out = []
-    for number, line in enumerate(lines, 1):
+    start = 0
+    for number in range(1, count + 1):  # one line at a time: no list of all lines
+        end = data.index(b"\n", start)
         try:
-            out.append(_event(line))
+            out.append(_event(data[start:end]))
         except Exception as exc:
             reason = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
             raise _Invalid(f"events.jsonl line {number}: {reason}", number) from None
+        start = end + 1
     return out
 
 
@@ -752,20 +787,12 @@ def chrome_trace(recording: Recording) -> dict[str, Any]:
     for track, tid in TRACKS.items():
         trace.append(_meta_event("thread_name", tid, {"name": track}))
         trace.append(_meta_event("thread_sort_index", tid, {"sort_index": tid}))
-    slices = []
-    for tid, start, end, name, cat, args in spans:
-        slices.append(
-            {
-                "name": name,
-                "cat": cat,
-                "ph": "X",
-                "pid": 1,
-                "tid": tid,
-                "ts": (start - base) / 1000,
-                "dur": max(end - start, 0) / 1000,
-                "args": _jsonable(args),
-            }
-        )
+    slices = [
+        {"name": name, "cat": cat, "ph": "X", "pid": 1, "tid": tid}
+        | {"ts": (start - base) / 1000, "dur": max(end - start, 0) / 1000}
+        | {"args": _jsonable(args)}
+        for tid, start, end, name, cat, args in spans
+    ]
     slices.sort(key=lambda s: (s["ts"], -s["dur"], s["tid"]))
     return {"traceEvents": trace + slices, "displayTimeUnit": "ms"}
 
@@ -780,85 +807,50 @@ def _meta_event(name: str, tid: int, args: dict) -> dict[str, Any]:
 
 
 def _spans(events: list, times: list) -> list[tuple]:
+    """(track, start ns, end ns, name, category, args) of each op, step and scope."""
     spans: list[tuple] = []
     steps: dict[int, tuple[int, int]] = {}
     backward: list[tuple[int, int]] = []
     modules: list[tuple[str, str, int]] = []
+    step_track, module_track = TRACKS["steps"], TRACKS["modules"]
     for i, (e, t) in enumerate(zip(events, times, strict=False)):
         kind = type(e)
         if kind is ev.OpForward:
             tid = TRACKS[e.phase if e.phase in _OP_TRACKS else "forward"]
             spans.append((tid, t - max(e.duration_ns, 0), t, e.op, e.phase, _op_args(i, e)))
         elif kind is ev.OpBackward:
-            args = {
-                "index": i,
-                "node": e.node_id,
-                "grad_output": e.grad_output,
-                "grad_inputs": e.grad_inputs,
-                "inputs": e.inputs,
-            }
-            spans.append(
-                (
-                    TRACKS["backward"],
-                    t - max(e.duration_ns, 0),
-                    t,
-                    f"{e.op} backward",
-                    "backward",
-                    args,
-                )
-            )
+            args = {"index": i, "node": e.node_id, "grad_output": e.grad_output}
+            args |= {"grad_inputs": e.grad_inputs, "inputs": e.inputs}
+            start = t - max(e.duration_ns, 0)
+            spans.append((TRACKS["backward"], start, t, f"{e.op} backward", "backward", args))
         elif kind is ev.StepStarted:
             steps[e.step] = (t, i)
         elif kind is ev.StepEnded and e.step in steps:
             start, index = steps.pop(e.step)
             args = {"index": index, "step": e.step, "loss": e.loss}
-            spans.append((TRACKS["steps"], start, t, f"step {e.step}", "step", args))
+            spans.append((step_track, start, t, f"step {e.step}", "step", args))
         elif kind is ev.BackwardStarted:
             backward.append((e.root, t))
         elif kind is ev.BackwardEnded and backward:
             root, start = backward.pop()
             args = {"index": i, "root": root, "duration_ns": e.duration_ns}
-            spans.append((TRACKS["steps"], start, t, "backward pass", "backward", args))
+            spans.append((step_track, start, t, "backward pass", "backward", args))
         elif kind is ev.ModuleEnter:
             modules.append((e.path, e.kind, t))
-        elif kind is ev.ModuleExit:
-            while modules:
+        elif kind is ev.ModuleExit and any(path == e.path for path, _, _ in modules):
+            while modules:  # close scopes left open inside this one too
                 path, module, start = modules.pop()
-                spans.append(
-                    (
-                        TRACKS["modules"],
-                        start,
-                        t,
-                        path or module,
-                        "module",
-                        {"path": path, "kind": module},
-                    )
-                )
+                args = {"path": path, "kind": module}
+                spans.append((module_track, start, t, path or module, "module", args))
                 if path == e.path:
                     break
     end = times[-1] if times else 0
     for step, (start, index) in steps.items():
-        spans.append(
-            (
-                TRACKS["steps"],
-                start,
-                end,
-                f"step {step}",
-                "step",
-                {"index": index, "step": step, "unfinished": True},
-            )
-        )
+        args = {"index": index, "step": step, "unfinished": True}
+        spans.append((step_track, start, end, f"step {step}", "step", args))
     for path, module, start in modules:
-        spans.append(
-            (
-                TRACKS["modules"],
-                start,
-                end,
-                path or module,
-                "module",
-                {"path": path, "kind": module, "unfinished": True},
-            )
-        )
+        args = {"path": path, "kind": module, "unfinished": True}
+        spans.append((module_track, start, end, path or module, "module", args))
     return spans
 
 

@@ -27,6 +27,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from core import program as programs
 from core.events import (
     BUS,
@@ -238,6 +240,12 @@ class Session:
     # -- the worker --------------------------------------------------------------------
 
     def _work(self) -> None:
+        # Overflow and NaN are what the debugger shows (stats, the NaN breakpoint),
+        # not warnings on the terminal.
+        with np.errstate(all="ignore"):
+            self._run_program()
+
+    def _run_program(self) -> None:
         self._ident = threading.get_ident()
         self._interruptible = True
         reset_ids()

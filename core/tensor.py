@@ -431,6 +431,10 @@ class Tensor:
             return self
         return apply(Op.SUM_TO, (self,), {"shape": shape})
 
+    def norm(self) -> Tensor:
+        """The L2 norm of all elements, ``sqrt(sum(x * x))``."""
+        return (self * self).sum().sqrt()
+
     def softmax(self, axis: int = -1) -> Tensor:
         return apply(Op.SOFTMAX, (self,), {"axis": axis % self.ndim})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import json
 import math
@@ -36,6 +37,7 @@ from core.recfile import (
     save_chrome_trace,
 )
 from core.recording import Recording
+from core.session import Session
 
 # -- building real recordings -------------------------------------------------------------
 
@@ -178,7 +180,8 @@ def test_file_layout(mlp, tmp_path):
     assert meta["meta"]["shape"] == [6, 3] and meta["meta"]["tags"] == {"list": ["a", "b"]}
     first = json.loads(lines[0])
     assert first == {"type": "RunStarted", "t": mlp.times[0], "program": "mlp.py", "device": "cpu"}
-    assert any('"nan"' in line for line in lines)
+    assert any('"nan"' in line for line in lines)  # a non-finite stat
+    assert any('["lo",{"float":"-inf"}]' in line for line in lines)  # a non-finite attr
     assert same_array(array, mlp.values[tid])
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -187,15 +190,9 @@ def test_save_refuses_what_a_file_cannot_hold_and_keeps_the_old_file(mlp, tmp_pa
     path = tmp_path / "run.gsrec"
     save(mlp, path)
     before = path.read_bytes()
+    first_op = next(e for e in mlp.events if type(e) is ev.OpForward)
     odd = Recording()
-    odd.add(
-        dataclasses.replace(
-            mlp.events[next(i for i, e in enumerate(mlp.events) if type(e) is ev.OpForward)],
-            attrs=(("fn", print),),
-        ),
-        None,
-        0,
-    )
+    odd.add(dataclasses.replace(first_op, attrs=(("fn", print),)), None, 0)
     with pytest.raises(RecordingFileError, match=r"run\.gsrec.*attrs"):
         save(odd, path)
     objects = Recording()
@@ -601,7 +598,7 @@ STRICT = {
     ),
     "object for tuple": (
         lambda b: _edit_line(b, "OpForward", _set("shape", {"a": 1})),
-        "shape: expected tuple",
+        "shape: expected a list",
     ),
     "untagged attr": (
         lambda b: _edit_line(b, "OpForward", _set("attrs", [["k", {"x": 1}]])),
@@ -743,3 +740,19 @@ def test_chrome_trace_of_empty_and_unfinished_recordings():
     tracks = validate_chrome_trace(chrome_trace(rec))
     assert [(s["name"], s["ts"], s["dur"]) for s in tracks[4]] == [("step 0", 0.0, 4.0)]
     assert tracks[5][0]["args"]["unfinished"] is True
+
+
+SAMPLES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "samples", "*.py")))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=os.path.basename)
+def test_sample_runs_round_trip(sample, tmp_path):
+    session = Session.from_file(sample, steps=2)
+    session.start()
+    assert session.wait(60) and session.state == "finished", session.error
+    path = tmp_path / "sample.gsrec"
+    save(session.recording, path)
+    back = load(path)
+    assert_same(session.recording, back)
+    assert os.path.samefile(back.meta["program"], sample)
+    validate_chrome_trace(chrome_trace(back))

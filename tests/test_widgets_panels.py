@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QPoint, QPointF, Qt, QThreadPool  # noqa: E402
 from PySide6.QtGui import QTextCursor  # noqa: E402
+from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from core.events import Source, Stats, summarize  # noqa: E402
 from widgets.data import WARNING_COLOR, NodeInfo, format_number, histogram  # noqa: E402
@@ -94,9 +95,8 @@ def finite_histogram(a: np.ndarray, bins: int):
 def test_inspector_empty_state(qtbot):
     inspector = shown(qtbot, Inspector())
     assert inspector.is_empty()
-    assert inspector.findChild(type(inspector._title), None) is not None
-    texts = [label.text() for label in inspector.findChildren(type(inspector._title))]
-    assert EMPTY_TEXT in texts
+    visible = [label.text() for label in inspector.findChildren(QLabel) if label.isVisible()]
+    assert visible == [EMPTY_TEXT]
     inspector.show_node(node(np.ones((2, 2), np.float32)))
     assert not inspector.is_empty()
     inspector.show_node(None)
@@ -135,7 +135,17 @@ def test_nan_and_inf_counts_are_highlighted(qtbot):
         assert inspector.value_panel.stat_label(name).property("warning") is False
         assert WARNING_COLOR not in inspector.value_panel.stat_label(name).styleSheet()
     assert "⚠" in inspector._tabs.tabText(1) and "⚠" not in inspector._tabs.tabText(0)
-    assert "1 NaN, 2 Inf" in panel._hist_caption.text()
+    assert "1 NaN, 2 Inf</b> not shown" in panel._hist_caption.text()
+    np.testing.assert_array_equal(panel.heatmap_image(), grad)
+    overlay = panel._bad_overlay.image  # warning-coloured cells over the heatmap
+    np.testing.assert_array_equal(overlay[..., 3] == 255, ~np.isfinite(grad))
+
+
+def test_stats_computed_when_not_given_and_tab_marked(qtbot):
+    grad = np.array([1.0, np.nan, 3.0])
+    inspector = shown(qtbot, Inspector(node(np.ones(3), grad, grad_stats=None)))
+    assert_shows_stats(inspector.grad_panel, summarize(grad))
+    assert "⚠" in inspector._tabs.tabText(1)
 
 
 def test_histogram_counts_equal_numpy_over_finite_values(qtbot):

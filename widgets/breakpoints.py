@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -46,6 +47,13 @@ KIND_LABELS = {
     "module": "Module",
     "nan": "First NaN/Inf",
     "grad_norm": "Gradient norm above",
+}
+SHORT_LABELS = {
+    "op": "op",
+    "node": "node",
+    "module": "module",
+    "nan": "NaN/Inf",
+    "grad_norm": "grad norm",
 }
 PLACEHOLDERS = {
     "op": "an op, e.g. matmul",
@@ -185,6 +193,7 @@ class BreakpointsPanel(QWidget):
         self._table = QTableWidget(0, len(COLUMNS))
         self._table.setHorizontalHeaderLabels(COLUMNS)
         self._table.verticalHeader().hide()
+        self._table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self._table.setShowGrid(False)
         self._table.setWordWrap(False)
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -202,7 +211,8 @@ class BreakpointsPanel(QWidget):
         self._empty = QLabel(EMPTY_TEXT)
         self._empty.setWordWrap(True)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setStyleSheet("color: palette(mid); padding: 16px;")
+        self._empty.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self._empty.setMargin(16)
         self._stack = QStackedLayout()
         self._stack.addWidget(self._table)
         self._stack.addWidget(self._empty)
@@ -241,6 +251,10 @@ class BreakpointsPanel(QWidget):
         self._table.selectRow(len(self._items) - 1)
         self._changed()
         return True
+
+    def empty_message(self) -> str:
+        """The empty state's text while it shows instead of the list, else ''."""
+        return self._empty.text() if self._stack.currentWidget() is self._empty else ""
 
     def message(self) -> str:
         """The message under the add row ('' when none shows)."""
@@ -314,10 +328,12 @@ class BreakpointsPanel(QWidget):
                     | Qt.ItemFlag.ItemIsEnabled
                     | Qt.ItemFlag.ItemIsSelectable
                 )
-                check.setCheckState(Qt.CheckState.Checked if bp.enabled else Qt.CheckState.Unchecked)
+                check.setCheckState(
+                    Qt.CheckState.Checked if bp.enabled else Qt.CheckState.Unchecked
+                )
                 check.setToolTip("Enabled: the run pauses here")
                 self._table.setItem(row, 0, check)
-                texts = (KIND_LABELS.get(bp.kind, bp.kind), _value_text(bp), bp.describe())
+                texts = (SHORT_LABELS.get(bp.kind, bp.kind), _value_text(bp), bp.describe())
                 for col, text in enumerate(texts, start=1):
                     self._table.setItem(row, col, QTableWidgetItem(text))
                 self._update_row_look(row)
@@ -339,6 +355,5 @@ class BreakpointsPanel(QWidget):
 
     def _show_message(self, text: str, error: bool = True) -> None:
         self._message.setText(text)
-        color = "#d64545" if error else "palette(mid)"
-        self._message.setStyleSheet(f"color: {color};")
+        self._message.setStyleSheet("color: #d64545;" if error else "")
         self._message.setVisible(bool(text))

@@ -24,6 +24,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     Qt,
     Signal,
@@ -58,13 +59,22 @@ PHASE_COLORS = {
 }
 NONFINITE_COLOR = QColor("#d64545")
 _NUMERIC = (COL_INDEX, COL_TIME)
+_ROOT = QModelIndex()
 _DISPLAY = Qt.ItemDataRole.DisplayRole
 _FOREGROUND = Qt.ItemDataRole.ForegroundRole
 _ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole
 _TOOLTIP = Qt.ItemDataRole.ToolTipRole
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_WIDEST = ("0000000", "backward", "ParameterUpdated", "fc1.weight__", "00000",
-           "64×128×3", "model.fc1", "00,000.0")  # typical widest text per column
+_WIDEST = (
+    "0000000",
+    "backward",
+    "ParameterUpdated",
+    "fc1.weight__",
+    "00000",
+    "64×128×3",
+    "model.fc1",
+    "00,000.0",
+)  # typical widest text per column
 _CACHE_ROWS = 512
 
 # Phase and op/name of each event class; the filter reads only these two.
@@ -123,9 +133,9 @@ class EventLogModel(QAbstractTableModel):
     """A table over ``events`` (a list the app appends to), one row per shown event."""
 
     sig_total_changed = Signal(int)
-    """New events arrived (``extend``) or the list was replaced; the new total."""
+    """New events were taken in (``extend``, ``reset``): the new total, shown or not."""
 
-    def __init__(self, events: list | None = None, parent: Any = None) -> None:
+    def __init__(self, events: list | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._events: list = events if events is not None else []
         self._start()
@@ -139,8 +149,9 @@ class EventLogModel(QAbstractTableModel):
         self._name = _Growing(np.int32)
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
+        self._forward_at = np.full(1024, -1, np.int64)  # node id -> its OpForward's index
         self._rows: _Growing | None = None
-        self._cells: dict[int, tuple[str, ...]] = {}
+        self._cells: dict[int, tuple[Any, ...]] = {}
 
     # -- feeding ------------------------------------------------------------------
 
@@ -185,8 +196,15 @@ class EventLogModel(QAbstractTableModel):
         rules, phase_code = _CLASSIFY, _PHASE_CODE
         phase_out = []
         name_out = []
-        for event in islice(self._events, start, stop):
-            rule = rules.get(type(event))
+        nodes = []
+        node_events = []
+        forward = ev.OpForward
+        for i, event in enumerate(islice(self._events, start, stop), start):
+            cls = type(event)
+            if cls is forward:
+                nodes.append(event.node_id)
+                node_events.append(i)
+            rule = rules.get(cls)
             phase, name = rule(event) if rule is not None else ("other", "")
             code = codes.get(name)
             if code is None:
@@ -194,7 +212,24 @@ class EventLogModel(QAbstractTableModel):
                 names.append(name)
             phase_out.append(phase_code.get(phase, 3))
             name_out.append(code)
+        if nodes:
+            self._note_forward(np.array(nodes, np.int64), np.array(node_events, np.int64))
         return np.array(phase_out, np.int8), np.array(name_out, np.int32)
+
+    def _note_forward(self, nodes: np.ndarray, indexes: np.ndarray) -> None:
+        size = len(self._forward_at)
+        if nodes.max() >= size:
+            grown = np.full(max(int(nodes.max()) + 1, 2 * size), -1, np.int64)
+            grown[:size] = self._forward_at
+            self._forward_at = grown
+        self._forward_at[nodes] = indexes
+
+    def forward_of(self, node_id: int) -> int | None:
+        """The index of node ``node_id``'s OpForward event, when the model has seen it."""
+        if not 0 <= node_id < len(self._forward_at):
+            return None
+        found = int(self._forward_at[node_id])
+        return found if found >= 0 else None
 
     # -- filtering ----------------------------------------------------------------
 
@@ -270,12 +305,12 @@ class EventLogModel(QAbstractTableModel):
 
     # -- Qt model -------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         if parent.isValid():
             return 0
         return self._count if self._rows is None else self._rows.size
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
@@ -320,6 +355,11 @@ class EventLogModel(QAbstractTableModel):
         scope = get(event, "scope", None)
         if isinstance(event, (ev.ModuleEnter, ev.ModuleExit)):
             scope = event.path
+        elif isinstance(event, ev.OpBackward):
+            forward = self.forward_of(event.node_id)
+            if forward is not None:  # the rule ran for this forward op: same scope and line
+                scope = self._events[forward].scope
+                source = self._events[forward].source
         return (
             str(i),
             PHASES[self._phase.view[i]],
@@ -476,6 +516,10 @@ class EventLog(QWidget):
 
     def follow(self) -> bool:
         return self._follow
+
+    def empty_message(self) -> str:
+        """The empty state's text while it shows instead of the list, else ''."""
+        return self._empty.text() if self._stack.currentWidget() is self._empty else ""
 
     def set_filter(self, phases: set[str] | None = None, op_text: str = "") -> None:
         """Filter as the controls do; the controls show the new filter."""

@@ -111,8 +111,7 @@ class GraphModel:
                 self.changed.append(node)
         elif kind is StepStarted:
             leaves = {
-                tid: entry for tid, entry in self._leaves.items()
-                if entry[0].kind != "constant"
+                tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"
             }
             self.clear()
             self._leaves = leaves
@@ -128,14 +127,36 @@ class GraphModel:
         entry = self._leaves.get(tensor_id)
         if entry is None:
             return self._append(
-                GraphNode(len(self.nodes), "constant", f"tensor_{tensor_id}", "constant", None,
-                          tensor_id, (), "", "", None, at)
+                GraphNode(
+                    len(self.nodes),
+                    "constant",
+                    f"tensor_{tensor_id}",
+                    "constant",
+                    None,
+                    tensor_id,
+                    (),
+                    "",
+                    "",
+                    None,
+                    at,
+                )
             )
         event, index = entry
         return self._append(
-            GraphNode(len(self.nodes), event.kind, event.name, event.kind, None, tensor_id,
-                      event.shape, event.dtype, event.scope, event.source, index,
-                      stats=event.stats)
+            GraphNode(
+                len(self.nodes),
+                event.kind,
+                event.name,
+                event.kind,
+                None,
+                tensor_id,
+                event.shape,
+                event.dtype,
+                event.scope,
+                event.source,
+                index,
+                stats=event.stats,
+            )
         )
 
     def _append(self, node: GraphNode) -> int:
@@ -153,9 +174,21 @@ class GraphModel:
                 src = self._leaf_node(tid, index)
             preds.append(src)
         node = self._append(
-            GraphNode(len(self.nodes), "op", f"{event.op}_{event.node_id}", event.op,
-                      event.node_id, event.output, event.shape, event.dtype, event.scope,
-                      event.source, index, event.attrs, event.stats)
+            GraphNode(
+                len(self.nodes),
+                "op",
+                f"{event.op}_{event.node_id}",
+                event.op,
+                event.node_id,
+                event.output,
+                event.shape,
+                event.dtype,
+                event.scope,
+                event.source,
+                index,
+                event.attrs,
+                event.stats,
+            )
         )
         for src in preds:
             self.edges.append((src, node))

@@ -108,7 +108,10 @@ class _SummaryJob(QRunnable):
     def run(self) -> None:
         result = _summarize(self._array, self._stats)
         self._array = None
-        self.signals.done.emit(self._token, *result)
+        try:
+            self.signals.done.emit(self._token, *result)
+        except RuntimeError:  # the signals object went with the app at shutdown
+            pass
 
 
 class TensorPanel(QWidget):
@@ -171,7 +174,6 @@ class TensorPanel(QWidget):
         )
         self._hist_plot.addItem(self._hist_curve)
         self._hist_caption = QLabel()
-        self._hist_caption.setWordWrap(True)
         self._hist_box = _vbox((self._hist_plot, 1), self._hist_caption)
         return self._hist_box
 
@@ -260,6 +262,10 @@ class TensorPanel(QWidget):
         self._update_slice_chooser()
         self._update_values(note)
         self._update_histogram(note)
+
+    def stats(self) -> Stats | None:
+        """Statistics shown: the given ones, or those computed when none were given."""
+        return self._stats
 
     def stat_label(self, name: str) -> QLabel:
         """The label showing statistic ``name`` (one of STAT_NAMES)."""
@@ -412,8 +418,9 @@ class TensorPanel(QWidget):
             return
         self._legend = f'<span style="color:{WARNING_COLOR}">■ NaN/Inf</span>&nbsp;&nbsp;'
         self._values_caption.setText(self._legend)
-        rgba = np.zeros((*image.shape, 4), dtype=np.uint8)
-        rgba[bad] = QColor(WARNING_COLOR).getRgb()
+        pixel = np.frombuffer(bytes(QColor(WARNING_COLOR).getRgb()), dtype=np.uint32)[0]
+        packed = np.where(bad, pixel, np.uint32(0))  # RGBA bytes; transparent where finite
+        rgba = packed.view(np.uint8).reshape(*image.shape, 4)
         self._bad_overlay.setImage(rgba, autoLevels=False)
 
     def _levels(self, image: np.ndarray) -> tuple[float, float]:
@@ -474,7 +481,7 @@ class TensorPanel(QWidget):
             bad.append(f"{stats.nan:,} NaN")
         if stats is not None and stats.inf:
             bad.append(f"{stats.inf:,} Inf")
-        warn = f' · <span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
+        warn = f'<br><span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
         suffix = warn if bad else ""
         if counts.size == 0:
             self._hist_caption.setText("No finite values" + suffix)
@@ -523,6 +530,8 @@ class Inspector(QWidget):
         self._tabs = QTabWidget()
         self._tabs.addTab(self.value_panel, "Value")
         self._tabs.addTab(self.grad_panel, "Gradient")
+        self.value_panel.sig_summary_ready.connect(self._update_tabs)
+        self.grad_panel.sig_summary_ready.connect(self._update_tabs)
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -618,7 +627,12 @@ class Inspector(QWidget):
             "or backward has not reached it yet",
             **common,
         )
-        for index, stats in enumerate((info.value_stats, info.grad_stats)):
+        self._update_tabs()
+
+    def _update_tabs(self) -> None:
+        """Mark the Value or Gradient tab when its tensor holds NaN or Inf."""
+        for index, panel in enumerate((self.value_panel, self.grad_panel)):
+            stats = panel.stats()
             warn = stats is not None and not stats.finite
             colour = QColor(WARNING_COLOR) if warn else self.palette().windowText().color()
             self._tabs.tabBar().setTabTextColor(index, colour)

@@ -274,9 +274,9 @@ class Layout:
         self._place_leaves(v, mapped)
 
     def _place_leaves(self, v: int, mapped: list[int]) -> None:
-        L = self._layer[v] - 1
+        L = max(self._layer[v] - 1, 0)
         waiting = [q for q in mapped if self._layer[q] < 0]
-        if L < 0 or not waiting:
+        if not waiting:
             return
         mid = (len(waiting) - 1) / 2
         for k, q in enumerate(waiting):
@@ -406,7 +406,9 @@ class Layout:
             xy = np.stack([x, y], axis=1)
             h = self.node_height / 2
             rects = np.stack([x - width / 2, y - h, x + width / 2, y + h], axis=1)
-            code = np.unique(np.array(self._vsrc, np.int64) * max(n, 1) + self._vdst)
+            code = np.unique(
+                np.array(self._vsrc, np.int64) * max(n, 1) + np.array(self._vdst, np.int64)
+            )
             src, dst = np.divmod(code, max(n, 1))
             out = {
                 "ids": np.array(self._ids, np.int64),
@@ -465,8 +467,12 @@ class Layout:
         r = a["rects"][a["drawn"]]
         if not len(r):
             return (0.0, 0.0, 0.0, 0.0)
-        return (float(r[:, 0].min()), float(r[:, 1].min()),
-                float(r[:, 2].max()), float(r[:, 3].max()))
+        return (
+            float(r[:, 0].min()),
+            float(r[:, 1].min()),
+            float(r[:, 2].max()),
+            float(r[:, 3].max()),
+        )
 
     def box(self, scope: str, pad: float = 0.0) -> tuple[float, float, float, float] | None:
         """Rectangle around the drawn nodes of ``scope`` and its inner scopes.
@@ -474,8 +480,11 @@ class Layout:
         For a collapsed scope this is its box node. None when nothing is drawn.
         """
         with self._lock:
-            hit = [g for g, name in enumerate(self._groups)
-                   if not scope or name == scope or name.startswith(scope + ".")]
+            hit = [
+                g
+                for g, name in enumerate(self._groups)
+                if not scope or name == scope or name.startswith(scope + ".")
+            ]
             group = np.array(self._group, np.int64)
             rep = np.array(self._rep, np.int64)
         r = self.rects()
@@ -483,8 +492,12 @@ class Layout:
         if not len(members):
             return None
         r = r[members]
-        return (float(r[:, 0].min() - pad), float(r[:, 1].min() - pad),
-                float(r[:, 2].max() + pad), float(r[:, 3].max() + pad))
+        return (
+            float(r[:, 0].min() - pad),
+            float(r[:, 1].min() - pad),
+            float(r[:, 2].max() + pad),
+            float(r[:, 3].max() + pad),
+        )
 
     def crossings(self) -> int:
         """Crossings among the edges between adjacent layers, as drawn now."""
@@ -571,7 +584,7 @@ class _Plan:
             rep[sel] = first_member[ks]
             box_w = np.zeros(len(keys))
             np.maximum.at(box_w, ks, width[sel])
-            for k, r in zip(uk.tolist(), members[first].tolist()):
+            for k, r in zip(uk.tolist(), members[first].tolist(), strict=True):
                 self.box_rep[keys[k]] = r
                 given = collapsed[keys[k]]
                 self.width[r] = box_w[k] if given is None else given
@@ -604,10 +617,10 @@ class _Plan:
         """Longest path in arrival order; a leaf goes one layer before its first consumer."""
         n, t = self.n, self.time
         fwd = t[self.es] < t[self.ed]
-        self.fs, self.fd = self.es[fwd], self.ed[fwd]
-        o = np.argsort(self.fd, kind="stable")
-        src = self.fs[o].tolist()
-        bnd = np.searchsorted(self.fd[o], np.arange(n + 1)).tolist()
+        fs, fd = self.es[fwd], self.ed[fwd]
+        o = np.argsort(fd, kind="stable")
+        src = fs[o].tolist()
+        bnd = np.searchsorted(fd[o], np.arange(n + 1)).tolist()
         order = self.drawn[np.argsort(t[self.drawn], kind="stable")].tolist()
         layer = [-1] * n
         first = [-1] * n
@@ -624,10 +637,22 @@ class _Plan:
                 if layer[p] < 0:
                     layer[p] = L - 1
                     first[p] = v
-        self.layer = np.array(layer, np.int64)
+        self.layer = lay = np.array(layer, np.int64)
         self.first = np.array(first, np.int64)
         self.is_leaf = np.diff(np.array(bnd)) == 0
-        self.nl = int(self.layer.max()) + 1 if n else 0
+        # a leaf read only through back edges (into a box that merges several steps)
+        bs, bd = self.es[~fwd], self.ed[~fwd]
+        sel = (lay[bs] < 0) & (lay[bd] >= 0)
+        bs, bd = bs[sel], bd[sel]
+        o = np.lexsort((bd, t[bd], bs))
+        s, d = bs[o], bd[o]
+        first_of = np.unique(s, return_index=True)[1]
+        s, d = s[first_of], d[first_of]
+        lay[s] = np.maximum(lay[d] - 1, 0)
+        self.first[s] = d
+        down = (lay[self.es] >= 0) & (lay[self.ed] > lay[self.es])
+        self.fs, self.fd = self.es[down], self.ed[down]
+        self.nl = int(lay.max()) + 1 if n else 0
 
     def _group(self, nodes: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
         """Bounds of each layer in ``nodes`` (sorted by layer) and local indices."""
@@ -660,8 +685,9 @@ class _Plan:
         size = np.diff(nb)
         pos = np.zeros(self.n)
         pos[nodes] = loc[nodes] - (size[lay[nodes]] - 1) / 2
+        # ranks of different layers do not compare: order by adjacent layers only
         span = lay[self.fd] - lay[self.fs]
-        wd = np.where(span == 1, 1.0, self.lw)
+        wd = (span == 1) * 1.0
         wu = np.where(self.is_leaf[self.fs], (self.first[self.fs] == self.fd) * 1.0, wd)
         down, up = self._sides(loc, wd, wu)
         multi = [L for L in range(self.nl) if size[L] > 1]
@@ -675,18 +701,22 @@ class _Plan:
         best = self.crossings_initial = crossings()
         best_pos = pos
         for k in range(sweeps):
-            pos = pos.copy()
+            last, pos = pos, pos.copy()
             for side, layers in ((down, multi), (up, multi[::-1])):
                 eb, eloc, other, w, inv, has = side
                 for L in layers:
                     a, b = eb[L], eb[L + 1]
                     if a == b:
                         continue
-                    v = nodes[nbl[L]:nbl[L + 1]]
-                    cur = pos[v]
+                    v = nodes[nbl[L] : nbl[L + 1]]
                     sums = np.bincount(eloc[a:b], pos[other[a:b]] * w[a:b], len(v))
-                    bary = np.where(has[v], sums * inv[v], cur)
-                    pos[v[np.lexsort((cur, bary))]] = np.sort(cur)
+                    h = has[v]  # nodes without neighbours on this side keep their slot
+                    v, sums = v[h], sums[h]
+                    cur = pos[v]
+                    pos[v[np.lexsort((cur, sums * inv[v]))]] = np.sort(cur)
+            if np.array_equal(pos, last):  # settled: more sweeps change nothing
+                tick(sweeps)
+                break
             c = crossings()
             if c < best:
                 best, best_pos = c, pos
@@ -712,15 +742,18 @@ class _Plan:
                 a, b = eb[L], eb[L + 1]
                 if a == b:
                     continue
-                v = nodes[nbl[L]:nbl[L + 1]]
+                v = nodes[nbl[L] : nbl[L + 1]]
                 if len(v) == 1:
-                    if has[v[0]]:
-                        y[v] = (y[other[a:b]] * w[a:b]).sum() * inv[v[0]]
+                    i = v[0]
+                    if has[i]:
+                        y[i] = np.dot(y[other[a:b]], w[a:b]) * inv[i]
                     continue
                 sums = np.bincount(eloc[a:b], y[other[a:b]] * w[a:b], len(v))
-                want = np.where(has[v], sums * inv[v], y[v])
                 steps = np.arange(len(v)) * sep
-                y[v] = _isotonic((want - steps).tolist()) + steps
+                z = np.where(has[v], sums * inv[v], y[v]) - steps
+                if (z[1:] < z[:-1]).any():  # some would overlap: fit within the order
+                    z = _isotonic(z.tolist())
+                y[v] = z + steps
             tick(k + 1)
         if len(nodes):
             y += self.h / 2 - y[nodes].min()
@@ -733,7 +766,7 @@ class _Plan:
         self.y[nodes] = y[nodes]
         self.col_x, self.col_w = col_x, col_w
         ys = y[nodes].tolist()
-        self.slots = [ys[nbl[L]:nbl[L + 1]] for L in range(self.nl)]
+        self.slots = [ys[nbl[L] : nbl[L + 1]] for L in range(self.nl)]
         ops = nodes[~self.is_leaf[nodes]]
         self.last_y = float(y[ops[np.argmax(self.time[ops])]]) if len(ops) else 0.0
 
@@ -765,7 +798,7 @@ def _isotonic(z: list[float]) -> np.ndarray:
             c += pc
         vals.append(v)
         counts.append(c)
-    return np.repeat(vals, counts)
+    return np.array(vals).repeat(counts)
 
 
 def _range_reduce(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, op) -> np.ndarray:
@@ -851,17 +884,18 @@ def training_dag(
     kinds = ["mlp"] + rng.choice(["mlp", "conv", "attn"], int(rng.integers(3, 7))).tolist()
     n_params = {"mlp": 2, "conv": 2, "attn": 4}
     scopes = [f"model.{k}{b}" for b, k in enumerate(kinds)]
-    params = [[node((), s) for _ in range(n_params[k])] for s, k in zip(scopes, kinds)]
+    params = [[node((), s) for _ in range(n_params[k])] for s, k in zip(scopes, kinds, strict=True)]
+    ops: list[tuple[int, tuple[int, ...], str]] = []  # this step's forward ops
+
+    def op(inputs: tuple[int, ...], scope: str) -> int:
+        out = node(inputs, scope)
+        ops.append((out, inputs, scope))
+        return out
+
     while len(preds) < n_nodes:
-        ops: list[tuple[int, tuple[int, ...], str]] = []
-
-        def op(inputs: tuple[int, ...], scope: str) -> int:
-            out = node(inputs, scope)
-            ops.append((out, inputs, scope))
-            return out
-
+        ops.clear()
         h = node((), "")
-        for s, kind, p in zip(scopes, kinds, params):
+        for s, kind, p in zip(scopes, kinds, params, strict=True):
             if kind == "attn":
                 q, k, v = (op((h, p[j]), s) for j in range(3))
                 att = op((op((q, k), s),), s)
@@ -879,7 +913,7 @@ def training_dag(
             for j, x in enumerate(inputs):
                 if g is None or x not in needs:
                     continue
-                gx = node((g,) + inputs[:j] + inputs[j + 1:], s)
+                gx = node((g,) + inputs[:j] + inputs[j + 1 :], s)
                 grads[x] = node((grads[x], gx), s) if x in grads else gx
         lr = node((), "optim")
         params = [[node((q, node((grads[q], lr), "optim")), "optim") for q in ps] for ps in params]

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QPainter
+from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -75,7 +75,7 @@ class _SampleDelegate(QStyledItemDelegate):
         style = opt.widget.style() if opt.widget else QStyle()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        rect = opt.rect.adjusted(_PAD, _PAD // 2, -_PAD, -_PAD // 2)
+        rect = opt.rect.adjusted(_PAD, _PAD, -_PAD, -_PAD)
         title_font = self._title_font(opt.font)
         line = QFontMetrics(title_font).height()
         palette = opt.palette
@@ -91,7 +91,9 @@ class _SampleDelegate(QStyledItemDelegate):
             painter.setFont(opt.font)
             muted = palette.highlightedText() if selected else palette.placeholderText()
             painter.setPen(muted.color())
-            text = opt.fontMetrics.elidedText(description, Qt.TextElideMode.ElideRight, rect.width())
+            text = opt.fontMetrics.elidedText(
+                description, Qt.TextElideMode.ElideRight, rect.width()
+            )
             second = QRect(rect.left(), rect.top() + line, rect.width(), opt.fontMetrics.height())
             painter.drawText(second, 0, text)
         painter.restore()
@@ -100,7 +102,7 @@ class _SampleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         title = QFontMetrics(self._title_font(option.font)).height()
-        return QSize(200, title + option.fontMetrics.height() + _PAD)
+        return QSize(200, title + option.fontMetrics.height() + 2 * _PAD)
 
     @staticmethod
     def _title_font(font: QFont) -> QFont:
@@ -132,9 +134,10 @@ class SamplesBrowser(QWidget):
         self._empty = QLabel()
         self._empty.setWordWrap(True)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setStyleSheet("color: palette(mid); padding: 16px;")
+        self._empty.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self._empty.setMargin(16)
         self._hint = QLabel("Double-click a sample or press Enter to open it.")
-        self._hint.setStyleSheet("color: palette(mid);")
+        self._hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._stack = QStackedLayout()
         self._stack.addWidget(self._list)
         self._stack.addWidget(self._empty)
@@ -157,6 +160,10 @@ class SamplesBrowser(QWidget):
 
     def samples(self) -> list[Sample]:
         return list(self._samples)
+
+    def empty_message(self) -> str:
+        """The empty state's text while it shows instead of the list, else ''."""
+        return self._empty.text() if self._stack.currentWidget() is self._empty else ""
 
     def list_widget(self) -> QListWidget:
         return self._list

@@ -1,0 +1,621 @@
+"""The live graph: op and leaf nodes, tensors on the edges, module boxes.
+
+``GraphView`` is fed engine events (plain dataclasses) in batches; it keeps a
+``GraphModel`` of the current step and a ``Layout`` that places arriving nodes
+without moving the others. One ``GraphItem`` paints everything with a handful of
+batched calls (edges as cached paths, nodes grouped by colour, labels only when
+zoomed in), so a 10,000-node graph stays smooth.
+
+The backward pass is drawn on the same nodes: once the gradient reaches a node,
+it is coloured by the log of its gradient norm; NaN/Inf get a colour of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+)
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QMenu,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from core.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from widgets.graph_model import GraphModel, GraphNode
+from widgets.layout import Layout, LayoutCancelled
+
+NODE_HEIGHT = 34.0
+BACKGROUND = QColor("#fbfbfd")
+KIND_COLOURS = {
+    "input": QColor("#cfe8cf"),
+    "parameter": QColor("#ffd8a8"),
+    "constant": QColor("#e4e4e8"),
+}
+GROUP_COLOURS = [
+    (ELEMENTWISE, QColor("#dbe7fb")),
+    (REDUCE, QColor("#e7ddfa")),
+    (MOVEMENT, QColor("#eef0f3")),
+    (LOSS, QColor("#f9d6d5")),
+]
+NETWORK_COLOUR = QColor("#d3eef0")
+NONFINITE = QColor("#e0218a")
+CURRENT = QColor("#f08c00")
+SELECTED = QColor("#1c7ed6")
+EDGE = QColor(120, 126, 140, 150)
+GRAD_EDGE = QColor(214, 90, 49, 190)
+BOX_FILL = QColor(120, 140, 180, 22)
+BOX_PEN = QColor(120, 140, 180, 140)
+# gradient-norm colour ramp (low -> high), sampled on a log scale
+RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
+
+_OP_BY_LABEL = {op.label: op for op in Op}
+
+
+def op_colour(node: GraphNode) -> QColor:
+    """Fill colour of a node before the gradient reaches it."""
+    if node.kind != "op":
+        return KIND_COLOURS.get(node.kind, KIND_COLOURS["constant"])
+    op = _OP_BY_LABEL.get(node.op)
+    for group, colour in GROUP_COLOURS:
+        if op in group:
+            return colour
+    return NETWORK_COLOUR
+
+
+def ramp(t: float) -> QColor:
+    """Colour at ``t`` in [0, 1] on the gradient ramp."""
+    t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
+    i = min(int(t), len(RAMP) - 2)
+    f = t - i
+    a, b = RAMP[i], RAMP[i + 1]
+    return QColor(
+        round(a.red() + (b.red() - a.red()) * f),
+        round(a.green() + (b.green() - a.green()) * f),
+        round(a.blue() + (b.blue() - a.blue()) * f),
+    )
+
+
+class _LayoutSignals(QObject):
+    progress = Signal(float)
+    done = Signal(object, int)  # stats or an exception, generation
+
+
+class _RelayoutTask(QRunnable):
+    """Runs ``Layout.relayout`` in the thread pool; cancellable."""
+
+    def __init__(self, layout: Layout, generation: int, collapsed: dict[str, float]) -> None:
+        super().__init__()
+        self.layout, self.generation, self.collapsed = layout, generation, collapsed
+        self.signals = _LayoutSignals()
+        self.cancelled = False
+
+    def run(self) -> None:
+        def progress(fraction: float) -> bool:
+            self.signals.progress.emit(fraction)
+            return not self.cancelled
+
+        try:
+            stats = self.layout.relayout(collapsed=self.collapsed, progress=progress)
+        except LayoutCancelled as exc:
+            stats = exc
+        except Exception as exc:  # keep the app alive; the view reports it
+            stats = exc
+        self.signals.done.emit(stats, self.generation)
+
+
+class GraphItem(QGraphicsItem):
+    """Paints the whole graph; its caches are dropped in ``invalidate`` only."""
+
+    def __init__(self, view: GraphView) -> None:
+        super().__init__()
+        self.view = view
+        self._rect = QRectF()
+        self._edges: QPainterPath | None = None
+        self._grad_edges: QPainterPath | None = None
+        self._font = QFont()
+        self._font.setPointSizeF(8.5)
+        self._small = QFont(self._font)
+        self._small.setPointSizeF(7.0)
+
+    def invalidate(self) -> None:
+        """Drop cached paths and bounds; the next paint rebuilds them."""
+        self.prepareGeometryChange()
+        self._edges = self._grad_edges = None
+        x0, y0, x1, y1 = self.view.layout.bounds()
+        for rect in self.view.scope_rects().values():
+            x0, y0 = min(x0, rect.left()), min(y0, rect.top())
+            x1, y1 = max(x1, rect.right()), max(y1, rect.bottom())
+        self._rect = QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def _build_edges(self) -> None:
+        view = self.view
+        paths = view.layout.edge_paths()
+        nodes = view.model.nodes
+        plain, grad = QPainterPath(), QPainterPath()
+        n = len(nodes)
+        for k in range(len(paths.src)):
+            src, dst = int(paths.src[k]), int(paths.dst[k])
+            if src >= n or dst >= n:
+                continue  # a node of the previous step's layout not reached yet
+            p = paths.points[k]
+            back = nodes[dst].backward
+            path = grad if back else plain
+            path.moveTo(p[0, 0], p[0, 1])
+            if paths.routed[k]:
+                path.lineTo(p[1, 0], p[1, 1])
+                path.lineTo(p[2, 0], p[2, 1])
+                path.lineTo(p[3, 0], p[3, 1])
+            else:
+                mid = (p[0, 0] + p[3, 0]) / 2
+                path.cubicTo(mid, p[0, 1], mid, p[3, 1], p[3, 0], p[3, 1])
+        self._edges, self._grad_edges = plain, grad
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        view = self.view
+        if not view.model.nodes:
+            return
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        exposed = option.exposedRect
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.4)
+        self._paint_boxes(painter, lod)
+        if self._edges is None:
+            self._build_edges()
+        edge_pen = QPen(EDGE, 1.2)
+        edge_pen.setCosmetic(True)
+        painter.setPen(edge_pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._edges)
+        grad_pen = QPen(GRAD_EDGE, 1.8)
+        grad_pen.setCosmetic(True)
+        painter.setPen(grad_pen)
+        painter.drawPath(self._grad_edges)
+        self._paint_nodes(painter, exposed, lod)
+
+    def _paint_boxes(self, painter: QPainter, lod: float) -> None:
+        view = self.view
+        painter.setBrush(BOX_FILL)
+        pen = QPen(BOX_PEN, 1.0)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.setFont(self._small)
+        for scope, rect in view.scope_rects().items():
+            painter.drawRoundedRect(rect, 8, 8)
+            if lod > 0.35:
+                name = scope.rsplit(".", 1)[-1]
+                kind = view.scope_kinds.get(scope, "")
+                mark = "▸" if scope in view.collapsed else "▾"
+                label = f"{mark} {name}" + (f" ({kind})" if kind else "")
+                painter.drawText(rect.adjusted(8, 2, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
+
+    def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
+        view = self.view
+        rects = view.layout.rects()
+        drawn = view.layout.drawn()
+        n = min(len(rects), len(view.model.nodes))
+        rects, drawn = rects[:n], drawn[:n]
+        visible = (
+            drawn
+            & (rects[:, 2] >= exposed.left())
+            & (rects[:, 0] <= exposed.right())
+            & (rects[:, 3] >= exposed.top())
+            & (rects[:, 1] <= exposed.bottom())
+            & np.isfinite(rects[:, 0])
+        )
+        index = np.flatnonzero(visible)
+        colours = view.node_colours()
+        groups: dict[int, list[QRectF]] = {}
+        for i in index.tolist():
+            r = rects[i]
+            groups.setdefault(colours[i], []).append(QRectF(r[0], r[1], r[2] - r[0], r[3] - r[1]))
+        outline = QPen(QColor(90, 96, 110), 1.0)
+        outline.setCosmetic(True)
+        painter.setPen(outline if lod > 0.25 else Qt.PenStyle.NoPen)
+        for rgb, boxes in groups.items():
+            painter.setBrush(QColor.fromRgba(rgb))
+            if lod > 0.25:
+                for box in boxes:
+                    painter.drawRoundedRect(box, 5, 5)
+            else:
+                painter.drawRects(boxes)
+        for i, colour in ((view.current, CURRENT), (view.selected, SELECTED)):
+            if i is not None and i < n and visible[i]:
+                r = rects[i]
+                pen = QPen(colour, 3.0)
+                pen.setCosmetic(True)
+                painter.setPen(pen)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRoundedRect(QRectF(r[0], r[1], r[2] - r[0], r[3] - r[1]), 5, 5)
+        if lod * NODE_HEIGHT >= 14 and len(index) < 3000:
+            self._paint_labels(painter, rects, index)
+
+    def _paint_labels(self, painter: QPainter, rects: np.ndarray, index: np.ndarray) -> None:
+        nodes = self.view.model.nodes
+        painter.setPen(QColor(30, 32, 40))
+        for i in index.tolist():
+            node = nodes[i]
+            r = rects[i]
+            box = QRectF(r[0], r[1] + 2, r[2] - r[0], (r[3] - r[1]) / 2)
+            painter.setFont(self._font)
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, node.label)
+            painter.setFont(self._small)
+            painter.drawText(
+                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, node.caption()
+            )
+
+
+class GraphView(QGraphicsView):
+    """The graph of the current step, growing as events arrive."""
+
+    sig_node_selected = Signal(int)
+    """The user selected a node (its index in ``model.nodes``); -1 clears."""
+    sig_breakpoint_requested = Signal(str, object)
+    """The user asked for a breakpoint: (kind, value), e.g. ("node", 12)."""
+    sig_check_gradient = Signal(int)
+    """The user asked to check the gradient of a node (its index)."""
+    sig_layout_progress = Signal(float)
+    """Progress of a background relayout, 0..1 (1 when done or cancelled)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(BACKGROUND)
+        self.setMinimumSize(240, 160)
+        self.model = GraphModel()
+        self.layout = self._new_layout()
+        self.collapsed: dict[str, float] = {}
+        self.scope_kinds: dict[str, str] = {}
+        self.selected: int | None = None
+        self.current: int | None = None
+        self._signature: list[tuple] = []  # structure of the laid-out nodes, for reuse
+        self._placed = 0  # nodes of the model given to the layout
+        self._reuse = False  # a new step may reuse the layout of the previous one
+        self._colours: list[int] | None = None
+        self._scope_rects: dict[str, QRectF] | None = None
+        self._generation = 0
+        self._task: _RelayoutTask | None = None
+        self._fitted = False
+        self._metrics = QFontMetricsF(QFont())
+        self.item = GraphItem(self)
+        self.scene().addItem(self.item)
+
+    def _new_layout(self) -> Layout:
+        return Layout(node_height=NODE_HEIGHT, node_gap=14, layer_gap=56)
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def feed(self, events: Sequence[Any], start: int) -> None:
+        """Apply a batch of events (``events[k]`` is event number ``start + k``)."""
+        model = self.model
+        for k, event in enumerate(events):
+            kind = type(event).__name__
+            if kind == "ModuleEnter":
+                self.scope_kinds[event.path] = event.kind
+            if model.feed(event, start + k) == "reset":
+                self._on_new_step()
+        changed = model.take_changed()
+        grew = self._place_new()
+        if grew or changed:
+            self._update_drawing()
+
+    def rebuild(self, events: Sequence[Any], start: int) -> None:
+        """Show exactly the state after ``events`` (time travel): replay them."""
+        self.model = GraphModel()
+        self._on_new_step()
+        self.feed(events, start)
+
+    def _on_new_step(self) -> None:
+        self._placed = 0
+        self._reuse = len(self.layout) > 0
+
+    def _signature_of(self, node: GraphNode, preds: list[int]) -> tuple:
+        return (node.kind, node.op, node.scope, tuple(preds))
+
+    def _place_new(self) -> bool:
+        """Give new model nodes to the layout; reuse it while the step repeats the last."""
+        nodes = self.model.nodes
+        if len(nodes) == self._placed:
+            return False
+        preds: dict[int, list[int]] = {}
+        for s, d in self.model.edges:
+            if d >= self._placed:
+                preds.setdefault(d, []).append(s)
+        for node in nodes[self._placed :]:
+            i = node.index
+            signature = self._signature_of(node, preds.get(i, []))
+            if self._reuse:
+                if i < len(self._signature) and self._signature[i] == signature:
+                    continue
+                self._reuse = False  # the structure changed: lay out afresh
+                self.layout = self._new_layout()
+                self._signature = []
+                self._fitted = False
+                every: dict[int, list[int]] = {}
+                for s, d in self.model.edges:
+                    every.setdefault(d, []).append(s)
+                for earlier in nodes[:i]:
+                    self._add_to_layout(earlier, every.get(earlier.index, []))
+                    self._signature.append(self._signature_of(earlier, every.get(earlier.index, [])))
+            self._add_to_layout(node, preds.get(i, []))
+            self._signature.append(signature)
+        self._placed = len(nodes)
+        return True
+
+    def _add_to_layout(self, node: GraphNode, preds: list[int]) -> None:
+        self.layout.add_node(node.index, preds, node.kind, self._node_width(node), node.scope)
+
+    def _node_width(self, node: GraphNode) -> float:
+        text = max(
+            self._metrics.horizontalAdvance(node.label),
+            self._metrics.horizontalAdvance(node.caption()) * 0.85,
+        )
+        return max(64.0, text + 20.0)
+
+    # -- drawing state ----------------------------------------------------------------
+
+    def _update_drawing(self) -> None:
+        self._colours = None
+        self._scope_rects = None
+        self.item.invalidate()
+        if not self._fitted and self.model.nodes:
+            self.fit()
+            self._fitted = len(self.model.nodes) > 3
+
+    def node_colours(self) -> list[int]:
+        """ARGB fill per node (cached until the next change)."""
+        if self._colours is None or len(self._colours) != len(self.model.nodes):
+            norms = [n.grad_norm for n in self.model.nodes if n.backward]
+            finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
+            lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
+            colours = []
+            for n in self.model.nodes:
+                if n.nonfinite:
+                    colour = NONFINITE
+                elif n.backward and n.grad_stats is not None:
+                    v = n.grad_norm
+                    t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
+                    colour = ramp(t)
+                else:
+                    colour = op_colour(n)
+                colours.append(colour.rgba())
+            self._colours = colours
+        return self._colours
+
+    def scope_rects(self) -> dict[str, QRectF]:
+        """Rectangle of every module scope, outer scopes first."""
+        if self._scope_rects is None:
+            rects: dict[str, QRectF] = {}
+            for scope in self.model.scopes():
+                depth = scope.count(".")
+                pad = 16.0 - min(depth, 4) * 3.0
+                box = self.layout.box(scope, pad=pad) if len(self.layout) else None
+                if box is not None and all(map(math.isfinite, box)):
+                    x0, y0, x1, y1 = box
+                    rects[scope] = QRectF(x0, y0 - 12, x1 - x0, y1 - y0 + 12)
+            self._scope_rects = rects
+        return self._scope_rects
+
+    # -- selection and cursor ------------------------------------------------------------
+
+    def node_at(self, scene_pos: QPointF) -> int | None:
+        rects = self.layout.rects()
+        drawn = self.layout.drawn()
+        n = min(len(rects), len(self.model.nodes))
+        x, y = scene_pos.x(), scene_pos.y()
+        hit = np.flatnonzero(
+            drawn[:n]
+            & (rects[:n, 0] <= x)
+            & (x <= rects[:n, 2])
+            & (rects[:n, 1] <= y)
+            & (y <= rects[:n, 3])
+        )
+        return int(hit[-1]) if len(hit) else None
+
+    def scope_header_at(self, scene_pos: QPointF) -> str | None:
+        best = None
+        for scope, rect in self.scope_rects().items():
+            header = QRectF(rect.left(), rect.top(), rect.width(), 16)
+            if header.contains(scene_pos):
+                best = scope  # inner scopes come later and win
+        return best
+
+    def select(self, index: int | None, *, center: bool = False, emit: bool = False) -> None:
+        self.selected = index
+        if center and index is not None and index < len(self.model.nodes):
+            x, y = self.layout.positions()[1][index]
+            if math.isfinite(x):
+                self.centerOn(float(x), float(y))
+        self.item.update()
+        if emit:
+            self.sig_node_selected.emit(-1 if index is None else index)
+
+    def set_current(self, index: int | None) -> None:
+        """Highlight the node of the event at the cursor."""
+        if index != self.current:
+            self.current = index
+            self.item.update()
+
+    def search(self, text: str) -> int | None:
+        """Select and centre the next node whose label contains ``text``."""
+        hits = self.model.find(text)
+        if not hits:
+            return None
+        after = [h for h in hits if self.selected is None or h > self.selected]
+        index = (after or hits)[0]
+        self.select(index, center=True, emit=True)
+        return index
+
+    # -- collapse and relayout -------------------------------------------------------------
+
+    def toggle_scope(self, scope: str) -> None:
+        """Collapse a module scope into one box node, or expand it again."""
+        if scope in self.collapsed:
+            del self.collapsed[scope]
+        else:
+            label = scope.rsplit(".", 1)[-1]
+            kind = self.scope_kinds.get(scope, "")
+            self.collapsed[scope] = self._metrics.horizontalAdvance(f"{label} ({kind})") + 40
+        self.relayout(wait=True)
+
+    def relayout(self, *, wait: bool = False) -> None:
+        """Tidy the whole graph in the thread pool (``wait``: block until done)."""
+        if self._task is not None:
+            self._task.cancelled = True
+        self._generation += 1
+        task = _RelayoutTask(self.layout, self._generation, dict(self.collapsed))
+        task.signals.progress.connect(self.sig_layout_progress)
+        task.signals.done.connect(self._on_relayout_done)
+        task.setAutoDelete(False)
+        self._task = task
+        if wait:
+            task.run()
+        else:
+            QThreadPool.globalInstance().start(task)
+
+    def cancel_relayout(self) -> None:
+        if self._task is not None:
+            self._task.cancelled = True
+
+    def _on_relayout_done(self, result: object, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self._task = None
+        self.sig_layout_progress.emit(1.0)
+        if isinstance(result, Exception):
+            return
+        self._update_drawing()
+
+    # -- view -------------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        rect = self.item.boundingRect()
+        if rect.isValid():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            if self.transform().m11() > 1.5:
+                self.resetTransform()
+                self.centerOn(rect.center())
+
+    def zoom(self, factor: float) -> None:
+        self.scale(factor, factor)
+
+    def wheelEvent(self, event) -> None:
+        self.zoom(1.0015 ** event.angleDelta().y())
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            pos = self.mapToScene(event.position().toPoint())
+            index = self.node_at(pos)
+            if index is not None:
+                self.select(index, emit=True)
+                return
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))
+        if scope is not None:
+            self.toggle_scope(scope)
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        pos = self.mapToScene(event.pos())
+        index = self.node_at(pos)
+        menu = QMenu(self)
+        if index is not None:
+            node = self.model.nodes[index]
+            self.select(index, emit=True)
+            if node.node_id is not None:
+                menu.addAction(f"Break at node {node.label}").triggered.connect(
+                    lambda: self.sig_breakpoint_requested.emit("node", node.node_id)
+                )
+                menu.addAction(f"Break at every {node.op}").triggered.connect(
+                    lambda: self.sig_breakpoint_requested.emit("op", node.op)
+                )
+            if node.scope:
+                menu.addAction(f"Break on entering {node.scope}").triggered.connect(
+                    lambda: self.sig_breakpoint_requested.emit("module", node.scope)
+                )
+                menu.addAction(f"Collapse {node.scope}").triggered.connect(
+                    lambda: self.toggle_scope(node.scope)
+                )
+            menu.addAction("Check gradient").triggered.connect(
+                lambda: self.sig_check_gradient.emit(index)
+            )
+            menu.addSeparator()
+        scope = self.scope_header_at(pos)
+        if scope is not None:
+            text = "Expand" if scope in self.collapsed else "Collapse"
+            menu.addAction(f"{text} {scope}").triggered.connect(lambda: self.toggle_scope(scope))
+        fit = QAction("Fit to window", menu)
+        fit.triggered.connect(self.fit)
+        menu.addAction(fit)
+        menu.addAction("Tidy layout").triggered.connect(lambda: self.relayout())
+        menu.exec(event.globalPos())
+
+    # -- export -----------------------------------------------------------------------------
+
+    def _scene_rect(self) -> QRectF:
+        return self.item.boundingRect()
+
+    def export_png(self, path: str, scale: float = 1.0) -> None:
+        rect = self._scene_rect()
+        size = rect.size() * scale
+        image = QImage(
+            max(1, int(size.width())), max(1, int(size.height())), QImage.Format.Format_ARGB32
+        )
+        image.fill(BACKGROUND)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.scene().render(painter, QRectF(image.rect()), rect)
+        painter.end()
+        if not image.save(path):
+            raise OSError(f"could not write {path}")
+
+    def export_svg(self, path: str) -> None:
+        from PySide6.QtSvg import QSvgGenerator
+
+        rect = self._scene_rect()
+        generator = QSvgGenerator()
+        generator.setFileName(path)
+        generator.setSize(rect.size().toSize())
+        generator.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
+        generator.setTitle("Gradstep graph")
+        painter = QPainter(generator)
+        painter.fillRect(QRectF(0, 0, rect.width(), rect.height()), BACKGROUND)
+        self.scene().render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
+        painter.end()
+
+    def clear(self) -> None:
+        self.model = GraphModel()
+        self.layout = self._new_layout()
+        self._signature = []
+        self._placed = 0
+        self._reuse = False
+        self.selected = self.current = None
+        self._fitted = False
+        self._update_drawing()
+
+
