@@ -50,7 +50,7 @@ from core.tensor import announce, reset_ids
 
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
 OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
-BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm")
+BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
 
 
 class StopRun(BaseException):
@@ -65,7 +65,8 @@ class Breakpoint:
     - "node": node ``value`` (an int id) ran forward or backward;
     - "module": module ``value`` is entered (a full path or its last part);
     - "nan": the first NaN/Inf a forward op, gradient or update produces;
-    - "grad_norm": a gradient's L2 norm exceeds ``value``.
+    - "grad_norm": a gradient's L2 norm exceeds ``value``;
+    - "step": training step ``value`` (0-based) begins.
     """
 
     kind: str
@@ -77,7 +78,7 @@ class Breakpoint:
             raise ValueError(f"unknown breakpoint kind {self.kind!r}; one of {BREAKPOINT_KINDS}")
         if self.kind == "grad_norm":
             self.value = float(self.value)
-        elif self.kind == "node":
+        elif self.kind in ("node", "step"):
             self.value = int(self.value)
 
     def describe(self) -> str:
@@ -87,6 +88,7 @@ class Breakpoint:
             "module": f"module {self.value}",
             "nan": "first NaN/Inf",
             "grad_norm": f"gradient norm > {self.value:g}" if self.kind == "grad_norm" else "",
+            "step": f"step {self.value}",
         }[self.kind]
 
 
@@ -378,6 +380,9 @@ class Session:
                     return found
         elif bp.kind == "grad_norm":
             return self._big_gradient(event, bp.value)
+        elif bp.kind == "step":
+            if kind is StepStarted and event.step == bp.value:
+                return f"step {event.step} begins"
         return None
 
     def _nonfinite(self, event: Any) -> str | None:

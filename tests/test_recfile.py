@@ -719,7 +719,7 @@ def test_chrome_trace_of_a_training_run(mlp, tmp_path):
     assert steps == ["step 0", "step 1", "step 2"]
     assert sum(s["name"] == "backward pass" for s in tracks[4]) == 3
     assert {s["name"] for s in tracks[5]} >= {"model", "model.0", "model.1", "model.2"}
-    op = next(s for s in tracks[1] if s["name"] == "matmul")
+    op = next(s for s in tracks[1] if s["name"] == "relu")
     event = mlp.events[op["args"]["index"]]
     assert op["dur"] == event.duration_ns / 1000
     assert op["args"]["node"] == event.node_id and op["args"]["shape"] == list(event.shape)

@@ -47,6 +47,7 @@ KIND_LABELS = {
     "module": "Module",
     "nan": "First NaN/Inf",
     "grad_norm": "Gradient norm above",
+    "step": "Training step",
 }
 SHORT_LABELS = {
     "op": "op",
@@ -54,6 +55,7 @@ SHORT_LABELS = {
     "module": "module",
     "nan": "NaN/Inf",
     "grad_norm": "grad norm",
+    "step": "step",
 }
 PLACEHOLDERS = {
     "op": "an op, e.g. matmul",
@@ -61,6 +63,7 @@ PLACEHOLDERS = {
     "module": "a module path, e.g. model.fc1",
     "nan": "no value needed",
     "grad_norm": "a threshold, e.g. 100",
+    "step": "a step number from 0, e.g. 50",
 }
 COLUMNS = ("on", "kind", "value", "description")
 EMPTY_TEXT = (
@@ -102,6 +105,10 @@ def parse_value(kind: str, text: str) -> Any:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("The threshold must be a positive, finite number.")
         return value
+    if kind == "step":
+        if not text.isdigit():
+            raise ValueError("A step is a whole number from 0, e.g. 50.")
+        return int(text)
     raise ValueError(f"Unknown breakpoint kind '{kind}'.")
 
 
