@@ -1,10 +1,12 @@
 """The ``gradstep`` command line.
 
+    gradstep                       the desktop app, on the last program or the neuron
+    gradstep PROGRAM.py|FILE.gsrec the desktop app on that file
     gradstep run PROGRAM.py [--steps N] [--device cpu|cuda] [--record FILE]
                             [--trace FILE] [--break-on-nan]
     gradstep inspect FILE.gsrec
     gradstep doctor
-    gradstep PROGRAM.py            (the same as ``run`` until the GUI exists)
+    gradstep screenshot PROGRAM.py --steps N --out FILE.png [--until backward]
 
 Every error a user can cause prints one clear line and exits with status 2.
 """
@@ -20,7 +22,7 @@ from typing import Any, Sequence, TextIO
 
 from core.errors import GradstepError
 
-SUBCOMMANDS = ("run", "inspect", "doctor")
+SUBCOMMANDS = ("run", "inspect", "doctor", "screenshot", "gui")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,19 +41,36 @@ def _parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="describe what a recording holds")
     inspect.add_argument("file", help="a .gsrec recording")
     sub.add_parser("doctor", help="check Python, NumPy, CuPy/GPU and Qt")
+    gui = sub.add_parser("gui", help="open the desktop app (the default)")
+    gui.add_argument("file", nargs="?", help="a program (.py) or a recording (.gsrec)")
+    shot = sub.add_parser("screenshot", help="render the main window offscreen to a PNG")
+    shot.add_argument("program", help="a model program (.py)")
+    shot.add_argument("--steps", type=int, required=True, help="steps to run first")
+    shot.add_argument("--out", required=True, help="the PNG to write")
+    shot.add_argument("--until", choices=("end", "forward", "backward"), default="end",
+                      help="stop half way through the next step's forward or backward pass")
+    shot.add_argument("--select", help="a node to select, by name (e.g. linear_3)")
+    shot.add_argument("--size", default="1500x900", help="window size, WIDTHxHEIGHT")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from core.memory import keep_freed_memory
+
+    keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
-        argv.insert(0, "run")
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        argv.insert(0, "gui")
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args, sys.stdout, sys.stderr)
         if args.command == "inspect":
             return cmd_inspect(args.file, sys.stdout)
+        if args.command == "gui":
+            return cmd_gui(args.file)
+        if args.command == "screenshot":
+            return cmd_screenshot(args, sys.stdout)
         return cmd_doctor(sys.stdout)
     except GradstepError as exc:
         print(f"gradstep: {exc}", file=sys.stderr)
@@ -244,3 +263,30 @@ def _qt_status() -> str:
         return "PySide6 not installed (the GUI needs it)"
     platform_name = os.environ.get("QT_QPA_PLATFORM") or "default"
     return f"PySide6 {PySide6.__version__}, QT_QPA_PLATFORM={platform_name}"
+
+
+def cmd_gui(path: str | None) -> int:
+    if path is not None and not os.path.exists(path):
+        print(f"gradstep: {path}: no such file", file=sys.stderr)
+        return 2
+    from app.gui import run_gui
+
+    return run_gui(path)
+
+
+def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
+    from app.gui import screenshot
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"gradstep: --size must look like 1500x900, not {args.size}", file=sys.stderr)
+        return 2
+    try:
+        path = screenshot(args.program, args.out, steps=args.steps, until=args.until,
+                          select=args.select, size=(width, height))
+    except (RuntimeError, OSError) as exc:
+        print(f"gradstep: screenshot failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}", file=out)
+    return 0

@@ -15,7 +15,8 @@ steps against the unpatched engine) but not every corner of core's semantics
     python bench/whatif_engine.py conv_step pool_direct act_grad_direct --malloc default
 
 Patches: contig_wgrad, fused_linear, sgd_direct, act_grad_direct, lean_ce,
-mse_direct, pool_direct, fast_summarize.
+mse_direct, fast_reshape, linear_direct, pool_direct, fast_summarize. (contig_wgrad and
+fused_linear predate core's LINEAR op; against today's core they change little.)
 """
 
 from __future__ import annotations
@@ -214,6 +215,57 @@ def patch_mse_direct():
     return Patch([(opdef, "grad", grad)])
 
 
+# -- linear_direct: today's LINEAR rule on arrays when no graph is built ---------------------------
+# The rule returns g @ W, (g.reshape).T @ x.reshape and g (summed to the bias's shape
+# by backward's generic sum_to): two reshapes, a permute, two matmuls and a sum_to,
+# each a full apply. Without create_graph the same three products on the arrays:
+
+
+def patch_linear_direct():
+    opdef = REGISTRY[Op.LINEAR]
+    orig = opdef.grad
+
+    def grad(ctx, g):
+        x, w = ctx.inputs[:2]
+        if T.is_grad_enabled() or x.ndim != 2:
+            return orig(ctx, g)
+        gd, dev = g.data, g.device
+        gx = T._wrap(gd @ w.data, dev, False) if x.requires_grad else None
+        gw = T._wrap(gd.T @ x.data, dev, False) if w.requires_grad else None
+        if len(ctx.inputs) == 3:
+            ones = np.ones(gd.shape[0], dtype=gd.dtype)  # sum_leading's BLAS sum
+            return gx, gw, T._wrap(ones @ gd, dev, False)
+        return gx, gw
+
+    return Patch([(opdef, "grad", grad)])
+
+
+# -- fast_reshape: _resolve_shape's element-count check with math.prod --------------------------
+# Tensor.reshape -> _resolve_shape checks int(np.prod(shape, dtype=np.int64)) == size:
+# np.prod on a tuple is ~3 us (array conversion + ufunc reduce), math.prod ~0.1 us.
+# The linear rule reshapes g and x on every call, so this runs ~6 times per MLP step.
+
+
+def patch_fast_reshape():
+    orig = T._resolve_shape
+
+    def resolve(shape, size, old):
+        shape = tuple(int(s) for s in shape)
+        if shape.count(-1) == 1:
+            known = 1
+            for s in shape:
+                if s != -1:
+                    known *= s
+            if known == 0 or size % known:
+                return orig(shape, size, old)  # let the original raise its error
+            shape = tuple(size // known if s == -1 else s for s in shape)
+        if math.prod(shape) != size:
+            return orig(shape, size, old)
+        return shape
+
+    return Patch([(T, "_resolve_shape", resolve)])
+
+
 # -- pool_direct: 2x2/stride-2 max pool on strided views, no unfold/fold --------------------------
 # Today: the windows are copied out (unfold's transposing reshape), a float32 mask of
 # the windows' size is built and normalised (mask.sum, /=), and backward multiplies
@@ -296,6 +348,8 @@ PATCHES = {
     "act_grad_direct": patch_act_grad_direct,
     "lean_ce": patch_lean_ce,
     "mse_direct": patch_mse_direct,
+    "fast_reshape": patch_fast_reshape,
+    "linear_direct": patch_linear_direct,
     "pool_direct": patch_pool_direct,
     "fast_summarize": patch_fast_summarize,
 }

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from core.events import (
     GradAccumulated,
@@ -70,7 +70,10 @@ class GraphNode:
 class GraphModel:
     """Nodes and edges of the current step, fed event by event."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None):
+        # finds the TensorCreated (event, index) of a leaf announced before the
+        # events this model was fed (time travel replays only the current step)
+        self.leaf_lookup = leaf_lookup
         self.clear()
         self.step = -1
 
@@ -125,6 +128,8 @@ class GraphModel:
 
     def _leaf_node(self, tensor_id: int, at: int) -> int:
         entry = self._leaves.get(tensor_id)
+        if entry is None and self.leaf_lookup is not None:
+            entry = self.leaf_lookup(tensor_id)
         if entry is None:
             return self._append(
                 GraphNode(

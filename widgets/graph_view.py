@@ -321,9 +321,13 @@ class GraphView(QGraphicsView):
         if grew or changed:
             self._update_drawing()
 
-    def rebuild(self, events: Sequence[Any], start: int) -> None:
-        """Show exactly the state after ``events`` (time travel): replay them."""
-        self.model = GraphModel()
+    def rebuild(self, events: Sequence[Any], start: int, leaf_lookup=None) -> None:
+        """Show exactly the state after ``events`` (time travel): replay them.
+
+        ``leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` names leaves
+        announced before ``events`` (parameters, inputs made at build time).
+        """
+        self.model = GraphModel(leaf_lookup)
         self._on_new_step()
         self.feed(events, start)
 

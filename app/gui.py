@@ -1,0 +1,133 @@
+"""Starting the desktop app, and rendering it offscreen for screenshots."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Sequence
+
+NEURON = "neuron.py"
+
+
+def _app():
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Gradstep")
+    app.setOrganizationName("Gradstep")
+    return app
+
+
+def run_gui(path: str | None = None) -> int:
+    """Open the main window on ``path`` (default: the last program, else the neuron)."""
+    app = _app()
+    from app.main_window import SAMPLES_DIR, MainWindow
+
+    window = MainWindow()
+    if path is None:
+        last = window.settings.value("last_program")
+        path = last if isinstance(last, str) and os.path.exists(last) else None
+    if path is None:
+        path = os.path.join(SAMPLES_DIR, NEURON)
+    window.show()
+    if os.path.exists(path) or path.endswith((".py", ".gsrec")):
+        window.open_path(path)
+    return app.exec()
+
+
+def _wait(app, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.002)
+    app.processEvents()
+    return True
+
+
+def screenshot(
+    program: str,
+    out: str,
+    *,
+    steps: int,
+    until: str = "end",
+    select: str | None = None,
+    size: Sequence[int] = (1500, 900),
+    timeout: float = 120.0,
+) -> str:
+    """Render the main window after ``steps`` steps of ``program`` to ``out`` (PNG).
+
+    ``until``: "end" (after the steps), "forward" (half way through the forward
+    pass of the next step), "backward" (half way through its backward pass).
+    ``select`` names a node to select (its label, e.g. "linear_3").
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = _app()
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from core.session import Breakpoint
+
+    settings = QSettings(os.path.join(os.path.dirname(os.path.abspath(out)), ".gradstep-shot.ini"),
+                         QSettings.Format.IniFormat)
+    settings.clear()
+    window = MainWindow(settings=settings)
+    window.resize(*size)
+    window.show()
+    if not window.open_program(program, run=False):
+        raise RuntimeError(window.problems.toPlainText().strip())
+    if until != "end":
+        window.breakpoints.set_breakpoints([Breakpoint("step", steps)])
+    window.start_run()
+    session = window.bridge.session
+    session.steps = steps + (1 if until != "end" else 0)
+    if not _wait(app, lambda: session.state in ("paused", "finished", "stopped", "errored"), timeout):
+        raise RuntimeError(f"the run did not reach step {steps} within {timeout} s")
+    if until in ("forward", "backward"):
+        _step_to_middle(app, window, until, timeout)
+    _wait(app, lambda: window.bridge.session.done or window.bridge.session.state == "paused", 1.0)
+    if select:
+        index = window.graph.search(select)
+        if index is None:
+            raise RuntimeError(f"no node named {select!r}")
+    window.graph.fit()
+    app.processEvents()
+    image = window.grab()
+    if not image.save(out):
+        raise OSError(f"could not write {out}")
+    window.bridge.shutdown()
+    window.close()
+    try:
+        os.remove(settings.fileName())
+    except OSError:
+        pass
+    return out
+
+
+def _step_to_middle(app, window, phase: str, timeout: float) -> None:
+    """Step into the paused step until half of its forward or backward ops ran."""
+    from core.events import OpBackward, OpForward
+
+    session = window.bridge.session
+    rec = session.recording
+
+    def wanted(event) -> bool:
+        if phase == "forward":
+            return type(event) is OpForward and event.phase == "forward"
+        return type(event) is OpBackward
+
+    steps = rec.steps
+    previous = rec.events[steps[-2] : steps[-1]] if len(steps) > 1 else []
+    total = sum(1 for e in previous if wanted(e)) or 2
+    seen = 0
+    while session.state == "paused" and seen < total // 2:
+        before = len(rec.events)
+        window.step_into()
+        _wait(app, lambda: session.done or (session.state == "paused" and len(rec.events) > before),
+              timeout)
+        if wanted(rec.current()):
+            seen += 1
+    window.bridge.drain()
+    window._show_cursor(select=True)

@@ -1,0 +1,107 @@
+"""What the inspector shows for a node, read from the Recording at the cursor,
+and the finite-difference check of one recorded node (both Qt-free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import core
+from core.events import OpForward, Stats, summarize
+from core.ops import REGISTRY, Op
+from core.recording import Recording
+from core.tensor import apply
+from widgets.data import NodeInfo
+from widgets.graph_model import GraphNode
+
+_OPS = {op.label: op for op in Op}
+
+
+def _stats(value: np.ndarray | None, fallback: Stats | None) -> Stats | None:
+    if fallback is not None:
+        return fallback
+    return summarize(value) if value is not None else None
+
+
+def node_info(node: GraphNode, rec: Recording, at: int | None = None) -> NodeInfo:
+    """The node's value and gradient as of event ``at`` (default: the cursor)."""
+    at = rec.position if at is None else at
+    value = rec.value(node.tensor_id, at)
+    grad = rec.grad_of(node.tensor_id, at)
+    notes = []
+    if value is None and node.tensor_id in rec.dropped:
+        notes.append("value not kept: the recording's memory cap was reached")
+    elif value is None and node.event_index > at:
+        notes.append("not computed yet at the cursor")
+    value_stats = node.stats if node.kind == "op" else None
+    if node.kind == "parameter" and value is not None:
+        value_stats = summarize(value)  # parameters change with every update
+    return NodeInfo(
+        node_id=node.node_id,
+        title=node.label,
+        kind=node.kind,
+        op=node.op,
+        attrs=tuple(node.attrs),
+        scope=node.scope,
+        source=node.source,
+        shape=tuple(node.shape),
+        dtype=node.dtype,
+        device=_device(rec, node),
+        value=value,
+        value_stats=_stats(value, value_stats),
+        grad=grad,
+        grad_stats=summarize(grad) if grad is not None else None,
+        note="; ".join(notes),
+    )
+
+
+def _device(rec: Recording, node: GraphNode) -> str:
+    index = rec.producer.get(node.tensor_id)
+    if index is None:
+        return ""
+    return rec.events[index].device
+
+
+class CheckError(Exception):
+    """The node cannot be checked; the message says why."""
+
+
+def check_node(rec: Recording, node_id: int) -> core.GradcheckReport:
+    """Run the op of recorded node ``node_id`` again in float64 on its recorded
+    inputs and compare its gradient rule with central differences."""
+    index = rec.nodes.get(node_id)
+    if index is None:
+        raise CheckError(f"node {node_id} is not in the recording")
+    event: OpForward = rec.events[index]
+    op = _OPS.get(event.op)
+    if op is None or REGISTRY[op].grad is None:
+        raise CheckError(f"{event.op} has no gradient to check")
+    attrs = dict(event.attrs)
+    for key, value in attrs.items():
+        if isinstance(value, str) and value.startswith("<"):
+            raise CheckError(f"{event.op}: attribute {key} was not recorded in full ({value})")
+    if op is Op.GETITEM or op is Op.SCATTER_ADD:
+        raise CheckError(f"{event.op}: its index was not recorded in full")
+    inputs = []
+    for tid in event.inputs:
+        value = rec.value(tid, index)
+        if value is None:
+            raise CheckError(f"input {tid} of {event.op}_{node_id} was not kept by the recording")
+        if value.dtype.kind == "f":
+            inputs.append(core.tensor(value.astype(np.float64), requires_grad=True))
+        else:
+            inputs.append(core.tensor(value))
+    if sum(t.numel() for t in inputs if t.requires_grad) > 20000:
+        raise CheckError(f"{event.op}_{node_id} has too many elements for a finite-difference check")
+    with np.errstate(all="ignore"):
+        return core.gradcheck(lambda *xs: apply(op, xs, _attrs(op, attrs)), inputs)
+
+
+def _attrs(op: Op, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes back from their plain (event) form; tuples stay tuples."""
+    out = {}
+    for key, value in attrs.items():
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
