@@ -80,9 +80,9 @@ def screenshot(
         raise RuntimeError(window.problems.toPlainText().strip())
     if until != "end":
         window.breakpoints.set_breakpoints([Breakpoint("step", steps)])
+    window.steps.setValue(steps + (1 if until != "end" else 0))
     window.start_run()
     session = window.bridge.session
-    session.steps = steps + (1 if until != "end" else 0)
     if not _wait(app, lambda: session.state in ("paused", "finished", "stopped", "errored"), timeout):
         raise RuntimeError(f"the run did not reach step {steps} within {timeout} s")
     if until in ("forward", "backward"):

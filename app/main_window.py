@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -240,6 +241,13 @@ class MainWindow(QMainWindow):
             self.device.setItemData(1, f"GPU unavailable: {reason}", Qt.ItemDataRole.ToolTipRole)
             self.device.setToolTip(f"GPU unavailable: {reason}")
         toolbar.addWidget(self.device)
+        toolbar.addWidget(QLabel(" Steps "))
+        self.steps = QSpinBox()
+        self.steps.setObjectName("steps")
+        self.steps.setRange(0, 10_000_000)
+        self.steps.setSpecialValueText("program's")
+        self.steps.setToolTip("Training steps to run (the program's own number when left at its minimum)")
+        toolbar.addWidget(self.steps)
         self.addToolBar(toolbar)
 
     def _build_status(self) -> None:
@@ -364,6 +372,7 @@ class MainWindow(QMainWindow):
         self.clear_problem()
         if run:
             self.start_run()
+        self._update_controls()
         return True
 
     def open_recording(self, path: str) -> None:
@@ -411,7 +420,10 @@ class MainWindow(QMainWindow):
             self.status_reason.setText("Open a program first (Ctrl+O)")
             return
         device = self.device.currentData() or "cpu"
-        session = Session(self.program, device=device, breakpoints=self.breakpoints.breakpoints())
+        steps = self.steps.value() or None
+        session = Session(
+            self.program, device=device, steps=steps, breakpoints=self.breakpoints.breakpoints()
+        )
         self.recording = session.recording
         self.graph.clear()
         self.event_log.reset(session.recording.events)
@@ -419,6 +431,7 @@ class MainWindow(QMainWindow):
         self.inspector.show_node(None)
         self.clear_problem()
         self.bridge.start(session, paused=paused)
+        self._update_controls()
 
     def _session(self) -> Session | None:
         return self.bridge.session
@@ -490,8 +503,11 @@ class MainWindow(QMainWindow):
         self.reason = reason
         if state in ("paused", "finished", "stopped", "errored"):
             self.bridge.drain()
-            if self.recording is not None and len(self.recording):
-                self._show_cursor(select=state == "paused")
+            rec = self.recording
+            if rec is not None and len(rec):
+                if state == "errored":
+                    rec.seek(_last_op(rec.events))  # the last computation before the error
+                self._show_cursor(select=state in ("paused", "errored"))
         self._update_controls()
         self._update_status(state)
 
@@ -788,3 +804,11 @@ def _phase_of(event: Any, default: str) -> str:
     if kind is ModuleEnter:
         return "forward"
     return default
+
+
+def _last_op(events: list) -> int:
+    """Index of the last op event (the last event when there is none)."""
+    for i in range(len(events) - 1, -1, -1):
+        if type(events[i]) in (OpForward, OpBackward, ParameterUpdated):
+            return i
+    return len(events) - 1

@@ -14,8 +14,9 @@ steps against the unpatched engine) but not every corner of core's semantics
     python bench/whatif_engine.py mlp_step_events fast_summarize
     python bench/whatif_engine.py conv_step pool_direct act_grad_direct --malloc default
 
-Patches: contig_wgrad, fused_linear, sgd_direct, act_grad_direct, lean_ce,
-mse_direct, fast_reshape, linear_direct, pool_direct, fast_summarize. (contig_wgrad and
+Patches: contig_wgrad, fused_linear, sgd_direct, sgd_one_op, act_grad_direct, lean_ce,
+mse_direct, fast_reshape, linear_direct, lift_cache (cuda), pool_direct, fast_summarize, stats_cache
+(give stats_cache after fast_summarize to stack them). (contig_wgrad and
 fused_linear predate core's LINEAR op; against today's core they change little.)
 """
 
@@ -141,6 +142,25 @@ def patch_sgd_direct():
     return Patch([(core.optim.SGD, "step", step)])
 
 
+# -- sgd_one_op: the SGD update as one op (one event, one output to summarize) -----------------------
+# With listeners, each parameter's update is ``g * lr`` then ``p - that``: two
+# OpForward events whose outputs are parameter-sized and get Stats, plus a lifted
+# lr constant announced (TensorCreated, Stats, Source) every step. One op p - lr*g:
+
+
+def patch_sgd_one_op():
+    REGISTRY.append(OpDef(Op.SUB, lambda xp, p, g, lr: p - g * g.dtype.type(lr), None))
+    index = len(REGISTRY) - 1
+    orig = core.optim.SGD.update
+
+    def update(self, p, g, state):
+        if self.momentum or self.weight_decay:
+            return orig(self, p, g, state)
+        return T.apply(index, (p, g), {"lr": self.lr})
+
+    return Patch([(core.optim.SGD, "update", update)])
+
+
 # -- act_grad_direct: relu/tanh rules as one array expression when no graph is built -----------
 # relu's rule is g * (out > 0.0): a lifted constant, a compare op and a mul op.
 # tanh's is g * (1.0 - out * out): a constant, three ops. Without create_graph the
@@ -233,11 +253,33 @@ def patch_linear_direct():
         gx = T._wrap(gd @ w.data, dev, False) if x.requires_grad else None
         gw = T._wrap(gd.T @ x.data, dev, False) if w.requires_grad else None
         if len(ctx.inputs) == 3:
-            ones = np.ones(gd.shape[0], dtype=gd.dtype)  # sum_leading's BLAS sum
+            ones = core.cuda.array_module(gd).ones(gd.shape[0], dtype=gd.dtype)  # BLAS sum
             return gx, gw, T._wrap(ones @ gd, dev, False)
         return gx, gw
 
     return Patch([(opdef, "grad", grad)])
+
+
+# -- lift_cache: one device array per constant, not a host-to-device copy per use ----------------------
+# _lift turns every Python number (lr, 0.0 in relu's rule, 1/n...) into a new array;
+# on "cuda" that is cupy.asarray(value): an allocation and a synchronous H2D copy,
+# ~20 per MLP step. Keep them per (value, dtype, device) when nobody listens:
+
+
+def patch_lift_cache():
+    orig = T._lift
+    cache: dict = {}
+
+    def lift(value, like):
+        if isinstance(value, T.Tensor) or BUS.active or like.device == "cpu":
+            return orig(value, like)
+        key = (value, like.data.dtype, like.device)
+        t = cache.get(key)
+        if t is None:
+            t = cache[key] = orig(value, like)
+        return t
+
+    return Patch([(T, "_lift", lift), (F, "_lift", lift)])
 
 
 # -- fast_reshape: _resolve_shape's element-count check with math.prod --------------------------
@@ -313,6 +355,9 @@ def patch_pool_direct():
 # then min, max and a centred sum of squares. Other cases fall back to the original.
 
 
+_FAST = [None]
+
+
 def patch_fast_summarize():
     orig = core.events.summarize
 
@@ -334,6 +379,7 @@ def patch_fast_summarize():
         return Stats(float(flat.min()), float(flat.max()), mean, math.sqrt(ss / size),
                      math.sqrt(sq), 0, 0, size)
 
+    _FAST[0] = summarize
     items = []
     for mod in (core.events, T, core.optim):
         if getattr(mod, "summarize", None) is orig:
@@ -341,17 +387,51 @@ def patch_fast_summarize():
     return Patch(items)
 
 
+# -- stats_cache: summarize each array once ------------------------------------------------------
+# Per MLP step with stats on, about a third of summarize() calls get an array that
+# was summarized moments before: OpBackward's grad_output is the previous rule's
+# grad_input, GradAccumulated's .grad is the grad just given, ParameterUpdated's
+# value is the update op's output; permute/reshape outputs are views holding the same
+# elements (the Stats fields do not depend on order). Keep the last results by array
+# identity (holding the array, so an id is not reused) and by view base.
+
+
+def patch_stats_cache(limit: int = 64):
+    cache: dict = {}
+    inner = _FAST[0] or core.events.summarize  # stacks on fast_summarize if made before
+
+    def summarize(array):
+        hit = cache.get(id(array))
+        if hit is not None and hit[0] is array:
+            return hit[1]
+        base = getattr(array, "base", None)
+        if base is not None and base.size == array.size:
+            hit = cache.get(id(base))
+            if hit is not None and hit[0] is base:
+                return hit[1]
+        stats = inner(array)
+        if len(cache) >= limit:
+            cache.pop(next(iter(cache)))
+        cache[id(array)] = (array, stats)
+        return stats
+
+    return Patch([(m, "summarize", summarize) for m in (core.events, T, core.optim)])
+
+
 PATCHES = {
     "contig_wgrad": patch_contig_wgrad,
     "fused_linear": patch_fused_linear,
     "sgd_direct": patch_sgd_direct,
+    "sgd_one_op": patch_sgd_one_op,
     "act_grad_direct": patch_act_grad_direct,
     "lean_ce": patch_lean_ce,
     "mse_direct": patch_mse_direct,
     "fast_reshape": patch_fast_reshape,
     "linear_direct": patch_linear_direct,
+    "lift_cache": patch_lift_cache,
     "pool_direct": patch_pool_direct,
     "fast_summarize": patch_fast_summarize,
+    "stats_cache": patch_stats_cache,
 }
 
 
@@ -363,10 +443,13 @@ def main() -> None:
     ap.add_argument("--block-ms", type=float, default=40.0)
     ap.add_argument("--clock", default="cpu", choices=("wall", "cpu"))
     ap.add_argument("--malloc", default="keep", choices=("default", "keep"))
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
+    if args.device == "cuda":
+        args.clock = "wall"  # CPU time misses the GPU
     es.set_malloc(args.malloc)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    dev = es.Device("cpu")
+    dev = es.Device(args.device)
     patch = Patch([])
     for name in args.patches:
         p = PATCHES[name]()
@@ -397,6 +480,7 @@ def main() -> None:
         t0 = clock()
         for _ in range(n):
             engine_step()
+        dev.sync()
         t1 = clock()
         flt.setdefault(on, []).append((es.minflt() - f0) / n)
         patch.off()
@@ -413,7 +497,8 @@ def main() -> None:
         unsub()
     mo, mn = statistics.median(off), statistics.median(on)
     paired = statistics.median(a - b for a, b in zip(off, on))
-    print(f"{args.figure} [{' + '.join(args.patches)}] clock={args.clock} malloc={args.malloc} "
+    print(f"{args.figure} [{' + '.join(args.patches)}] device={args.device} clock={args.clock} "
+          f"malloc={args.malloc} "
           f"blas_threads={os.environ.get('OPENBLAS_NUM_THREADS')}")
     print(f"  engine as is : {mo * 1e3:8.3f} ms/step  minflt/step {statistics.median(flt[False]):.0f}")
     print(f"  patched      : {mn * 1e3:8.3f} ms/step  minflt/step {statistics.median(flt[True]):.0f}")

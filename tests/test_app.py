@@ -1,0 +1,278 @@
+"""The main window, driven as a user would: real engine, real widgets, offscreen."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import glob
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+import core
+from app import actions as A
+from app.main_window import SAMPLES_DIR, MainWindow
+from core.events import OpBackward, OpForward
+from core.session import Breakpoint
+
+SAMPLES = sorted(glob.glob(os.path.join(SAMPLES_DIR, "*.py")))
+WAIT = 30_000  # ms
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.bridge.shutdown()
+
+
+def sample(name: str) -> str:
+    return os.path.join(SAMPLES_DIR, name)
+
+
+def state(w: MainWindow) -> str:
+    s = w.bridge.session
+    return "idle" if s is None else s.state
+
+
+def wait_done(qtbot, w: MainWindow) -> None:
+    qtbot.waitUntil(lambda: state(w) in ("finished", "stopped", "errored"), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status_phase.text().startswith(state(w)), timeout=WAIT)
+
+
+def wait_paused(qtbot, w: MainWindow, before: int | None = None) -> None:
+    def paused() -> bool:
+        rec = w.recording
+        grown = before is None or (rec is not None and len(rec) > before)
+        return state(w) == "paused" and grown and w.status_phase.text().startswith("paused")
+
+    qtbot.waitUntil(paused, timeout=WAIT)
+
+
+def trigger(w: MainWindow, action_id: str) -> None:
+    w.actions_by_id[action_id].trigger()
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=os.path.basename)
+def test_every_sample_opens_and_runs(qtbot, window, path):
+    window.steps.setValue(3)
+    assert window.open_program(path)
+    wait_done(qtbot, window)
+    assert state(window) == "finished", window.problems.toPlainText()
+    assert window.graph.model.nodes, "the graph shows the last step"
+    assert window.loss.data()[0].tolist() == [0, 1, 2]
+    assert window.event_log.model().total() == len(window.recording)
+    assert not window.banner.isVisible()
+
+
+def test_nan_breakpoint_selects_the_node_and_names_it(qtbot, window):
+    assert window.open_program(sample("exploding.py"), run=False)
+    window.breakpoints.add_breakpoint(Breakpoint("nan"))
+    trigger(window, A.RUN)
+    wait_paused(qtbot, window)
+    event = window.recording.current()
+    assert type(event) is OpForward and not event.stats.finite
+    label = f"{event.op}_{event.node_id}"
+    assert window.selected_node_label() == label
+    assert label in window.status_reason.text()
+    assert "first NaN/Inf" in window.status_reason.text()
+    assert "exploding.py:" in window.status_reason.text()
+    info = window.inspector.node()
+    assert info.title == label and info.value_stats.nan + info.value_stats.inf > 0
+    assert window.source.highlighted_line() == event.source.line
+    trigger(window, A.STOP)
+    wait_done(qtbot, window)
+    assert state(window) == "stopped"
+
+
+def test_step_forward_and_back_inspector_matches_engine(qtbot, window):
+    assert window.open_program(sample("mlp_moons.py"), run=False)
+    window.breakpoints.add_breakpoint(Breakpoint("op", "tanh"))
+    trigger(window, A.RUN)
+    wait_paused(qtbot, window)
+    rec = window.recording
+    tanh = rec.current()
+    assert tanh.op == "tanh" and window.selected_node_label() == f"tanh_{tanh.node_id}"
+    # the engine's numbers for this node: tanh of the recorded input
+    expected = np.tanh(rec.value(tanh.inputs[0]))
+    shown = window.inspector.node()
+    np.testing.assert_array_equal(shown.value, expected)
+    assert window.inspector.field_text("op") == "tanh"
+    panel = window.inspector.value_panel
+    assert float(panel.stats_text()["max"]) == pytest.approx(float(expected.max()), rel=1e-5)
+
+    head = rec.position
+    for _ in range(3):  # F11 three times: live steps through the next ops
+        before = len(rec)
+        qtbot.keyClick(window, Qt.Key.Key_F11)
+        wait_paused(qtbot, window, before)
+    assert rec.position == head + (len(rec) - 1 - head)
+    later = rec.current()
+    assert type(later) in (OpForward, OpBackward)
+    for _ in range(len(rec) - 1 - head):  # Shift+F10 back to the tanh
+        qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    assert rec.position == head and rec.current() is tanh
+    assert window.selected_node_label() == f"tanh_{tanh.node_id}"
+    np.testing.assert_array_equal(window.inspector.node().value, expected)
+    assert window.status_cursor.text() == f"event {head + 1} of {len(rec)}"
+    # forward again replays the recording, then stepping goes live
+    qtbot.keyClick(window, Qt.Key.Key_F10)
+    assert rec.position == head + 1
+
+
+def test_collapse_and_expand_a_module(qtbot, window):
+    window.steps.setValue(2)
+    assert window.open_program(sample("mlp_moons.py"))
+    wait_done(qtbot, window)
+    graph = window.graph
+    drawn = int(graph.layout.drawn().sum())
+    fc1 = [n.index for n in graph.model.nodes if n.scope == "model.fc1"]
+    assert fc1 and "model.fc1" in graph.scope_rects()
+    graph.toggle_scope("model.fc1")
+    assert "model.fc1" in graph.collapsed
+    assert int(graph.layout.drawn().sum()) == drawn - len(fc1) + 1
+    graph.toggle_scope("model.fc1")
+    assert "model.fc1" not in graph.collapsed
+    assert int(graph.layout.drawn().sum()) == drawn
+
+
+@pytest.mark.skipif(core.cuda.is_available(), reason="a GPU is present")
+def test_gpu_choice_is_disabled_with_the_reason(window):
+    model = window.device.model()
+    assert not model.item(1).isEnabled()
+    reason = core.cuda.unavailable_reason()
+    assert reason in window.device.itemData(1, Qt.ItemDataRole.ToolTipRole)
+    assert window.device.currentData() == "cpu"
+
+
+def test_broken_program_shows_its_error_and_app_stays_usable(qtbot, window, tmp_path):
+    window.steps.setValue(2)
+    assert window.open_program(sample("neuron.py"))
+    wait_done(qtbot, window)
+    nodes_before = len(window.graph.model.nodes)
+    bad = tmp_path / "broken.py"
+    bad.write_text('"""Broken\n\nA syntax error.\n"""\ndef build(device):\n    return (\n')
+    assert not window.open_program(str(bad))
+    assert window.banner.isVisible()
+    assert f"{bad}:" in window.problems.toPlainText()
+    assert len(window.graph.model.nodes) == nodes_before, "the last good state stays"
+    assert window.program.path == sample("neuron.py")
+
+    raising = tmp_path / "raising.py"
+    raising.write_text(
+        '"""Raises\n\nFails in step 2.\n"""\nimport core\nfrom core.program import Run\n\n'
+        "def build(device='cpu'):\n"
+        "    w = core.tensor([1.0], requires_grad=True)\n"
+        "    n = [0]\n"
+        "    def step():\n"
+        "        n[0] += 1\n"
+        "        if n[0] == 2:\n"
+        "            raise RuntimeError('boom')\n"
+        "        return (w * w).sum()\n"
+        "    return Run(step=step, steps=5, params={'w': w})\n"
+    )
+    assert window.open_program(str(raising))
+    wait_done(qtbot, window)
+    assert state(window) == "errored"
+    assert window.banner.isVisible() and f"{raising}:14" in window.banner.text()
+    assert "boom" in window.problems.toPlainText()
+    assert window.graph.model.nodes, "the graph of the last step is still there"
+
+    window.steps.setValue(2)
+    assert window.open_program(sample("neuron.py"))
+    wait_done(qtbot, window)
+    assert state(window) == "finished" and not window.banner.isVisible()
+
+
+def test_saved_recording_reopens_with_the_same_graph(qtbot, window, tmp_path):
+    window.steps.setValue(3)
+    assert window.open_program(sample("mlp_moons.py"))
+    wait_done(qtbot, window)
+    graph = window.graph
+    labels = [n.label for n in graph.model.nodes]
+    edges = list(graph.model.edges)
+    losses = window.loss.data()[1].tolist()
+    path = str(tmp_path / "run.gsrec")
+    saved = []
+    window.save_recording(path, saved.append)
+    qtbot.waitUntil(lambda: bool(saved), timeout=WAIT)
+    assert not isinstance(saved[0], Exception)
+    original = window.recording
+
+    window.open_recording(path)
+    qtbot.waitUntil(lambda: window.recording is not original, timeout=WAIT)
+    assert [n.label for n in window.graph.model.nodes] == labels
+    assert list(window.graph.model.edges) == edges
+    assert window.loss.data()[1].tolist() == losses
+    assert window.event_log.model().total() == len(original)
+    assert path in window.recent_files()
+
+
+def test_corrupt_recording_is_a_clear_error(qtbot, window, tmp_path):
+    bad = tmp_path / "bad.gsrec"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    window.open_recording(str(bad))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT)
+    assert str(bad) in window.problems.toPlainText()
+
+
+def test_breakpoints_are_kept_per_program(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(settings=settings)
+    qtbot.addWidget(first)
+    assert first.open_program(sample("neuron.py"), run=False)
+    first.breakpoints.add_breakpoint(Breakpoint("op", "tanh"))
+    first.close()
+    second = MainWindow(settings=settings)
+    qtbot.addWidget(second)
+    assert second.open_program(sample("neuron.py"), run=False)
+    assert [(b.kind, b.value) for b in second.breakpoints.breakpoints()] == [("op", "tanh")]
+    assert second.open_program(sample("thermometer.py"), run=False)
+    assert second.breakpoints.breakpoints() == []
+    second.close()
+
+
+def test_graph_node_context_breakpoint_and_search(qtbot, window):
+    window.steps.setValue(1)
+    assert window.open_program(sample("neuron.py"))
+    wait_done(qtbot, window)
+    index = window.graph.search("tanh")
+    assert index is not None and window.selected_node_label().startswith("tanh_")
+    node = window.graph.model.nodes[index]
+    window.graph.sig_breakpoint_requested.emit("node", node.node_id)
+    assert ("node", node.node_id) in [(b.kind, b.value) for b in window.breakpoints.breakpoints()]
+
+
+def test_check_gradient_of_a_node(qtbot, window):
+    window.steps.setValue(1)
+    assert window.open_program(sample("neuron.py"))
+    wait_done(qtbot, window)
+    index = window.graph.search("tanh")
+    node_id = window.graph.model.nodes[index].node_id
+    window.inspector.sig_check_gradient.emit(node_id)
+    qtbot.waitUntil(lambda: "finite differences" in window.inspector.gradcheck_text(), timeout=WAIT)
+    assert "matches" in window.inspector.gradcheck_text()
+
+
+def test_source_line_click_selects_its_node(qtbot, window):
+    window.steps.setValue(1)
+    assert window.open_program(sample("neuron.py"))
+    wait_done(qtbot, window)
+    tanh = next(n for n in window.graph.model.nodes if n.op == "tanh")
+    window.source.sig_line_clicked.emit(tanh.source.line)
+    assert window.graph.model.nodes[window.graph.selected].source.line == tanh.source.line
+
+
+def test_samples_browser_opens_a_sample(qtbot, window):
+    window.steps.setValue(1)
+    paths = [s[0] for s in window.samples.samples()]
+    assert sample("neuron.py") in paths
+    window.samples.sig_open.emit(sample("thermometer.py"))
+    wait_done(qtbot, window)
+    assert window.program.path == sample("thermometer.py")
