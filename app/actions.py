@@ -33,10 +33,14 @@ QUIT = "quit"
 ACTIONS = (
     ActionSpec(RUN, "Run / Continue", "F5", "Run the program, or continue to the next breakpoint"),
     ActionSpec(PAUSE, "Pause", "F6", "Pause at the next event"),
-    ActionSpec(STEP_OVER, "Step Over", "F10", "Next op at this module depth (a module call is one step)"),
+    ActionSpec(
+        STEP_OVER, "Step Over", "F10", "Next op at this module depth (a module call is one step)"
+    ),
     ActionSpec(STEP_INTO, "Step Into", "F11", "Next op, entering modules"),
     ActionSpec(STEP_OUT, "Step Out", "Shift+F11", "Until this module returns, or this phase ends"),
-    ActionSpec(STEP_BACK, "Step Back", "Shift+F10", "One event back in the recording (nothing re-runs)"),
+    ActionSpec(
+        STEP_BACK, "Step Back", "Shift+F10", "One event back in the recording (nothing re-runs)"
+    ),
     ActionSpec(STOP, "Stop", "Shift+F5", "End the run"),
     ActionSpec(RESTART, "Restart", "Ctrl+Shift+F5", "Stop and run again from the start"),
     ActionSpec(OPEN, "Open…", "Ctrl+O", "Open a program (.py) or a recording (.gsrec)"),

@@ -18,7 +18,8 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from core.errors import GradstepError
 
@@ -32,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a program headless, with a progress bar")
     run.add_argument("program", help="a model program (.py)")
-    run.add_argument("--steps", type=int, default=None, help="training steps (default: the program's)")
+    run.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the program's)"
+    )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--record", metavar="FILE", help="save the recording (.gsrec)")
     run.add_argument("--trace", metavar="FILE", help="save a Chrome trace (.json)")
@@ -47,8 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     shot.add_argument("program", help="a model program (.py)")
     shot.add_argument("--steps", type=int, required=True, help="steps to run first")
     shot.add_argument("--out", required=True, help="the PNG to write")
-    shot.add_argument("--until", choices=("end", "forward", "backward"), default="end",
-                      help="stop half way through the next step's forward or backward pass")
+    shot.add_argument(
+        "--until",
+        choices=("end", "forward", "backward"),
+        default="end",
+        help="stop half way through the next step's forward or backward pass",
+    )
     shot.add_argument("--select", help="a node to select, by name (e.g. linear_3)")
     shot.add_argument("--size", default="1500x900", help="window size, WIDTHxHEIGHT")
     return parser
@@ -137,7 +144,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 2
     breakpoints = [Breakpoint("nan")] if args.break_on_nan else []
     session = Session.from_file(
-        args.program, device=args.device, steps=args.steps, breakpoints=breakpoints,
+        args.program,
+        device=args.device,
+        steps=args.steps,
+        breakpoints=breakpoints,
         cap_bytes=args.cap_mib * 2**20,
     )
     print(f"{session.program.title} — {session.program.path} on {args.device}", file=out)
@@ -171,8 +181,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _summary(session, rec, step_times, out)
     if args.record:
         recfile.save(rec, args.record)
-        print(f"recording: {args.record} ({len(rec)} events, "
-              f"{os.path.getsize(args.record) / 2**20:.1f} MiB)", file=out)
+        print(
+            f"recording: {args.record} ({len(rec)} events, "
+            f"{os.path.getsize(args.record) / 2**20:.1f} MiB)",
+            file=out,
+        )
     if args.trace:
         recfile.save_chrome_trace(rec, args.trace)
         print(f"trace: {args.trace} (open in https://ui.perfetto.dev)", file=out)
@@ -214,8 +227,11 @@ def cmd_inspect(path: str, out: TextIO) -> int:
     print(f"steps: {len(rec.steps)}; losses: {len(rec.losses)}", file=out)
     if rec.losses:
         print(f"loss: first {rec.losses[0][1]:.6g}, last {rec.losses[-1][1]:.6g}", file=out)
-    print(f"values kept: {len(rec.values)} ({rec.bytes / 2**20:.2f} MiB); "
-          f"dropped by the cap: {len(rec.dropped)}", file=out)
+    print(
+        f"values kept: {len(rec.values)} ({rec.bytes / 2**20:.2f} MiB); "
+        f"dropped by the cap: {len(rec.dropped)}",
+        file=out,
+    )
     return 0
 
 
@@ -283,8 +299,14 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
         print(f"gradstep: --size must look like 1500x900, not {args.size}", file=sys.stderr)
         return 2
     try:
-        path = screenshot(args.program, args.out, steps=args.steps, until=args.until,
-                          select=args.select, size=(width, height))
+        path = screenshot(
+            args.program,
+            args.out,
+            steps=args.steps,
+            until=args.until,
+            select=args.select,
+            size=(width, height),
+        )
     except (RuntimeError, OSError) as exc:
         print(f"gradstep: screenshot failed: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 NEURON = "neuron.py"
 
@@ -70,8 +70,10 @@ def screenshot(
     from app.main_window import MainWindow
     from core.session import Breakpoint
 
-    settings = QSettings(os.path.join(os.path.dirname(os.path.abspath(out)), ".gradstep-shot.ini"),
-                         QSettings.Format.IniFormat)
+    settings = QSettings(
+        os.path.join(os.path.dirname(os.path.abspath(out)), ".gradstep-shot.ini"),
+        QSettings.Format.IniFormat,
+    )
     settings.clear()
     window = MainWindow(settings=settings)
     window.resize(*size)
@@ -83,7 +85,9 @@ def screenshot(
     window.steps.setValue(steps + (1 if until != "end" else 0))
     window.start_run()
     session = window.bridge.session
-    if not _wait(app, lambda: session.state in ("paused", "finished", "stopped", "errored"), timeout):
+    if not _wait(
+        app, lambda: session.state in ("paused", "finished", "stopped", "errored"), timeout
+    ):
         raise RuntimeError(f"the run did not reach step {steps} within {timeout} s")
     if until in ("forward", "backward"):
         _step_to_middle(app, window, until, timeout)
@@ -125,8 +129,11 @@ def _step_to_middle(app, window, phase: str, timeout: float) -> None:
     while session.state == "paused" and seen < total // 2:
         before = len(rec.events)
         window.step_into()
-        _wait(app, lambda: session.done or (session.state == "paused" and len(rec.events) > before),
-              timeout)
+        _wait(
+            app,
+            lambda b=before: session.done or (session.state == "paused" and len(rec.events) > b),
+            timeout,
+        )
         if wanted(rec.current()):
             seen += 1
     window.bridge.drain()

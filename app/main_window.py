@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QRunnable, QSettings, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence, QStandardItemModel
@@ -156,7 +157,9 @@ class MainWindow(QMainWindow):
         self.loss = LossPlot()
         self.problems = QPlainTextEdit()
         self.problems.setReadOnly(True)
-        self.problems.setPlaceholderText("No problems. Errors from loading or running a program show here.")
+        self.problems.setPlaceholderText(
+            "No problems. Errors from loading or running a program show here."
+        )
         self.docks: dict[str, QDockWidget] = {}
         for panel in PANELS:
             dock = QDockWidget(panel.title, self)
@@ -189,12 +192,22 @@ class MainWindow(QMainWindow):
             self.addAction(action)
             self.actions_by_id[spec.id] = action
         handlers = {
-            A.RUN: self.run_or_continue, A.PAUSE: self.bridge.pause, A.STEP_OVER: self.step_over,
-            A.STEP_INTO: self.step_into, A.STEP_OUT: self.step_out, A.STEP_BACK: self.step_back,
-            A.STOP: self.stop, A.RESTART: self.restart, A.OPEN: self.open_dialog,
-            A.SAVE: self.save_dialog, A.FIT: self.graph.fit, A.FIND: self._focus_search,
-            A.TIDY: self.graph.relayout, A.EXPORT_PNG: lambda: self._export("png"),
-            A.EXPORT_SVG: lambda: self._export("svg"), A.QUIT: self.close,
+            A.RUN: self.run_or_continue,
+            A.PAUSE: self.bridge.pause,
+            A.STEP_OVER: self.step_over,
+            A.STEP_INTO: self.step_into,
+            A.STEP_OUT: self.step_out,
+            A.STEP_BACK: self.step_back,
+            A.STOP: self.stop,
+            A.RESTART: self.restart,
+            A.OPEN: self.open_dialog,
+            A.SAVE: self.save_dialog,
+            A.FIT: self.graph.fit,
+            A.FIND: self._focus_search,
+            A.TIDY: self.graph.relayout,
+            A.EXPORT_PNG: lambda: self._export("png"),
+            A.EXPORT_SVG: lambda: self._export("svg"),
+            A.QUIT: self.close,
         }
         for action_id, handler in handlers.items():
             self.actions_by_id[action_id].triggered.connect(lambda _=False, h=handler: h())
@@ -246,7 +259,9 @@ class MainWindow(QMainWindow):
         self.steps.setObjectName("steps")
         self.steps.setRange(0, 10_000_000)
         self.steps.setSpecialValueText("program's")
-        self.steps.setToolTip("Training steps to run (the program's own number when left at its minimum)")
+        self.steps.setToolTip(
+            "Training steps to run (the program's own number when left at its minimum)"
+        )
         toolbar.addWidget(self.steps)
         self.addToolBar(toolbar)
 
@@ -518,7 +533,9 @@ class MainWindow(QMainWindow):
 
     def show_problem(self, title: str, detail: str) -> None:
         """Show an error in the banner and the Problems panel; nothing else changes."""
-        self.banner.setText(f"<b>{title}</b><br>{detail.strip().splitlines()[-1] if detail else ''}")
+        self.banner.setText(
+            f"<b>{title}</b><br>{detail.strip().splitlines()[-1] if detail else ''}"
+        )
         self.banner.show()
         self.problems.appendPlainText(f"{title}\n{detail.strip()}\n")
         self.docks["problems"].raise_()
@@ -557,7 +574,9 @@ class MainWindow(QMainWindow):
         event = rec.current() if rec is not None and len(rec) else None
         if rec is not None and not rec.live and event is not None:
             phase = _phase_of(event, phase)
-        self.status_phase.setText(f"{state}" + (f" · {phase}" if phase and state != "finished" else ""))
+        self.status_phase.setText(
+            f"{state}" + (f" · {phase}" if phase and state != "finished" else "")
+        )
         step = self._step_at(rec.position) if rec is not None and len(rec) else None
         self.status_step.setText(f"step {step}" if step is not None else "step –")
         if rec is not None and len(rec):
@@ -666,7 +685,9 @@ class MainWindow(QMainWindow):
         self.search.selectAll()
 
     def _on_line_clicked(self, line: int) -> None:
-        nodes = [n for n in self.graph.model.nodes if n.source is not None and n.source.line == line]
+        nodes = [
+            n for n in self.graph.model.nodes if n.source is not None and n.source.line == line
+        ]
         if nodes:
             self.graph.select(nodes[0].index, center=True, emit=True)
             self.status_reason.setText(f"line {line}: {', '.join(n.label for n in nodes[:6])}")
@@ -706,10 +727,13 @@ class MainWindow(QMainWindow):
             if isinstance(result, CheckError):
                 self.inspector.show_gradcheck(node_id, float("nan"), False, str(result))
             elif isinstance(result, Exception):
-                self.inspector.show_gradcheck(node_id, float("nan"), False, f"check failed: {result}")
+                self.inspector.show_gradcheck(
+                    node_id, float("nan"), False, f"check failed: {result}"
+                )
             else:
                 verdict = "matches" if result.ok else "DOES NOT match"
-                text = f"rule {verdict} finite differences (worst relative error {result.worst_error:.2e})"
+                worst = f"{result.worst_error:.2e}"
+                text = f"rule {verdict} finite differences (worst relative error {worst})"
                 self.inspector.show_gradcheck(node_id, result.worst_error, result.ok, text)
 
         self._run_job(lambda: check_node(rec, node_id), done)
@@ -719,7 +743,9 @@ class MainWindow(QMainWindow):
     def save_dialog(self) -> None:
         if self.recording is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save recording", "run.gsrec", "Recordings (*.gsrec)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save recording", "run.gsrec", "Recordings (*.gsrec)"
+        )
         if path:
             self.save_recording(path)
 

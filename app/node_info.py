@@ -93,7 +93,9 @@ def check_node(rec: Recording, node_id: int) -> core.GradcheckReport:
         else:
             inputs.append(core.tensor(value))
     if sum(t.numel() for t in inputs if t.requires_grad) > 20000:
-        raise CheckError(f"{event.op}_{node_id} has too many elements for a finite-difference check")
+        raise CheckError(
+            f"{event.op}_{node_id} has too many elements for a finite-difference check"
+        )
     with np.errstate(all="ignore"):
         return core.gradcheck(lambda *xs: apply(op, xs, _attrs(op, attrs)), inputs)
 
@@ -104,4 +106,3 @@ def _attrs(op: Op, attrs: dict[str, Any]) -> dict[str, Any]:
     for key, value in attrs.items():
         out[key] = tuple(value) if isinstance(value, list) else value
     return out
-

@@ -1,27 +1,30 @@
 #!/usr/bin/env python
 """Profile the engine side of one engine_step.py figure.
 
-    python bench/profile_engine.py mlp_step [--steps 300] [--mode cprofile|ops|faults]
+    python bench/profile_engine.py mlp_step [--steps 300] [--mode cprofile|ops|faults|alloc]
+                                           [--malloc default|keep] [--device cpu|cuda]
 
 cprofile: cProfile of the engine step, top functions by own time.
 ops:      per-op array time from the engine's own OpForward/OpBackward durations
           (a subscriber without stats/source), against the step's wall time.
 faults:   minor page faults and wall time per step of engine and baseline.
+alloc:    peak NumPy memory (tracemalloc) a step holds above what was live before it.
 """
 from __future__ import annotations
 
 import argparse
-import cProfile
-import tracemalloc
 import collections
+import cProfile
 import os
 import pstats
 import sys
 import time
+import tracemalloc
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as engine_step.py's default
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine_step as es  # noqa: E402
+
 from core.events import BUS, OpBackward, OpForward  # noqa: E402
 
 

@@ -12,8 +12,7 @@
 True
 """
 
-from core import defs_elementwise, defs_nn, defs_shape  # noqa: F401  (registers the ops)
-from core import cuda, events, functional, nn, optim
+from core import cuda, defs_elementwise, defs_nn, defs_shape, events, functional, nn, optim  # noqa: F401  (registers the ops)
 from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
 from core.factory import (
     arange,
@@ -45,9 +44,40 @@ from core.tensor import (
 )
 
 __all__ = [
-    "DeviceError", "DtypeError", "GradError", "GradcheckReport", "GradstepError", "Op",
-    "OpError", "ShapeError", "Tensor", "arange", "cuda", "enable_grad", "events", "float32",
-    "float64", "from_numpy", "full", "functional", "generator", "grad", "gradcheck", "int64",
-    "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
-    "randint", "randn", "reset_ids", "tensor", "zeros", "zeros_like",
+    "DeviceError",
+    "DtypeError",
+    "GradError",
+    "GradcheckReport",
+    "GradstepError",
+    "Op",
+    "OpError",
+    "ShapeError",
+    "Tensor",
+    "arange",
+    "cuda",
+    "enable_grad",
+    "events",
+    "float32",
+    "float64",
+    "from_numpy",
+    "full",
+    "functional",
+    "generator",
+    "grad",
+    "gradcheck",
+    "int64",
+    "is_grad_enabled",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "rand",
+    "randint",
+    "randn",
+    "reset_ids",
+    "tensor",
+    "zeros",
+    "zeros_like",
 ]

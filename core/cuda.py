@@ -67,7 +67,7 @@ def xp_for(device: str) -> Any:
 
 
 def device_of(array: Any) -> str:
-    """"cpu" for a NumPy array, "cuda" for a CuPy array."""
+    """ "cpu" for a NumPy array, "cuda" for a CuPy array."""
     return "cpu" if isinstance(array, np.ndarray | np.generic) else "cuda"
 
 

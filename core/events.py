@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Attrs = tuple[tuple[str, Any], ...]
 
@@ -177,9 +178,19 @@ class ParameterUpdated:
 
 
 Event = (
-    RunStarted | RunFinished | StepStarted | StepEnded | ModuleEnter | ModuleExit
-    | TensorCreated | OpForward | BackwardStarted | OpBackward | GradAccumulated
-    | BackwardEnded | ParameterUpdated
+    RunStarted
+    | RunFinished
+    | StepStarted
+    | StepEnded
+    | ModuleEnter
+    | ModuleExit
+    | TensorCreated
+    | OpForward
+    | BackwardStarted
+    | OpBackward
+    | GradAccumulated
+    | BackwardEnded
+    | ParameterUpdated
 )
 
 

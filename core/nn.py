@@ -19,7 +19,8 @@ import math
 import os
 import zipfile
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,13 @@ from core.tensor import Tensor, _scope, announce
 
 # What NumPy raises on a missing, truncated or corrupt .npz file.
 _BAD_FILE = (
-    OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
 )
 
 
@@ -246,8 +253,14 @@ class Conv2d(Module):
     """2-D convolution over (N, C, H, W) inputs."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-        padding: Any = 0, bias: bool = True, device: str = "cpu",
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        bias: bool = True,
+        device: str = "cpu",
     ) -> None:
         super().__init__()
         kh, kw = F._pair(kernel_size)
@@ -322,7 +335,9 @@ class GELU(Module):
 class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5, device: str = "cpu") -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
         self.normalized_shape, self.eps = shape, eps
         self.weight = Parameter(np.ones(shape, dtype=np.float32), device="cpu")
         self.bias = Parameter(np.zeros(shape, dtype=np.float32), device="cpu")

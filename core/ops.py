@@ -14,8 +14,9 @@ importing any math.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 class Op(enum.IntEnum):
@@ -92,28 +93,65 @@ BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIM
 COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ})
 UNARY = frozenset(
     {
-        Op.NEG, Op.POW_SCALAR, Op.EXP, Op.LOG, Op.SQRT, Op.ABS, Op.SIGN, Op.TANH,
-        Op.SIGMOID, Op.RELU, Op.LEAKY_RELU, Op.GELU, Op.CLIP, Op.CAST,
+        Op.NEG,
+        Op.POW_SCALAR,
+        Op.EXP,
+        Op.LOG,
+        Op.SQRT,
+        Op.ABS,
+        Op.SIGN,
+        Op.TANH,
+        Op.SIGMOID,
+        Op.RELU,
+        Op.LEAKY_RELU,
+        Op.GELU,
+        Op.CLIP,
+        Op.CAST,
     }
 )
 ELEMENTWISE = BINARY | COMPARE | UNARY | {Op.WHERE}
 REDUCE = frozenset({Op.SUM, Op.MEAN, Op.MAX, Op.MIN, Op.VAR, Op.SUM_TO})
 MOVEMENT = frozenset(
     {
-        Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.GETITEM, Op.SCATTER_ADD, Op.CONCAT,
-        Op.STACK, Op.PAD,
+        Op.RESHAPE,
+        Op.PERMUTE,
+        Op.EXPAND,
+        Op.GETITEM,
+        Op.SCATTER_ADD,
+        Op.CONCAT,
+        Op.STACK,
+        Op.PAD,
     }
 )
 LOSS = frozenset({Op.CROSS_ENTROPY, Op.MSE_LOSS, Op.BCE_WITH_LOGITS})
-NETWORK = frozenset(
-    {
-        Op.MATMUL, Op.LINEAR, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.UNFOLD, Op.FOLD, Op.CONV2D,
-        Op.MAX_POOL2D, Op.AVG_POOL2D, Op.LAYER_NORM, Op.EMBEDDING, Op.DROPOUT,
-    }
-) | LOSS
+NETWORK = (
+    frozenset(
+        {
+            Op.MATMUL,
+            Op.LINEAR,
+            Op.SOFTMAX,
+            Op.LOG_SOFTMAX,
+            Op.UNFOLD,
+            Op.FOLD,
+            Op.CONV2D,
+            Op.MAX_POOL2D,
+            Op.AVG_POOL2D,
+            Op.LAYER_NORM,
+            Op.EMBEDDING,
+            Op.DROPOUT,
+        }
+    )
+    | LOSS
+)
 # Ops whose floating inputs must share one dtype (a mix is a user error).
 SAME_DTYPE = BINARY | {
-    Op.WHERE, Op.MATMUL, Op.LINEAR, Op.CONV2D, Op.LAYER_NORM, Op.MSE_LOSS, Op.BCE_WITH_LOGITS
+    Op.WHERE,
+    Op.MATMUL,
+    Op.LINEAR,
+    Op.CONV2D,
+    Op.LAYER_NORM,
+    Op.MSE_LOSS,
+    Op.BCE_WITH_LOGITS,
 }
 
 

@@ -16,7 +16,7 @@ one as ops followed by ``ParameterUpdated``, and a tracer can capture them.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from core.events import BUS, ParameterUpdated, summarize
 from core.tensor import Tensor, no_grad, phase
@@ -66,8 +66,12 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and weight decay."""
 
     def __init__(
-        self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
-        weight_decay: float = 0.0, nesterov: bool = False,
+        self,
+        params: Iterable[Tensor],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
     ) -> None:
         super().__init__(params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
@@ -87,8 +91,12 @@ class Adam(Optimizer):
     """Adam (Kingma and Ba), with bias correction and optional L2 weight decay."""
 
     def __init__(
-        self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 0.0,
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay

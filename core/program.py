@@ -31,8 +31,9 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from core.errors import GradstepError
 

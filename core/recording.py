@@ -26,8 +26,9 @@ import bisect
 import contextlib
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from time import perf_counter_ns
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import ctypes
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -285,7 +286,10 @@ class Session:
     def _run_error(self, exc: Exception) -> RunError:
         located = programs._located(exc, self.program.path, "in the run")
         return RunError(
-            str(located), type(exc).__name__, located.file, located.line,
+            str(located),
+            type(exc).__name__,
+            located.file,
+            located.line,
             "".join(traceback.format_exception(exc)),
         )
 
@@ -366,7 +370,8 @@ class Session:
                 return f"op {event.op} (node {event.op}_{event.node_id}){_at(event)}"
         elif bp.kind == "node":
             if kind in (OpForward, OpBackward) and event.node_id == bp.value:
-                return f"node {event.op}_{event.node_id} ({'backward' if kind is OpBackward else 'forward'})"
+                pass_name = "backward" if kind is OpBackward else "forward"
+                return f"node {event.op}_{event.node_id} ({pass_name})"
         elif bp.kind == "module":
             if kind is ModuleEnter and (
                 event.path == bp.value or event.path.endswith("." + str(bp.value))

@@ -18,9 +18,10 @@ import itertools
 import os
 import sys
 import weakref
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from time import perf_counter_ns
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -287,7 +288,10 @@ class Tensor:
         return self.to("cuda")
 
     def backward(
-        self, gradient: Tensor | None = None, *, retain_graph: bool | None = None,
+        self,
+        gradient: Tensor | None = None,
+        *,
+        retain_graph: bool | None = None,
         create_graph: bool = False,
     ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
@@ -543,9 +547,7 @@ def _resolve_shape(shape: tuple, size: int, old: tuple) -> tuple[int, ...]:
             raise ShapeError(f"reshape: cannot reshape {old} into {shape}{_where()}")
         shape = tuple(size // known if s == -1 else s for s in shape)
     if int(np.prod(shape, dtype=np.int64)) != size:
-        raise ShapeError(
-            f"reshape: cannot reshape {old} ({size} elements) into {shape}{_where()}"
-        )
+        raise ShapeError(f"reshape: cannot reshape {old} ({size} elements) into {shape}{_where()}")
     return shape
 
 
@@ -731,7 +733,10 @@ def _topo_order(root: Node) -> list[Node]:
 
 
 def backward(
-    root: Tensor, gradient: Tensor | None = None, *, retain_graph: bool | None = None,
+    root: Tensor,
+    gradient: Tensor | None = None,
+    *,
+    retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> None:
     """Reverse-mode autodiff from ``root``; see ``Tensor.backward``."""
@@ -859,7 +864,10 @@ def _flush_leaves(leaves: dict, create_graph: bool, emit: bool) -> None:
 
 
 def grad(
-    outputs: Tensor, inputs: Iterable[Tensor], grad_outputs: Tensor | None = None, *,
+    outputs: Tensor,
+    inputs: Iterable[Tensor],
+    grad_outputs: Tensor | None = None,
+    *,
     create_graph: bool = False,
 ) -> tuple[Tensor | None, ...]:
     """d(outputs)/d(inputs) without touching any ``.grad`` (as ``torch.autograd.grad``)."""

@@ -92,8 +92,13 @@ def test_same_program_gives_the_same_graph(mlp):
         session = Session.from_file(mlp, steps=1)
         session.start()
         assert session.wait(20)
-        ids.append([(e.node_id, e.op, e.inputs, e.output) for e in session.recording.events
-                    if type(e) is OpForward])
+        ids.append(
+            [
+                (e.node_id, e.op, e.inputs, e.output)
+                for e in session.recording.events
+                if type(e) is OpForward
+            ]
+        )
     assert ids[0] == ids[1]
 
 
@@ -174,7 +179,9 @@ def test_disabled_breakpoint_does_not_stop(mlp):
 
 
 def test_nan_breakpoint_names_op_inputs_and_line(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """NaN maker
 
         Takes the log of a negative number at step 2.
@@ -196,7 +203,8 @@ def test_nan_breakpoint_names_op_inputs_and_line(tmp_path):
                 return loss
 
             return Run(step=step, steps=6, params={"w": w})
-    ''')
+    ''',
+    )
     session = Session.from_file(path, breakpoints=[Breakpoint("nan")])
     session.start()
     wait_for(session, ("paused",))
@@ -210,7 +218,9 @@ def test_nan_breakpoint_names_op_inputs_and_line(tmp_path):
 
 
 def test_stop_ends_an_endless_model_within_100_ms(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """Endless
 
         Never returns from its step.
@@ -226,7 +236,8 @@ def test_stop_ends_an_endless_model_within_100_ms(tmp_path):
                     x * 2.0
 
             return Run(step=step, steps=1, params={"x": x})
-    ''')
+    ''',
+    )
     session = Session.from_file(path, record=False)
     session.start()
     while session.step_index < 0:
@@ -239,7 +250,9 @@ def test_stop_ends_an_endless_model_within_100_ms(tmp_path):
 
 
 def test_stop_interrupts_pure_python_loop(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """Spinner
 
         Loops without any tensor op.
@@ -252,7 +265,8 @@ def test_stop_interrupts_pure_python_loop(tmp_path):
                 while True:
                     n += 1
             return Run(step=step, steps=1)
-    ''')
+    ''',
+    )
     session = Session.from_file(path, record=False)
     session.start()
     while session.step_index < 0:
@@ -263,7 +277,9 @@ def test_stop_interrupts_pure_python_loop(tmp_path):
 
 
 def test_error_in_the_model_ends_the_run_and_is_kept(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """Broken
 
         A shape mismatch at step 1.
@@ -281,7 +297,8 @@ def test_error_in_the_model_ends_the_run_and_is_kept(tmp_path):
                 return (x @ w).sum()
 
             return Run(step=step, steps=3, params={"w": w})
-    ''')
+    ''',
+    )
     session = Session.from_file(path)
     session.start()
     assert session.wait(10)
@@ -295,28 +312,35 @@ def test_error_in_the_model_ends_the_run_and_is_kept(tmp_path):
 
 
 def test_build_error_and_bad_return(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """Bad build
 
         Raises in build.
         """
         def build(device="cpu"):
             return 1 / 0
-    ''')
+    ''',
+    )
     session = Session.from_file(path)
     session.start()
     assert session.wait(5)
     assert session.state == "errored" and "ZeroDivisionError" in session.error.message
     assert session.error.line == 7
 
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        '''
         """Bad return
 
         Returns the wrong thing.
         """
         def build(device="cpu"):
             return {"steps": 3}
-    ''', name="bad2.py")
+    ''',
+        name="bad2.py",
+    )
     session = Session.from_file(path)
     session.start()
     assert session.wait(5)
@@ -356,8 +380,11 @@ def test_parameter_values_follow_the_cursor(mlp):
     assert session.wait(20)
     rec = session.recording
     weight = session.run.model.fc1.weight
-    updates = [i for i, e in enumerate(rec.events)
-               if type(e) is ParameterUpdated and e.tensor_id == weight.id]
+    updates = [
+        i
+        for i, e in enumerate(rec.events)
+        if type(e) is ParameterUpdated and e.tensor_id == weight.id
+    ]
     assert len(updates) == 3
     before = rec.value(weight.id, at=updates[0] - 1)
     after = rec.value(weight.id, at=updates[0])

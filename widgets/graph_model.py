@@ -19,8 +19,9 @@ node of the model's graph, and the event log lists them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from core.events import (
     GradAccumulated,

@@ -13,7 +13,8 @@ it is coloured by the log of its gradient norm; NaN/Inf get a colour of their ow
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
@@ -362,7 +363,9 @@ class GraphView(QGraphicsView):
                     every.setdefault(d, []).append(s)
                 for earlier in nodes[:i]:
                     self._add_to_layout(earlier, every.get(earlier.index, []))
-                    self._signature.append(self._signature_of(earlier, every.get(earlier.index, [])))
+                    self._signature.append(
+                        self._signature_of(earlier, every.get(earlier.index, []))
+                    )
             self._add_to_layout(node, preds.get(i, []))
             self._signature.append(signature)
         self._placed = len(nodes)
@@ -621,5 +624,3 @@ class GraphView(QGraphicsView):
         self.selected = self.current = None
         self._fitted = False
         self._update_drawing()
-
-
