@@ -102,7 +102,7 @@ def _check_targets(xp, logits, target):
         raise TypeError(f"targets must be integer class indices, got dtype {target.dtype}")
     if target.shape != logits.shape[:1]:
         raise ValueError(f"targets of shape {target.shape} do not match logits {logits.shape}")
-    if target.size and (int(target.min()) < 0 or int(target.max()) >= logits.shape[1]):
+    if target.size and bool(((target < 0) | (target >= logits.shape[1])).any()):
         raise IndexError(f"a target is outside 0..{logits.shape[1] - 1}")
 
 
@@ -265,16 +265,26 @@ def _pool_shape(x, kernel, stride):
 
 
 def _max_pool2d(xp, x, kernel, stride):
+    # Windows are copied once into (N, C, k, L) columns (contiguous along L):
+    # elementwise work over strided views or short axes is several times slower.
     windows = _pool_windows(xp, x, kernel, stride)
-    out = windows.max(axis=2)
-    mask = (windows == out[:, :, None]).astype(x.dtype)
-    mask /= mask.sum(axis=2, keepdims=True)
+    k = windows.shape[2]
+    out = windows[:, :, 0].copy()
+    for i in range(1, k):
+        xp.maximum(out, windows[:, :, i], out=out)
+    hit = windows == out[:, :, None]
+    count = hit[:, :, 0].astype(x.dtype)
+    for i in range(1, k):
+        count += hit[:, :, i]
+    mask = hit.astype(x.dtype)
+    if int(count.max()) > 1:  # ties share the gradient
+        mask /= count[:, :, None]
     return out.reshape(_pool_shape(x, kernel, stride)), {"mask": mask}
 
 
 def _max_pool2d_grad(ctx, g):
-    # The routing mask is piecewise constant in x, so it is a constant even
-    # when a graph of the backward pass is built.
+    # The routing mask (ties share the gradient) is piecewise constant in x, so
+    # it is a constant even when a graph of the backward pass is built.
     x = ctx.inputs[0]
     kernel, stride = ctx.attrs["kernel"], ctx.attrs["stride"]
     n, c = x.shape[:2]

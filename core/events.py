@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import math
 import threading
+
+import numpy as _np
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +134,9 @@ class OpForward:
     scope: str  # module path ("model.fc1"), "" at top level
     phase: str  # "forward" or "update"
     requires_grad: bool  # whether the output is part of the autograd graph
-    stats: Stats | None = None  # output statistics, when asked for
+    # output statistics, when asked for; None for "update" ops, whose result
+    # ParameterUpdated summarizes
+    stats: Stats | None = None
     source: Source | None = None  # user's line, when asked for
 
 
@@ -194,12 +198,52 @@ Event = (
 )
 
 
+_SMALL = 1 << 16  # below this many elements, statistics are taken in float64
+_recent: dict[int, tuple[Any, Stats]] = {}  # id(array) -> (array, stats), newest last
+
+
 def summarize(array: Any) -> Stats:
-    """Statistics of a NumPy or CuPy array, reduced on its own device."""
+    """Statistics of a NumPy or CuPy array, reduced on its own device.
+
+    Four passes for a finite float array (sum, sum of squares, min, max), one
+    host transfer on the GPU. The same array object summarized again (a gradient
+    handed from one backward rule to the next, an accumulated ``.grad``) is
+    answered from a small cache.
+    """
+    hit = _recent.get(id(array))
+    if hit is not None and hit[0] is array:
+        return hit[1]
+    stats = _summarize(array)
+    if len(_recent) >= 16:
+        _recent.pop(next(iter(_recent)))
+    _recent[id(array)] = (array, stats)
+    return stats
+
+
+def _summarize(array: Any) -> Stats:
     xp = _xp(array)
     size = int(array.size)
     if size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0.0, 0, 0, 0)
+    flat = array.reshape(-1)
+    if flat.dtype.kind not in "f" or size < _SMALL:
+        flat = flat.astype(xp.float64)
+    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max())
+    if xp is not _np:
+        values = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get()
+    total, squares, low, high = (float(v) for v in values)
+    if not (math.isfinite(total) and math.isfinite(squares)):
+        return _summarize_nonfinite(xp, array, size)
+    mean = total / size
+    var = squares / size - mean * mean
+    if var < 1e-3 * mean * mean:  # cancellation: take the centred sum instead
+        centred = flat.astype(xp.float64) - mean
+        var = float(xp.dot(centred, centred)) / size
+    return Stats(low, high, mean, math.sqrt(max(var, 0.0)), math.sqrt(squares), 0, 0, size)
+
+
+def _summarize_nonfinite(xp: Any, array: Any, size: int) -> Stats:
+    """The exact path for arrays holding NaN or Inf (or overflowing sums)."""
     if array.dtype.kind not in "fc":
         a = array.astype(xp.float64)
         return Stats(*_moments(xp, a), 0, 0, size)

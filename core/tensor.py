@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import weakref
@@ -60,6 +61,7 @@ def reset_ids() -> None:
     global _tensor_ids, _node_ids
     _tensor_ids = itertools.count(1)
     _node_ids = itertools.count(1)
+    _constants.clear()
 
 
 class _Mode:
@@ -516,15 +518,31 @@ def _wrap(data: Any, device: str, requires_grad: bool) -> Tensor:
     return t
 
 
+_constants: dict[tuple, Tensor] = {}  # silent runs reuse scalar constants
+
+
 def _lift(value: Any, like: Tensor) -> Tensor:
-    """A Python number becomes a constant tensor with ``like``'s dtype."""
+    """A Python number becomes a constant tensor with ``like``'s dtype.
+
+    With no subscriber the constant is cached (a GPU run then copies each number
+    to the device once); when someone listens each use is a fresh, announced leaf.
+    """
     if isinstance(value, Tensor):
         return value
+    data = like.data
+    dtype = data.dtype if data.dtype.kind in "fc" else None
+    listening = BUS.active and not _quiet.get()
+    key = (type(value), value, dtype, like.device)
+    if not listening:
+        cached = _constants.get(key)
+        if cached is not None:
+            return cached
     xp = np if like.device == "cpu" else cuda.xp_for(like.device)
-    dtype = like.data.dtype if like.data.dtype.kind in "fc" else None
     t = _wrap(xp.asarray(value, dtype=dtype), like.device, False)
-    if BUS.active and not _quiet.get():
+    if listening:
         announce(t, "constant")
+    elif len(_constants) < 256 and isinstance(value, int | float | bool):
+        _constants[key] = t
     return t
 
 
@@ -546,7 +564,7 @@ def _resolve_shape(shape: tuple, size: int, old: tuple) -> tuple[int, ...]:
         if known == 0 or size % known:
             raise ShapeError(f"reshape: cannot reshape {old} into {shape}{_where()}")
         shape = tuple(size // known if s == -1 else s for s in shape)
-    if int(np.prod(shape, dtype=np.int64)) != size:
+    if math.prod(shape) != size:
         raise ShapeError(f"reshape: cannot reshape {old} ({size} elements) into {shape}{_where()}")
     return shape
 
@@ -687,6 +705,10 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
     node = result._node
     node_id = node.id if node is not None else next(_node_ids)
     data = result.data
+    phase_name = _phase.get()
+    # The optimizer's temporaries are not summarized: ParameterUpdated carries
+    # the statistics of the value it writes.
+    summarized = BUS.want_stats and phase_name != "update"
     BUS.emit(
         OpForward(
             node_id=node_id,
@@ -699,9 +721,9 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
             device=result.device,
             duration_ns=duration,
             scope=_scope.get(),
-            phase=_phase.get(),
+            phase=phase_name,
             requires_grad=result.requires_grad,
-            stats=summarize(data) if BUS.want_stats else None,
+            stats=summarize(data) if summarized else None,
             source=user_source(3) if BUS.want_source else None,
         ),
         {result.id: data},

@@ -128,7 +128,10 @@ def test_round_trip_of_a_training_run_is_exact(mlp, tmp_path):
     back = load(path)
     assert_same(mlp, back)
     assert back.counts()["OpBackward"] > 0 and back.dropped == set()
-    nan_ops = [e for e in back.events if type(e) is ev.OpForward and e.stats.nan == e.stats.size]
+    nan_ops = [
+        e for e in back.events
+        if type(e) is ev.OpForward and e.stats is not None and e.stats.nan == e.stats.size
+    ]
     assert nan_ops and math.isnan(nan_ops[0].stats.min) and math.isnan(back.losses[-1][1])
 
 

@@ -22,7 +22,7 @@ from widgets.data import (
     WARNING_COLOR,
     format_number,
 )
-from widgets.inspector import style_plot
+from widgets.tensor_panel import style_plot
 
 REDRAW_MS = 50  # appended points reach the screen within this time
 EMPTY_TEXT = "No losses yet: run a program to see its loss per step"
