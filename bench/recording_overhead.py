@@ -57,6 +57,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from core import events as ev  # noqa: E402
 from core import program as programs  # noqa: E402
 from core import recfile  # noqa: E402
 from core.events import BUS  # noqa: E402
@@ -135,7 +136,7 @@ def overhead(name: str, program, steps: int, repeats: int, breakdown: bool) -> t
     times: dict[str, list[float]] = {way: [] for way in names}
     last_full: Session | None = None
     for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for way in order:
             seconds, result = timed(ways[way])
             times[way].append(seconds)
@@ -203,6 +204,11 @@ def size(name: str, session: Session) -> dict:
         "events_jsonl_mib": round(events_info.file_size / 2**20, 2),
         "events_jsonl_deflated_mib": round(events_info.compress_size / 2**20, 2),
         "values_stored_mib": round(values_stored / 2**20, 2),
+        # what is not raw value data nor events: .npy headers and ZIP entries per value
+        "overhead_bytes_per_value": round(
+            (nbytes - rec.bytes - events_info.compress_size) / max(len(rec.values), 1)
+        ),
+        "values_mib_by_event": _values_by_event(rec),
         "save_s": round(save_s, 3),
         "load_s": round(load_s, 3),
     }
@@ -210,12 +216,76 @@ def size(name: str, session: Session) -> dict:
     return record
 
 
+def _values_by_event(rec) -> dict[str, dict]:
+    """Kept values (count, MiB), by the kind of event that first named them."""
+    owner: dict[int, str] = {}
+    for e in rec.events:
+        kind = type(e)
+        if kind is ev.OpForward:
+            ids = [(e.output, f"OpForward/{e.phase}")]
+        elif kind is ev.TensorCreated:
+            ids = [(e.tensor_id, f"TensorCreated/{e.kind}")]
+        elif kind is ev.OpBackward:
+            ids = [(i, "OpBackward") for i in (e.grad_output, *e.grad_inputs) if i is not None]
+        elif kind is ev.GradAccumulated:
+            ids = [(e.grad_id, "GradAccumulated")]
+        elif kind is ev.ParameterUpdated:
+            ids = [(e.value_id, "ParameterUpdated")]
+        else:
+            continue
+        for tid, name in ids:
+            owner.setdefault(tid, name)
+    out: dict[str, list] = {}
+    for tid, array in rec.values.items():
+        entry = out.setdefault(owner.get(tid, "?"), [0, 0])
+        entry[0] += 1
+        entry[1] += int(array.nbytes)
+    ordered = sorted(out.items(), key=lambda kv: -kv[1][1])
+    return {k: {"count": n, "mib": round(b / 2**20, 2)} for k, (n, b) in ordered}
+
+
+def micro() -> None:
+    """Per-call costs behind the profile: statistics by array size, dtype names."""
+    import timeit
+
+    summarize = getattr(ev, "_summarize", ev.summarize)  # the uncached path, if there is one
+    rng = np.random.default_rng(0)
+    shapes = [(), (16,), (200, 2), (200, 16), (32, 8, 8, 8), (32, 72, 64)]
+    stats_us = {}
+    for shape in shapes:
+        a = rng.normal(size=shape).astype(np.float32)
+        n = 2000 if a.size < 10_000 else 200
+        best = min(timeit.repeat(lambda a=a: summarize(a), number=n, repeat=5)) / n
+        stats_us["x".join(map(str, shape)) or "scalar"] = round(best * 1e6, 2)
+    dtype = np.dtype(np.float32)
+    names = {dtype: dtype.name}
+    n = 100_000
+
+    def per_call(fn) -> float:
+        return round(min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6, 3)
+
+    emit(
+        {
+            "figure": "micro",
+            "summarize_us_by_shape": stats_us,
+            "dtype_name_us": per_call(lambda: dtype.name),
+            "dict_lookup_us": per_call(lambda: names[dtype]),
+        }
+    )
+
+
 # -- profile --------------------------------------------------------------------------------
 
 # (file suffix, function) -> what it stands for; cumulative time is reported for each
 WATCH = {
     ("core/events.py", "summarize"): "stats: summarize() (all of it)",
-    ("core/events.py", "_moments"): "stats: min/max/mean/std/norm",
+    ("core/events.py", "_summarize"): "stats: _summarize() (cache misses)",
+    ("core/events.py", "_summarize_nonfinite"): "stats: the NaN/Inf path",
+    ("core/events.py", "_moments"): "stats: min/max/mean/std/norm (old / NaN path)",
+    ("numpy/_core/_dtype.py", "_name_get"): "numpy dtype.name (per event)",
+    ("core/tensor.py", "announce"): "TensorCreated: announce() (constants, inputs)",
+    ("core/tensor.py", "_emit_backward"): "OpBackward: build + emit",
+    ("core/tensor.py", "_flush_leaves"): "GradAccumulated: _flush_leaves",
     ("core/tensor.py", "user_source"): "source lines: user_source()",
     ("core/tensor.py", "plain_attrs"): "op attributes for events",
     ("core/tensor.py", "_emit_forward"): "OpForward: build + emit (incl. stats, source, bus)",
@@ -274,16 +344,18 @@ def profile(name: str, program, steps: int, top: int) -> None:
             "own_us_per_event": round(sum(r[4] for r in inits) / events * 1e6, 2),
         }
     by_own = sorted(rows, key=lambda r: -r[4])[:top]
-    emit({
-        "figure": "profile",
-        "program": f"samples/{name}.py",
-        "steps": steps,
-        "events": events,
-        "wall_s_profiled": round(wall, 3),
-        "profiled_total_s": round(total, 3),
-        "watched": watched,
-        "top_own_time": [row(*r) for r in by_own],
-    })
+    emit(
+        {
+            "figure": "profile",
+            "program": f"samples/{name}.py",
+            "steps": steps,
+            "events": events,
+            "wall_s_profiled": round(wall, 3),
+            "profiled_total_s": round(total, 3),
+            "watched": watched,
+            "top_own_time": [row(*r) for r in by_own],
+        }
+    )
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -299,14 +371,17 @@ def main() -> int:
     ap.add_argument("--profile-steps", type=int, default=100)
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
-    emit({
-        "figure": "environment",
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "cpus": os.cpu_count(),
-    })
+    emit(
+        {
+            "figure": "environment",
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "cpus": os.cpu_count(),
+        }
+    )
     ok = True
+    profiled = False
     for name in args.only or list(PROGRAMS):
         program = programs.load(os.path.join(REPO, "samples", f"{name}.py"))
         steps = args.steps or PROGRAMS[name]
@@ -317,6 +392,9 @@ def main() -> int:
         missed = record["ratio_full_none"] > TARGET or record["ratio_full_plain"] > TARGET
         if args.profile == "always" or (args.profile == "auto" and missed):
             profile(name, program, args.profile_steps, args.top)
+            profiled = True
+    if profiled:
+        micro()
     return 0 if ok else 1
 
 

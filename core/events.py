@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 import threading
-
-import numpy as _np
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as _np
 
 Attrs = tuple[tuple[str, Any], ...]
 

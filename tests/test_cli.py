@@ -48,8 +48,12 @@ def cli(request, capsys, monkeypatch):
     def run(*args: str) -> tuple[int, str, str]:
         if mode == "subprocess":
             proc = subprocess.run(
-                [sys.executable, "-m", "app", *args], cwd=REPO, env=ENV,
-                capture_output=True, text=True, timeout=TIMEOUT,
+                [sys.executable, "-m", "app", *args],
+                cwd=REPO,
+                env=ENV,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
             )
             return proc.returncode, proc.stdout, proc.stderr
         capsys.readouterr()
@@ -80,8 +84,9 @@ def _one_error_line(err: str) -> str:
 
 def test_run_record_trace_inspect(cli, tmp_path):
     gsrec, trace = str(tmp_path / "run.gsrec"), str(tmp_path / "trace.json")
-    code, out, err = cli("run", "samples/mlp_moons.py", "--steps", "200",
-                         "--record", gsrec, "--trace", trace)
+    code, out, err = cli(
+        "run", "samples/mlp_moons.py", "--steps", "200", "--record", gsrec, "--trace", trace
+    )
     assert code == 0, out + err
     assert "Traceback" not in err
 
@@ -184,8 +189,9 @@ def _check_trace(path: str, rec) -> None:
                 assert math.isfinite(e[key]) and e[key] >= 0, e
     assert phases == {"X", "M"}
 
-    names = {e["args"]["name"]: e["tid"] for e in events
-             if e["ph"] == "M" and e["name"] == "thread_name"}
+    names = {
+        e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"
+    }
     assert {"forward", "backward", "update"} <= set(names), names
     slices = [e for e in events if e["ph"] == "X"]
     per_track = {track: sum(1 for e in slices if e["tid"] == tid) for track, tid in names.items()}
@@ -413,9 +419,22 @@ def test_program_raises(cli, tmp_path, where):
 def test_screenshot(tmp_path):
     shot = tmp_path / "shot.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "screenshot", "samples/neuron.py", "--steps", "3",
-         "--out", str(shot)],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=TIMEOUT,
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "screenshot",
+            "samples/neuron.py",
+            "--steps",
+            "3",
+            "--out",
+            str(shot),
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
