@@ -25,14 +25,17 @@ For each program (samples/mlp_moons.py, samples/cnn_digits.py) this prints JSON 
 
 ``recording_size``
     One full recording saved with ``core.recfile.save``: bytes on disk per
-    1000 events, events, values kept, their MiB, the file's MiB, and the
-    uncompressed/stored sizes of its members.
+    1000 events, events, values kept, their MiB, the file's MiB, the
+    uncompressed/stored sizes of its members, the bytes each kept value costs
+    beyond its data (.npy header, ZIP entries), and the kept values by the kind
+    of event that named them.
 
 ``profile``
     When a ratio misses 2.0 (``--profile auto``, the default) or with
     ``--profile always``: cProfile of one full Session run (in this thread),
     the functions that matter by own and cumulative time, in microseconds per
-    event and as a share of the run.
+    event and as a share of the run; then ``micro``: what ``summarize`` costs
+    per call by array size, and a dtype's ``.name`` against a dict lookup.
 
     python bench/recording_overhead.py                 # both programs
     python bench/recording_overhead.py --steps 300 --repeats 7 --only mlp_moons

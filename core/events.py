@@ -225,6 +225,13 @@ def _summarize(array: Any) -> Stats:
     size = int(array.size)
     if size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0.0, 0, 0, 0)
+    if size == 1:  # scalars (losses, constants) are most events: no reductions
+        v = float(array.reshape(-1)[0])
+        if math.isnan(v):
+            return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, 1, 0, 1)
+        if math.isinf(v):
+            return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 1, 1)
+        return Stats(v, v, v, 0.0, abs(v), 0, 0, 1)
     flat = array.reshape(-1)
     if flat.dtype.kind not in "f" or size < _SMALL:
         flat = flat.astype(xp.float64)

@@ -92,7 +92,7 @@ class Recording:
             self.dropped.add(tid)
             return
         host = cuda.to_host(array)
-        self.values[tid] = np.array(host, copy=True) if host is array else host
+        self.values[tid] = host.copy() if host is array else host
         self.bytes += nbytes
 
     def _index(self, index: int, event: Any) -> None:

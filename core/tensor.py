@@ -119,15 +119,30 @@ def scope(path: str) -> _Mode:
     return _Mode(_scope, path)
 
 
+_inside_core: dict[Any, bool] = {}  # code object -> is it the engine's own code
+_sources: dict[tuple[Any, int], Source] = {}  # (code, line) -> Source, reused
+
+
 def user_source(skip: int = 1) -> Source | None:
     """The first frame outside ``core/``: the user's file, line and function."""
     frame = sys._getframe(skip)
-    while frame is not None and frame.f_code.co_filename.startswith(_CORE_DIR):
+    while frame is not None:
+        code = frame.f_code
+        inside = _inside_core.get(code)
+        if inside is None:
+            inside = _inside_core[code] = code.co_filename.startswith(_CORE_DIR)
+        if not inside:
+            break
         frame = frame.f_back
     if frame is None:
         return None
-    code = frame.f_code
-    return Source(code.co_filename, frame.f_lineno, code.co_name)
+    key = (frame.f_code, frame.f_lineno)
+    source = _sources.get(key)
+    if source is None:
+        if len(_sources) > 100_000:
+            _sources.clear()
+        source = _sources[key] = Source(code.co_filename, frame.f_lineno, code.co_name)
+    return source
 
 
 class Node:
@@ -592,7 +607,7 @@ def announce(t: Tensor, kind: str, name: str | None = None) -> None:
             kind=kind,
             name=t.name or f"{kind}_{t.id}",
             shape=tuple(t.shape),
-            dtype=t.dtype.name,
+            dtype=dtype_name(t.dtype),
             device=t.device,
             requires_grad=t.requires_grad,
             scope=_scope.get(),
@@ -601,6 +616,17 @@ def announce(t: Tensor, kind: str, name: str | None = None) -> None:
         ),
         {t.id: t.data},
     )
+
+
+_dtype_names: dict[Any, str] = {}
+
+
+def dtype_name(dtype: Any) -> str:
+    """``dtype.name``, which NumPy computes in Python on every access, cached."""
+    name = _dtype_names.get(dtype)
+    if name is None:
+        name = _dtype_names[dtype] = dtype.name
+    return name
 
 
 def _where() -> str:
@@ -717,7 +743,7 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
             output=result.id,
             attrs=plain_attrs(attrs),
             shape=tuple(data.shape),
-            dtype=data.dtype.name,
+            dtype=dtype_name(data.dtype),
             device=result.device,
             duration_ns=duration,
             scope=_scope.get(),

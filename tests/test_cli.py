@@ -298,13 +298,23 @@ def test_missing_program(cli, tmp_path):
     assert out == ""
 
 
-def test_syntax_error(cli, tmp_path):
+BAD_PROGRAMS = {  # name -> (source, what the one line must say, the line it names)
+    "syntax error": ('"""Broken"""\n\ndef build(device="cpu"):\n    return (\n', "syntax error", 4),
+    "raises on load": ('"""Broken"""\nimport math\n\nx = 1 / 0\n', "ZeroDivisionError", 4),
+    "no build": ('"""Broken"""\nX = 1\n', "no build(device) function", None),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_PROGRAMS))
+def test_bad_program(cli, tmp_path, kind):
+    source, says, line_no = BAD_PROGRAMS[kind]
     bad = tmp_path / "broken.py"
-    bad.write_text('"""Broken"""\n\ndef build(device="cpu"):\n    return (\n')
+    bad.write_text(source)
     code, out, err = cli("run", str(bad))
     assert code == 2
     line = _one_error_line(err)
-    assert f"{bad}:4" in line and "syntax error" in line, line
+    assert says in line, line
+    assert f"{bad}:{line_no}" in line if line_no else str(bad) in line, line
     assert out == ""
 
 

@@ -1,0 +1,427 @@
+#!/usr/bin/env python
+"""GUI responsiveness: event-loop latency during a live run, graph feeding and layout, repaint.
+
+Headless (``QT_QPA_PLATFORM=offscreen`` unless set). One JSON line per figure,
+each a median over repeats, with its target and whether it was met:
+
+- ``event_loop_latency``: samples/mlp_moons.py runs at full speed with recording
+  on inside a real MainWindow (shown offscreen, ``open_program(path, run=False)``
+  then ``start_run()`` with more steps); a 5 ms QTimer probe on the GUI thread
+  records how late each tick is (actual minus expected interval). p50/p99/max
+  over the run (from start_run until the worker finished), the largest lateness
+  while the GUI caught up afterwards, the events the window processed, and the
+  run's events/s with the GUI attached against the same Session headless.
+  Target: p99 < 50 ms.
+- ``layout_1000`` / ``layout_10000``: synthetic engine events (TensorCreated,
+  OpForward, ModuleEnter) for a ``widgets.layout.training_dag`` graph with that
+  many op nodes; ``GraphView.feed(events, 0)`` (incremental placement) and
+  ``GraphView.relayout(wait=True)`` timed separately on a fresh view.
+  Target: each under 1 s at 10,000 (scaled linearly for 1,000).
+- ``repaint_10000``: a 1600x1000 GraphView showing the whole 10,000-op graph
+  (``fit()``), ``viewport().grab()`` timed (the first, which builds the cached
+  paths, reported as ``repaint_10000_cold``), and ``repaint_10000_zoom100``: the
+  same at 100% scale centred on the graph, labels drawn. Target: < 100 ms.
+
+    python bench/gui_responsiveness.py                     # everything
+    python bench/gui_responsiveness.py --only layout repaint
+    python bench/gui_responsiveness.py --steps 1000 --repeats 1
+
+Timings depend on the machine's load: each line carries the 1-minute load
+average and the CPU count, since the worker thread and the GUI thread share the
+GIL and the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from core.events import ModuleEnter, OpForward, TensorCreated  # noqa: E402
+from widgets.layout import training_dag  # noqa: E402
+
+PROGRAM = os.path.join(ROOT, "samples", "mlp_moons.py")
+PROBE_MS = 5
+TARGET_P99_MS = 50.0
+TARGET_LAYOUT_S_PER_OP = 1.0 / 10_000
+TARGET_REPAINT_MS = 100.0
+VIEW_SIZE = (1600, 1000)
+SEED = 2024
+
+
+def emit(record: dict) -> None:
+    record["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    record["cpus"] = os.cpu_count()
+    print(json.dumps(record), flush=True)
+
+
+def app() -> QApplication:
+    return QApplication.instance() or QApplication(sys.argv[:1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, float), q)) if values else float("nan")
+
+
+def med(values: list[float], digits: int = 3) -> float:
+    return round(statistics.median(values), digits)
+
+
+# -- 1. event-loop latency during a live run ---------------------------------------------
+
+
+def headless_rate(steps: int) -> tuple[float, int]:
+    """events/s of mlp_moons run by a Session with recording on and no window."""
+    from core.session import Session
+
+    session = Session.from_file(PROGRAM, steps=steps)
+    session.start()
+    if not session.wait(600):
+        session.stop()
+        raise RuntimeError("the headless run did not finish in 600 s")
+    return _rate(session.recording), len(session.recording.events)
+
+
+def _rate(rec: Any) -> float:
+    """events/s over the run, from the Recording's arrival times (perf_counter_ns)."""
+    span = (rec.times[-1] - rec.times[0]) / 1e9
+    return (len(rec.times) - 1) / span if span > 0 else float("nan")
+
+
+def make_window(steps: int):
+    """A MainWindow shown offscreen, settings in a temp file, runs of ``steps`` steps."""
+    import app.main_window as main_window
+    from core.session import Session
+
+    def session_with_steps(*args: Any, **kwargs: Any) -> Session:
+        # start_run's own Session call; only fills in the steps when the window gives none
+        if kwargs.get("steps") is None:
+            kwargs["steps"] = steps
+        return Session(*args, **kwargs)
+
+    main_window.Session = session_with_steps
+    ini = os.path.join(tempfile.mkdtemp(prefix="gradstep-bench-"), "settings.ini")
+    window = main_window.MainWindow(settings=QSettings(ini, QSettings.Format.IniFormat))
+    box = getattr(window, "steps", None)
+    if box is not None and hasattr(box, "setValue"):
+        box.setValue(steps)  # the window's own steps box, when it has one
+    window.show()
+    app().processEvents()
+    if not window.open_program(PROGRAM, run=False):
+        raise RuntimeError(window.problems.toPlainText())
+    return window
+
+
+def gui_run(window, steps: int) -> dict:
+    """One live run in ``window`` with the probe ticking; its figures."""
+    qapp = app()
+    ticks: list[float] = []
+    probe = QTimer()
+    probe.setTimerType(Qt.TimerType.PreciseTimer)
+    probe.setInterval(PROBE_MS)
+    probe.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    seen = {"stop": 0, "finished_at": None, "batches": 0}
+    loop = QEventLoop()
+
+    def on_events(start: int, stop: int) -> None:
+        seen["stop"] = max(seen["stop"], stop)
+        seen["batches"] += 1
+
+    def on_done(*_: Any) -> None:
+        if seen["finished_at"] is None:
+            seen["finished_at"] = time.perf_counter()
+
+    bridge = window.bridge
+    bridge.sig_events.connect(on_events)
+    for signal in (bridge.sig_finished, bridge.sig_aborted, bridge.sig_errored):
+        signal.connect(on_done)
+
+    def check() -> None:
+        s = bridge.session
+        if s is None or not s.done or seen["finished_at"] is None:
+            return
+        if seen["stop"] >= len(s.recording.events) and time.perf_counter() - seen["finished_at"] > 0.25:
+            loop.quit()  # drained, finished state shown, and a quarter second of ticks after
+
+    checker = QTimer()
+    checker.setInterval(20)
+    checker.timeout.connect(check)
+    qapp.processEvents()
+    probe.start()
+    checker.start()
+    t0 = time.perf_counter()
+    ticks.append(t0)
+    window.start_run()
+    loop.exec()
+    probe.stop()
+    checker.stop()
+    bridge.sig_events.disconnect(on_events)
+    for signal in (bridge.sig_finished, bridge.sig_aborted, bridge.sig_errored):
+        signal.disconnect(on_done)
+    session = bridge.session
+    rec = session.recording
+    if session.state != "finished":
+        raise RuntimeError(f"the run ended {session.state}: {session.error}")
+    run_end = rec.times[-1] / 1e9  # perf_counter_ns: the worker's last event
+    late_run, late_after = [], []
+    for a, b in zip(ticks, ticks[1:]):
+        (late_run if b <= run_end else late_after).append((b - a) * 1000 - PROBE_MS)
+    return {
+        "p50_ms": percentile(late_run, 50),
+        "p99_ms": percentile(late_run, 99),
+        "max_ms": max(late_run) if late_run else float("nan"),
+        "ticks": len(late_run),
+        "after_run_max_ms": max(late_after) if late_after else 0.0,
+        "catch_up_s": seen["finished_at"] - run_end,
+        "run_s": run_end - t0,
+        "events": len(rec.events),
+        "events_processed": seen["stop"],
+        "batches": seen["batches"],
+        "events_per_s": _rate(rec),
+    }
+
+
+def bench_event_loop(steps: int, repeats: int) -> None:
+    window = make_window(steps)
+    runs, headless = [], []
+    for _ in range(repeats):  # alternate, so both see the same machine load
+        headless.append(headless_rate(steps)[0])
+        runs.append(gui_run(window, steps))
+    window.close()
+    app().processEvents()
+    gui_rate = statistics.median(r["events_per_s"] for r in runs)
+    head_rate = statistics.median(headless)
+
+    def m(key: str, digits: int = 2) -> float:
+        return med([r[key] for r in runs], digits)
+
+    emit(
+        {
+            "figure": "event_loop_latency",
+            "p50_ms": m("p50_ms"),
+            "p99_ms": m("p99_ms"),
+            "max_ms": m("max_ms"),
+            "target_p99_ms": TARGET_P99_MS,
+            "ok": m("p99_ms") < TARGET_P99_MS,
+            "probe_interval_ms": PROBE_MS,
+            "probe_ticks": int(m("ticks", 0)),
+            "after_run_max_ms": m("after_run_max_ms"),
+            "catch_up_s": m("catch_up_s", 3),
+            "run_s": m("run_s", 3),
+            "events": int(m("events", 0)),
+            "events_processed": int(m("events_processed", 0)),
+            "batches": int(m("batches", 0)),
+            "events_per_s_gui": round(gui_rate, 1),
+            "events_per_s_headless": round(head_rate, 1),
+            "gui_vs_headless": round(gui_rate / head_rate, 3),
+            "steps": steps,
+            "repeats": repeats,
+            "per_run_p99_ms": [round(r["p99_ms"], 2) for r in runs],
+        }
+    )
+
+
+# -- 2. feeding and layout of generated graphs -----------------------------------------------
+
+UNARY = ["tanh", "relu", "exp", "sum", "reshape", "softmax", "mean", "neg"]
+BINARY = ["matmul", "add", "mul", "sub", "linear", "div"]
+MANY = ["add", "where", "concat"]
+
+
+def synthetic_events(n_ops: int, seed: int = SEED) -> list[Any]:
+    """Engine events for a training_dag graph with ``n_ops`` op nodes (no StepStarted:
+    one graph). Leaves are TensorCreated; ops OpForward; tensor id = dag index + 1."""
+    total = 2 * n_ops
+    while True:
+        _, preds, _, groups = training_dag(total, seed)
+        ops = np.cumsum([len(p) > 0 for p in preds])
+        if ops[-1] >= n_ops:
+            cut = int(np.searchsorted(ops, n_ops)) + 1
+            preds, groups = preds[:cut], groups[:cut]
+            break
+        total = int(total * 1.5)
+    rng = np.random.default_rng(seed)
+    events: list[Any] = []
+    entered: set[str] = set()
+    for i, (p, scope) in enumerate(zip(preds, groups, strict=True)):
+        parts = scope.split(".") if scope else []
+        for k in range(1, len(parts) + 1):
+            path = ".".join(parts[:k])
+            if path not in entered:
+                entered.add(path)
+                name = parts[k - 1].rstrip("0123456789")
+                events.append(ModuleEnter(path, name.capitalize() or "Module"))
+        shape = (16, int(rng.integers(1, 64)))
+        if not p:
+            kind = "parameter" if scope.startswith("model") else "input"
+            events.append(
+                TensorCreated(i + 1, kind, f"t{i}", shape, "float32", "cpu", True, scope)
+            )
+            continue
+        names = UNARY if len(p) == 1 else BINARY if len(p) == 2 else MANY
+        op = names[int(rng.integers(len(names)))]
+        events.append(
+            OpForward(
+                i + 1, op, tuple(q + 1 for q in p), i + 1, (), shape, "float32", "cpu",
+                1000, scope, "forward", True,
+            )
+        )
+    return events
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def fed_view(events: list[Any], size: tuple[int, int] | None = None):
+    from widgets.graph_view import GraphView
+
+    view = GraphView()
+    if size is not None:
+        view.resize(*size)
+        view.show()
+        app().processEvents()
+    return view
+
+
+def bench_layout(n_ops: int, repeats: int) -> None:
+    events = synthetic_events(n_ops)
+    feed_t, relayout_t = [], []
+    view = None
+    for _ in range(repeats):
+        view = fed_view(events)
+        feed_t.append(timed(lambda v=view: v.feed(events, 0)))
+        relayout_t.append(timed(lambda v=view: v.relayout(wait=True)))
+        app().processEvents()
+    assert view is not None
+    ops = sum(n.kind == "op" for n in view.model.nodes)
+    target = round(n_ops * TARGET_LAYOUT_S_PER_OP, 3)
+    f, r = med(feed_t, 4), med(relayout_t, 4)
+    emit(
+        {
+            "figure": f"layout_{n_ops}",
+            "feed_s": f,
+            "relayout_s": r,
+            "feed_min_s": round(min(feed_t), 4),
+            "relayout_min_s": round(min(relayout_t), 4),
+            "target_s": target,
+            "ok": f < target and r < target,
+            "op_nodes": ops,
+            "nodes": len(view.model.nodes),
+            "edges": len(view.model.edges),
+            "events": len(events),
+            "scopes": len(view.scope_rects()),
+            "repeats": repeats,
+        }
+    )
+    view.deleteLater()
+
+
+# -- 3. repaint of the 10,000-op view ---------------------------------------------------------
+
+
+def grab_ms(view) -> float:
+    start = time.perf_counter()
+    view.viewport().grab()
+    return (time.perf_counter() - start) * 1000
+
+
+def bench_repaint(n_ops: int, repeats: int, png: str | None = None) -> None:
+    events = synthetic_events(n_ops)
+    view = fed_view(events, VIEW_SIZE)
+    view.feed(events, 0)
+    view.relayout(wait=True)
+    view.fit()  # no event processing between here and the cold grab: nothing painted yet
+    cold = grab_ms(view)
+    warm = [grab_ms(view) for _ in range(repeats)]
+    lod = view.transform().m11()
+    if png:
+        view.viewport().grab().save(png.replace(".png", "_fit.png"))
+    emit(
+        {
+            "figure": f"repaint_{n_ops}",
+            "median_ms": med(warm, 2),
+            "min_ms": round(min(warm), 2),
+            "max_ms": round(max(warm), 2),
+            "target_ms": TARGET_REPAINT_MS,
+            "ok": statistics.median(warm) < TARGET_REPAINT_MS,
+            "scale": round(lod, 4),
+            "view": list(VIEW_SIZE),
+            "method": "viewport().grab()",
+            "nodes": len(view.model.nodes),
+            "repeats": repeats,
+        }
+    )
+    emit(
+        {
+            "figure": f"repaint_{n_ops}_cold",
+            "ms": round(cold, 2),
+            "target_ms": TARGET_REPAINT_MS,
+            "ok": cold < TARGET_REPAINT_MS,
+            "note": "first paint after feed+relayout: builds edge paths and node colours",
+        }
+    )
+    view.resetTransform()
+    view.centerOn(view.item.boundingRect().center())
+    app().processEvents()
+    first = grab_ms(view)
+    warm = [grab_ms(view) for _ in range(repeats)]
+    if png:
+        view.viewport().grab().save(png.replace(".png", "_zoom100.png"))
+    emit(
+        {
+            "figure": f"repaint_{n_ops}_zoom100",
+            "median_ms": med(warm, 2),
+            "min_ms": round(min(warm), 2),
+            "first_ms": round(first, 2),
+            "target_ms": TARGET_REPAINT_MS,
+            "ok": statistics.median(warm) < TARGET_REPAINT_MS,
+            "scale": view.transform().m11(),
+            "repeats": repeats,
+        }
+    )
+    view.close()
+    view.deleteLater()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", nargs="+", choices=("event_loop", "layout", "repaint"),
+        default=["event_loop", "layout", "repaint"],
+    )
+    parser.add_argument("--steps", type=int, default=3000, help="training steps of the live run")
+    parser.add_argument("--run-repeats", type=int, default=3, help="live runs (and headless runs)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--layout-repeats", type=int, default=5)
+    parser.add_argument("--repaint-repeats", type=int, default=10)
+    parser.add_argument("--png", help="also save the repainted views as PNG (name_fit.png, ...)")
+    args = parser.parse_args(argv)
+    app()
+    if "layout" in args.only:
+        for n in args.sizes:
+            bench_layout(n, args.layout_repeats)
+    if "repaint" in args.only:
+        bench_repaint(max(args.sizes), args.repaint_repeats, args.png)
+    if "event_loop" in args.only:
+        bench_event_loop(args.steps, args.run_repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
