@@ -214,7 +214,7 @@ def summarize(array: Any) -> Stats:
     if hit is not None and hit[0] is array:
         return hit[1]
     stats = _summarize(array)
-    if len(_recent) >= 16:
+    if len(_recent) >= 64:
         _recent.pop(next(iter(_recent)))
     _recent[id(array)] = (array, stats)
     return stats
@@ -277,6 +277,8 @@ def _moments(xp: Any, a: Any) -> tuple[float, float, float, float, float]:
 
 
 def _xp(array: Any) -> Any:
+    if isinstance(array, _np.ndarray):
+        return _np
     from core import cuda
 
     return cuda.array_module(array)
