@@ -417,3 +417,26 @@ def test_listeners_get_states_and_events(mlp):
     assert session.wait(10)
     assert states[0] == "running" and "paused" in states and states[-1] == "finished"
     assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
+
+
+@pytest.mark.gpu
+def test_a_run_on_the_gpu_records_host_values(mlp):
+    import core
+
+    if not core.cuda.is_available():
+        pytest.skip(core.cuda.unavailable_reason())
+    session = Session.from_file(mlp, device="cuda", steps=2)
+    session.start()
+    assert session.wait(60)
+    assert session.state == "finished", session.error
+    rec = session.recording
+    forward = [e for e in rec.events if type(e) is OpForward]
+    assert forward and all(e.device == "cuda" for e in forward)
+    value = rec.value(forward[0].output)
+    assert isinstance(value, np.ndarray)
+    cpu = Session.from_file(mlp, device="cpu", steps=2)
+    cpu.start()
+    assert cpu.wait(60)
+    assert [round(v, 4) for _, v in cpu.recording.losses] == [
+        round(v, 4) for _, v in rec.losses
+    ]
