@@ -34,13 +34,19 @@ GIL and the cores.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
+import io
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,11 +89,77 @@ def med(values: list[float], digits: int = 3) -> float:
 # -- 1. event-loop latency during a live run ---------------------------------------------
 
 
-def headless_rate(steps: int) -> tuple[float, int]:
+class WhatIf:
+    """Changes tried on the live run without touching the app (all off by default).
+
+    ``gc_freeze``: every that many events, at a StepEnded, the worker calls
+    ``gc.freeze()`` (the Recording's events then leave the cyclic GC's generations,
+    so full collections stop rescanning them); applied to the headless run too.
+    ``switch_interval``: ``sys.setswitchinterval`` for the process.
+    ``hide``: names of docks to hide (e.g. ``events``) before the run.
+    """
+
+    def __init__(self, gc_freeze: int = 0, switch_interval: float = 0.0, hide=()) -> None:
+        self.gc_freeze = gc_freeze
+        self.switch_interval = switch_interval
+        self.hide = tuple(hide)
+
+    def describe(self) -> dict:
+        out: dict[str, Any] = {}
+        if self.gc_freeze:
+            out["gc_freeze_every_events"] = self.gc_freeze
+        if self.switch_interval:
+            out["switch_interval_s"] = self.switch_interval
+        if self.hide:
+            out["hidden_docks"] = list(self.hide)
+        return out
+
+    def attach(self, session: Any) -> None:
+        if not self.gc_freeze:
+            return
+        from core.events import StepEnded
+
+        rec, every, last = session.recording, self.gc_freeze, [0]
+
+        def freeze(event: Any) -> None:
+            if type(event) is StepEnded and len(rec.events) - last[0] >= every:
+                last[0] = len(rec.events)
+                gc.freeze()
+
+        session.on_event(freeze)
+
+
+class GcPauses:
+    """Cyclic-GC pauses (any thread) while active, via gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float, str]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            ms = (time.perf_counter() - self._start) * 1000
+            self.pauses.append((info["generation"], ms, threading.current_thread().name))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        gc.callbacks.remove(self)
+
+    def gen2(self) -> list[float]:
+        return [ms for gen, ms, _ in self.pauses if gen == 2]
+
+
+def headless_rate(steps: int, whatif: WhatIf) -> tuple[float, int]:
     """events/s of mlp_moons run by a Session with recording on and no window."""
     from core.session import Session
 
     session = Session.from_file(PROGRAM, steps=steps)
+    whatif.attach(session)
     session.start()
     if not session.wait(600):
         session.stop()
@@ -101,16 +173,20 @@ def _rate(rec: Any) -> float:
     return (len(rec.times) - 1) / span if span > 0 else float("nan")
 
 
-def make_window(steps: int):
+def make_window(steps: int, whatif: WhatIf | None = None):
     """A MainWindow shown offscreen, settings in a temp file, runs of ``steps`` steps."""
     import app.main_window as main_window
     from core.session import Session
+
+    whatif = whatif or WhatIf()
 
     def session_with_steps(*args: Any, **kwargs: Any) -> Session:
         # start_run's own Session call; only fills in the steps when the window gives none
         if kwargs.get("steps") is None:
             kwargs["steps"] = steps
-        return Session(*args, **kwargs)
+        session = Session(*args, **kwargs)
+        whatif.attach(session)
+        return session
 
     main_window.Session = session_with_steps
     ini = os.path.join(tempfile.mkdtemp(prefix="gradstep-bench-"), "settings.ini")
@@ -119,13 +195,15 @@ def make_window(steps: int):
     if box is not None and hasattr(box, "setValue"):
         box.setValue(steps)  # the window's own steps box, when it has one
     window.show()
+    for name in whatif.hide:
+        window.docks[name].hide()
     app().processEvents()
     if not window.open_program(PROGRAM, run=False):
         raise RuntimeError(window.problems.toPlainText())
     return window
 
 
-def gui_run(window, steps: int) -> dict:
+def gui_run(window, steps: int, profile: cProfile.Profile | None = None) -> dict:
     """One live run in ``window`` with the probe ticking; its figures."""
     qapp = app()
     ticks: list[float] = []
@@ -153,7 +231,8 @@ def gui_run(window, steps: int) -> dict:
         s = bridge.session
         if s is None or not s.done or seen["finished_at"] is None:
             return
-        if seen["stop"] >= len(s.recording.events) and time.perf_counter() - seen["finished_at"] > 0.25:
+        drained = seen["stop"] >= len(s.recording.events)
+        if drained and time.perf_counter() - seen["finished_at"] > 0.25:
             loop.quit()  # drained, finished state shown, and a quarter second of ticks after
 
     checker = QTimer()
@@ -162,10 +241,15 @@ def gui_run(window, steps: int) -> dict:
     qapp.processEvents()
     probe.start()
     checker.start()
-    t0 = time.perf_counter()
-    ticks.append(t0)
-    window.start_run()
-    loop.exec()
+    with GcPauses() as pauses:
+        t0 = time.perf_counter()
+        ticks.append(t0)
+        if profile is not None:
+            profile.enable()
+        window.start_run()
+        loop.exec()
+        if profile is not None:
+            profile.disable()
     probe.stop()
     checker.stop()
     bridge.sig_events.disconnect(on_events)
@@ -179,6 +263,10 @@ def gui_run(window, steps: int) -> dict:
     late_run, late_after = [], []
     for a, b in zip(ticks, ticks[1:]):
         (late_run if b <= run_end else late_after).append((b - a) * 1000 - PROBE_MS)
+    gen2 = pauses.gen2()
+    if os.environ.get("GUI_BENCH_GC_DEBUG"):
+        print("gc gen2 pauses (ms, thread):", [(round(ms), th) for g, ms, th in pauses.pauses
+              if g == 2], file=sys.stderr)
     return {
         "p50_ms": percentile(late_run, 50),
         "p99_ms": percentile(late_run, 99),
@@ -191,15 +279,21 @@ def gui_run(window, steps: int) -> dict:
         "events_processed": seen["stop"],
         "batches": seen["batches"],
         "events_per_s": _rate(rec),
+        "gc_gen2": len(gen2),
+        "gc_gen2_max_ms": max(gen2, default=0.0),
+        "gc_gen2_total_ms": sum(gen2),
     }
 
 
-def bench_event_loop(steps: int, repeats: int) -> None:
-    window = make_window(steps)
+def bench_event_loop(steps: int, repeats: int, whatif: WhatIf, profile: bool = False) -> None:
+    if whatif.switch_interval:
+        sys.setswitchinterval(whatif.switch_interval)
+    window = make_window(steps, whatif)
     runs, headless = [], []
-    for _ in range(repeats):  # alternate, so both see the same machine load
-        headless.append(headless_rate(steps)[0])
-        runs.append(gui_run(window, steps))
+    prof = cProfile.Profile() if profile else None
+    for i in range(repeats):  # alternate, so both see the same machine load
+        headless.append(headless_rate(steps, whatif)[0])
+        runs.append(gui_run(window, steps, prof if i == 0 else None))
     window.close()
     app().processEvents()
     gui_rate = statistics.median(r["events_per_s"] for r in runs)
@@ -227,11 +321,23 @@ def bench_event_loop(steps: int, repeats: int) -> None:
             "events_per_s_gui": round(gui_rate, 1),
             "events_per_s_headless": round(head_rate, 1),
             "gui_vs_headless": round(gui_rate / head_rate, 3),
+            "gc_gen2_pauses": int(m("gc_gen2", 0)),
+            "gc_gen2_max_ms": m("gc_gen2_max_ms", 1),
+            "gc_gen2_total_ms": m("gc_gen2_total_ms", 1),
             "steps": steps,
             "repeats": repeats,
+            "per_run_p50_ms": [round(r["p50_ms"], 2) for r in runs],
             "per_run_p99_ms": [round(r["p99_ms"], 2) for r in runs],
+            **({"whatif": whatif.describe()} if whatif.describe() else {}),
         }
     )
+    if prof is not None:
+        out = io.StringIO()
+        stats = pstats.Stats(prof, stream=out)
+        out.write("GUI thread during the first live run (wall time: includes GIL waits)\n")
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(25)
+        print(out.getvalue(), file=sys.stderr, flush=True)
 
 
 # -- 2. feeding and layout of generated graphs -----------------------------------------------
@@ -411,6 +517,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout-repeats", type=int, default=5)
     parser.add_argument("--repaint-repeats", type=int, default=10)
     parser.add_argument("--png", help="also save the repainted views as PNG (name_fit.png, ...)")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="cProfile the GUI thread during the first live run (to stderr)",
+    )
+    whatif = parser.add_argument_group("what-if (the live run only; nothing in the app changes)")
+    whatif.add_argument("--gc-freeze", type=int, default=0, metavar="EVENTS",
+                        help="gc.freeze() in the worker at a StepEnded every EVENTS events")
+    whatif.add_argument("--switch-interval", type=float, default=0.0, metavar="S",
+                        help="sys.setswitchinterval(S) (the default is 0.005)")
+    whatif.add_argument("--hide", nargs="+", default=[], metavar="DOCK",
+                        help="hide these docks first (events, loss, inspector, ...)")
     args = parser.parse_args(argv)
     app()
     if "layout" in args.only:
@@ -419,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     if "repaint" in args.only:
         bench_repaint(max(args.sizes), args.repaint_repeats, args.png)
     if "event_loop" in args.only:
-        bench_event_loop(args.steps, args.run_repeats)
+        what = WhatIf(args.gc_freeze, args.switch_interval, args.hide)
+        bench_event_loop(args.steps, args.run_repeats, what, args.profile)
     return 0
 
 

@@ -53,6 +53,7 @@ class Stats:
     nan: int  # number of NaN elements
     inf: int  # number of +/-Inf elements
     size: int  # number of elements
+    zeros: int = 0  # number of exact zeros (dead units, sparse gradients)
 
     @property
     def finite(self) -> bool:
@@ -231,14 +232,14 @@ def _summarize(array: Any) -> Stats:
             return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, 1, 0, 1)
         if math.isinf(v):
             return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 1, 1)
-        return Stats(v, v, v, 0.0, abs(v), 0, 0, 1)
+        return Stats(v, v, v, 0.0, abs(v), 0, 0, 1, int(v == 0.0))
     flat = array.reshape(-1)
     if flat.dtype.kind not in "f" or size < _SMALL:
         flat = flat.astype(xp.float64)
-    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max())
+    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max(), xp.count_nonzero(flat))
     if xp is not _np:
         values = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get()
-    total, squares, low, high = (float(v) for v in values)
+    total, squares, low, high, nonzero = (float(v) for v in values)
     if not (math.isfinite(total) and math.isfinite(squares)):
         return _summarize_nonfinite(xp, array, size)
     mean = total / size
@@ -246,22 +247,25 @@ def _summarize(array: Any) -> Stats:
     if var < 1e-3 * mean * mean:  # cancellation: take the centred sum instead
         centred = flat.astype(xp.float64) - mean
         var = float(xp.dot(centred, centred)) / size
-    return Stats(low, high, mean, math.sqrt(max(var, 0.0)), math.sqrt(squares), 0, 0, size)
+    std = math.sqrt(max(var, 0.0))
+    return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, size - int(nonzero))
 
 
 def _summarize_nonfinite(xp: Any, array: Any, size: int) -> Stats:
     """The exact path for arrays holding NaN or Inf (or overflowing sums)."""
+    zeros = size - int(xp.count_nonzero(array))
     if array.dtype.kind not in "fc":
         a = array.astype(xp.float64)
-        return Stats(*_moments(xp, a), 0, 0, size)
+        return Stats(*_moments(xp, a), 0, 0, size, zeros)
     finite = xp.isfinite(array)
     nfinite = int(finite.sum())
     nan = int(xp.isnan(array).sum())
     if nfinite == size:
-        return Stats(*_moments(xp, array), 0, 0, size)
+        return Stats(*_moments(xp, array), 0, 0, size, zeros)
     if nfinite == 0:
-        return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, nan, size - nan, size)
-    return Stats(*_moments(xp, array[finite]), nan, size - nfinite - nan, size)
+        nans = (math.nan,) * 5
+        return Stats(*nans, nan, size - nan, size, 0)
+    return Stats(*_moments(xp, array[finite]), nan, size - nfinite - nan, size, zeros)
 
 
 def _moments(xp: Any, a: Any) -> tuple[float, float, float, float, float]:

@@ -440,3 +440,23 @@ def test_a_run_on_the_gpu_records_host_values(mlp):
     assert [round(v, 4) for _, v in cpu.recording.losses] == [
         round(v, 4) for _, v in rec.losses
     ]
+
+
+def test_dead_relu_recording_shows_the_zero_gradient_fraction():
+    import os
+
+    from core.events import GradAccumulated
+
+    path = os.path.join(os.path.dirname(__file__), "..", "samples", "dead_relu.py")
+    session = Session.from_file(path, steps=2)
+    session.start()
+    assert session.wait(30)
+    rec = session.recording
+    accumulated = [e for e in rec.events if type(e) is GradAccumulated and e.name == "fc1.weight"]
+    assert len(accumulated) == 2
+    last = accumulated[-1]
+    fraction = rec.zero_grad_fraction(last.tensor_id)
+    assert fraction is not None and fraction > 0.5
+    assert last.stats.zeros / last.stats.size == pytest.approx(fraction)
+    grad = rec.grad_of(last.tensor_id)
+    assert last.stats.zeros == int((grad == 0).sum())

@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.events import StepStarted, TensorCreated
 from core.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
 from widgets.graph_model import GraphModel, GraphNode
 from widgets.layout import Layout, LayoutCancelled
@@ -87,6 +88,14 @@ CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
 _MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
 _PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
+
+
+def _last_step_start(events: Sequence[Any]) -> int:
+    """Index of the last StepStarted in ``events`` (0 when there is none)."""
+    for k in range(len(events) - 1, -1, -1):
+        if type(events[k]) is StepStarted:
+            return k
+    return 0
 
 
 def _over_background(colour: QColor) -> QColor:
@@ -462,9 +471,20 @@ class GraphView(QGraphicsView):
     def feed(self, events: Sequence[Any], start: int) -> None:
         """Apply a batch of events (``events[k]`` is event number ``start + k``)."""
         model = self.model
-        for k, event in enumerate(events):
-            kind = type(event).__name__
-            if kind == "ModuleEnter":
+        # The model keeps one step: a batch spanning several steps needs, before its
+        # last StepStarted, only what outlives a step (leaves, module kinds, resets).
+        last = _last_step_start(events)
+        for k in range(last):
+            event = events[k]
+            kind = type(event)
+            if kind.__name__ == "ModuleEnter":
+                self.scope_kinds[event.path] = event.kind
+            elif kind is TensorCreated or kind is StepStarted:
+                if model.feed(event, start + k) == "reset":
+                    self._on_new_step()
+        for k in range(last, len(events)):
+            event = events[k]
+            if type(event).__name__ == "ModuleEnter":
                 self.scope_kinds[event.path] = event.kind
             if model.feed(event, start + k) == "reset":
                 self._on_new_step()

@@ -39,7 +39,7 @@ ASYNC_THRESHOLD = 200_000  # elements; larger arrays are summarized off the GUI 
 BAR_LIMIT = 64  # 1-D values up to this length are drawn as bars, longer as a line
 SHOW_VALUES_LIMIT = 16  # 1-D values up to this length are also listed as numbers
 LINE_LIMIT = 1_000_000  # 1-D values longer than this are not plotted
-STAT_NAMES = ("min", "max", "mean", "std", "norm", "size", "nan", "inf")
+STAT_NAMES = ("min", "max", "mean", "std", "norm", "size", "nan", "inf", "zeros")
 
 
 def style_plot(plot: pg.PlotItem) -> None:
@@ -302,7 +302,10 @@ class TensorPanel(QWidget):
         stats = self._stats
         for name, label in self._stat_labels.items():
             value = None if stats is None else getattr(stats, name)
-            label.setText("…" if value is None else format_number(value))
+            text = "…" if value is None else format_number(value)
+            if name == "zeros" and value and stats.size:
+                text += f" ({100.0 * value / stats.size:.1f}%)"
+            label.setText(text)
             label.setToolTip("" if value is None else repr(value))
             warn = name in ("nan", "inf") and bool(value)
             label.setProperty("warning", warn)
