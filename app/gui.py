@@ -85,13 +85,20 @@ def screenshot(
     window.steps.setValue(steps + (1 if until != "end" else 0))
     window.start_run()
     session = window.bridge.session
-    if not _wait(
-        app, lambda: session.state in ("paused", "finished", "stopped", "errored"), timeout
-    ):
+
+    def settled() -> bool:
+        # the worker has stopped and the window has shown that state
+        state = session.state
+        stopped = state in ("paused", "finished", "stopped", "errored")
+        return stopped and window.status_phase.text().startswith(state)
+
+    if not _wait(app, settled, timeout):
         raise RuntimeError(f"the run did not reach step {steps} within {timeout} s")
+    if session.state == "errored":
+        raise RuntimeError(session.error.message)
     if until in ("forward", "backward"):
         _step_to_middle(app, window, until, timeout)
-    _wait(app, lambda: window.bridge.session.done or window.bridge.session.state == "paused", 1.0)
+        _wait(app, settled, timeout)
     if select:
         index = window.graph.search(select)
         if index is None:
@@ -131,7 +138,12 @@ def _step_to_middle(app, window, phase: str, timeout: float) -> None:
         window.step_into()
         _wait(
             app,
-            lambda b=before: session.done or (session.state == "paused" and len(rec.events) > b),
+            lambda b=before: session.done
+            or (
+                session.state == "paused"
+                and len(rec.events) > b
+                and window.status_phase.text().startswith("paused")
+            ),
             timeout,
         )
         if wanted(rec.current()):

@@ -265,8 +265,11 @@ def gui_run(window, steps: int, profile: cProfile.Profile | None = None) -> dict
         (late_run if b <= run_end else late_after).append((b - a) * 1000 - PROBE_MS)
     gen2 = pauses.gen2()
     if os.environ.get("GUI_BENCH_GC_DEBUG"):
-        print("gc gen2 pauses (ms, thread):", [(round(ms), th) for g, ms, th in pauses.pauses
-              if g == 2], file=sys.stderr)
+        print(
+            "gc gen2 pauses (ms, thread):",
+            [(round(ms), th) for g, ms, th in pauses.pauses if g == 2],
+            file=sys.stderr,
+        )
     return {
         "p50_ms": percentile(late_run, 50),
         "p99_ms": percentile(late_run, 99),
@@ -373,16 +376,24 @@ def synthetic_events(n_ops: int, seed: int = SEED) -> list[Any]:
         shape = (16, int(rng.integers(1, 64)))
         if not p:
             kind = "parameter" if scope.startswith("model") else "input"
-            events.append(
-                TensorCreated(i + 1, kind, f"t{i}", shape, "float32", "cpu", True, scope)
-            )
+            events.append(TensorCreated(i + 1, kind, f"t{i}", shape, "float32", "cpu", True, scope))
             continue
         names = UNARY if len(p) == 1 else BINARY if len(p) == 2 else MANY
         op = names[int(rng.integers(len(names)))]
         events.append(
             OpForward(
-                i + 1, op, tuple(q + 1 for q in p), i + 1, (), shape, "float32", "cpu",
-                1000, scope, "forward", True,
+                i + 1,
+                op,
+                tuple(q + 1 for q in p),
+                i + 1,
+                (),
+                shape,
+                "float32",
+                "cpu",
+                1000,
+                scope,
+                "forward",
+                True,
             )
         )
     return events
@@ -508,7 +519,9 @@ def bench_repaint(n_ops: int, repeats: int, png: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", nargs="+", choices=("event_loop", "layout", "repaint"),
+        "--only",
+        nargs="+",
+        choices=("event_loop", "layout", "repaint"),
         default=["event_loop", "layout", "repaint"],
     )
     parser.add_argument("--steps", type=int, default=3000, help="training steps of the live run")
@@ -518,16 +531,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repaint-repeats", type=int, default=10)
     parser.add_argument("--png", help="also save the repainted views as PNG (name_fit.png, ...)")
     parser.add_argument(
-        "--profile", action="store_true",
+        "--profile",
+        action="store_true",
         help="cProfile the GUI thread during the first live run (to stderr)",
     )
     whatif = parser.add_argument_group("what-if (the live run only; nothing in the app changes)")
-    whatif.add_argument("--gc-freeze", type=int, default=0, metavar="EVENTS",
-                        help="gc.freeze() in the worker at a StepEnded every EVENTS events")
-    whatif.add_argument("--switch-interval", type=float, default=0.0, metavar="S",
-                        help="sys.setswitchinterval(S) (the default is 0.005)")
-    whatif.add_argument("--hide", nargs="+", default=[], metavar="DOCK",
-                        help="hide these docks first (events, loss, inspector, ...)")
+    whatif.add_argument(
+        "--gc-freeze",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="gc.freeze() in the worker at a StepEnded every EVENTS events",
+    )
+    whatif.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="sys.setswitchinterval(S) (the default is 0.005)",
+    )
+    whatif.add_argument(
+        "--hide",
+        nargs="+",
+        default=[],
+        metavar="DOCK",
+        help="hide these docks first (events, loss, inspector, ...)",
+    )
     args = parser.parse_args(argv)
     app()
     if "layout" in args.only:

@@ -83,6 +83,7 @@ RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a
 _OP_BY_LABEL = {op.label: op for op in Op}
 
 EDGE_CHUNK = 256  # edges per cached path: a zoomed-in paint strokes only the exposed chunks
+MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths instead
 COARSE_LOD = 0.1  # below this scale edges are drawn as chords snapped to a pixel grid
 CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
@@ -195,7 +196,8 @@ class GraphItem(QGraphicsItem):
         # paint() gets the exposed part in option.exposedRect (else the whole item)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self._rect = QRectF()
-        self._edges: list[tuple[QRectF, QPainterPath, QPainterPath]] | None = None
+        # plain and gradient edge paths, and the same in chunks with their bounds
+        self._edges: tuple[QPainterPath, QPainterPath, list] | None = None
         self._coarse: tuple[float, QPainterPath, QPainterPath] | None = None
         self._nodes: dict[str, Any] | None = None
         self._font = QFont()
@@ -234,8 +236,8 @@ class GraphItem(QGraphicsItem):
         return pts, routed, backward[dst] if n else np.zeros(0, bool)
 
     def _build_edges(self) -> None:
-        """Edges as paths (cubic curves, or the router's polylines), in chunks of
-        EDGE_CHUNK with their bounds, each split into plain and gradient paths."""
+        """Edges as paths (cubic curves, or the router's polylines), split into plain
+        and gradient paths: all of them, and in chunks of EDGE_CHUNK with their bounds."""
         pts, routed, grad = self._edge_points()
         elements = pts.copy()  # per edge: move, then 3 line or curve elements
         curve = ~routed
@@ -249,6 +251,10 @@ class GraphItem(QGraphicsItem):
         types[routed, 1:] = _LINE
         types[curve, 1] = _CURVE
         types[curve, 2:] = _CURVE_DATA
+        whole = [
+            path_from_arrays(types[sel].ravel(), elements[sel].reshape(-1, 2))
+            for sel in (~grad, grad)
+        ]
         order = np.argsort(elements[:, :, 0].min(axis=1), kind="stable")  # left to right
         chunks = []
         for lo in range(0, len(order), EDGE_CHUNK):
@@ -261,7 +267,7 @@ class GraphItem(QGraphicsItem):
                 for sel in (~grad[k], grad[k])
             ]
             chunks.append((QRectF(x0, y0, x1 - x0, y1 - y0), paths[0], paths[1]))
-        self._edges = chunks
+        self._edges = (whole[0], whole[1], chunks)
 
     def _coarse_edges(self, lod: float) -> tuple[QPainterPath, QPainterPath]:
         """Edges far zoomed out: chords between points snapped to a grid of about one
@@ -307,7 +313,12 @@ class GraphItem(QGraphicsItem):
         else:
             if self._edges is None:
                 self._build_edges()
-            chunks = [c for c in self._edges if c[0].intersects(exposed)]
+            plain, grad, every = self._edges
+            chunks = [c for c in every if c[0].intersects(exposed)]
+            if len(chunks) > MAX_CHUNK_DRAWS:
+                # one call per pen: each draw call releases the GIL, and while a run's
+                # worker thread is busy, taking it back can cost a switch interval
+                chunks = [(exposed, plain, grad)]
         edge_pen = QPen(_over_background(EDGE) if coarse else EDGE, 1.2)
         edge_pen.setCosmetic(True)
         painter.setPen(edge_pen)
@@ -367,8 +378,7 @@ class GraphItem(QGraphicsItem):
         index = index[np.argsort(rgb[index], kind="stable")]
         cuts = np.flatnonzero(np.diff(rgb[index])) + 1
         return [
-            (int(rgb[part[0]]), [boxes[i] for i in part.tolist()])
-            for part in np.split(index, cuts)
+            (int(rgb[part[0]]), [boxes[i] for i in part.tolist()]) for part in np.split(index, cuts)
         ]
 
     def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
