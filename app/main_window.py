@@ -46,6 +46,7 @@ from core.events import (
     OpForward,
     ParameterUpdated,
     StepEnded,
+    TensorCreated,
 )
 from core.recording import Recording
 from core.session import Breakpoint, Session
@@ -627,9 +628,21 @@ class MainWindow(QMainWindow):
         self.scopes.set_scope(scope or "", self.graph.scope_kinds)
 
     def _leaf_lookup(self, tensor_id: int) -> tuple[Any, int] | None:
+        """A tensor made before the shown step: its announcement, or the op that
+        made it (data prepared in ``build``) standing in as an input leaf."""
         rec = self.recording
-        index = rec.leaves.get(tensor_id) if rec is not None else None
-        return None if index is None else (rec.events[index], index)
+        index = rec.producer.get(tensor_id) if rec is not None else None
+        if index is None:
+            return None
+        event = rec.events[index]
+        if type(event) is OpForward:
+            event = TensorCreated(
+                tensor_id=tensor_id, kind="input", name=f"{event.op}_{event.node_id}",
+                shape=event.shape, dtype=event.dtype, device=event.device,
+                requires_grad=event.requires_grad, scope=event.scope, stats=event.stats,
+                source=event.source,
+            )
+        return event, index
 
     def _node_of(self, event: Any) -> int | None:
         model = self.graph.model

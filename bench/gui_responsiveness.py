@@ -8,10 +8,11 @@ each a median over repeats, with its target and whether it was met:
   on inside a real MainWindow (shown offscreen, ``open_program(path, run=False)``
   then ``start_run()`` with more steps); a 5 ms QTimer probe on the GUI thread
   records how late each tick is (actual minus expected interval). p50/p99/max
-  over the run (from start_run until the worker finished), the largest lateness
-  while the GUI caught up afterwards, the events the window processed, and the
-  run's events/s with the GUI attached against the same Session headless.
-  Target: p99 < 50 ms.
+  over the run (from start_run until the worker's last event), the largest
+  lateness while the GUI caught up afterwards, the events the window processed,
+  the cyclic GC's full (gen-2) collections during the run (they stop every
+  thread), and the run's events/s with the GUI attached against the same
+  Session headless (run alternately). Target: p99 < 50 ms.
 - ``layout_1000`` / ``layout_10000``: synthetic engine events (TensorCreated,
   OpForward, ModuleEnter) for a ``widgets.layout.training_dag`` graph with that
   many op nodes; ``GraphView.feed(events, 0)`` (incremental placement) and
@@ -22,13 +23,20 @@ each a median over repeats, with its target and whether it was met:
   paths, reported as ``repaint_10000_cold``), and ``repaint_10000_zoom100``: the
   same at 100% scale centred on the graph, labels drawn. Target: < 100 ms.
 
-    python bench/gui_responsiveness.py                     # everything
+    python bench/gui_responsiveness.py                     # everything (about 2 minutes)
     python bench/gui_responsiveness.py --only layout repaint
-    python bench/gui_responsiveness.py --steps 1000 --repeats 1
+    python bench/gui_responsiveness.py --only event_loop --steps 1000 --run-repeats 1
+    python bench/gui_responsiveness.py --only event_loop --profile   # GUI thread, to stderr
 
-Timings depend on the machine's load: each line carries the 1-minute load
-average and the CPU count, since the worker thread and the GUI thread share the
-GIL and the cores.
+What-if flags change only the live run, not the app, to measure a remedy before
+making it: ``--gc-freeze N`` (the worker calls ``gc.freeze()`` every N events),
+``--switch-interval S`` (``sys.setswitchinterval``), ``--hide events loss``
+(those docks hidden, so never repainted). The line then has a ``whatif`` field.
+
+Timings depend on the machine and its load: each line carries the 1-minute load
+average and the CPU count. The live run is bimodal: the worker thread and the
+GUI thread share the GIL, and once the GUI thread falls behind, its batches grow
+(see ``per_run_p50_ms``).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ TARGET_LAYOUT_S_PER_OP = 1.0 / 10_000
 TARGET_REPAINT_MS = 100.0
 VIEW_SIZE = (1600, 1000)
 SEED = 2024
+_TEMP_DIRS: list[tempfile.TemporaryDirectory] = []
 
 
 def emit(record: dict) -> None:
@@ -189,7 +198,9 @@ def make_window(steps: int, whatif: WhatIf | None = None):
         return session
 
     main_window.Session = session_with_steps
-    ini = os.path.join(tempfile.mkdtemp(prefix="gradstep-bench-"), "settings.ini")
+    folder = tempfile.TemporaryDirectory(prefix="gradstep-bench-")
+    _TEMP_DIRS.append(folder)  # removed at exit
+    ini = os.path.join(folder.name, "settings.ini")
     window = main_window.MainWindow(settings=QSettings(ini, QSettings.Format.IniFormat))
     box = getattr(window, "steps", None)
     if box is not None and hasattr(box, "setValue"):

@@ -84,6 +84,7 @@ _OP_BY_LABEL = {op.label: op for op in Op}
 
 EDGE_CHUNK = 256  # edges per cached path: a zoomed-in paint strokes only the exposed chunks
 MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths instead
+CULL_MARGIN_PX = 3.0  # device pixels around the exposed area still drawn (pens spill over)
 COARSE_LOD = 0.1  # below this scale edges are drawn as chords snapped to a pixel grid
 CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
@@ -257,6 +258,12 @@ class GraphItem(QGraphicsItem):
         ]
         order = np.argsort(elements[:, :, 0].min(axis=1), kind="stable")  # left to right
         chunks = []
+        if len(order) <= EDGE_CHUNK:  # one chunk: the whole paths
+            order = order[:0]
+            if len(elements):
+                lo, hi = elements.min(axis=(0, 1)), elements.max(axis=(0, 1))
+                box = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+                chunks.append((box, whole[0], whole[1]))
         for lo in range(0, len(order), EDGE_CHUNK):
             k = order[lo : lo + EDGE_CHUNK]
             box = elements[k]
@@ -303,7 +310,9 @@ class GraphItem(QGraphicsItem):
         if not view.model.nodes:
             return
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        exposed = option.exposedRect
+        # what may reach the exposed area: strokes and outlines spill a few pixels
+        pad = CULL_MARGIN_PX / max(lod, 1e-9)
+        exposed = option.exposedRect.adjusted(-pad, -pad, pad, pad)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.4)
         self._paint_boxes(painter, lod)
         coarse = lod < COARSE_LOD
