@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ from widgets.source_view import SourceView
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
 MAX_RECENT = 10
+LOG_REFRESH_S = 1.0  # while running; every pause and step refreshes at once
 FILE_FILTER = "Programs and recordings (*.py *.gsrec);;Programs (*.py);;Recordings (*.gsrec)"
 
 
@@ -119,6 +121,7 @@ class MainWindow(QMainWindow):
         self.reason = ""
         self._jobs: set[_Job] = set()
         self._load_token = 0
+        self._log_refreshed = 0.0
         self._build_widgets()
         self._build_actions()
         self._build_status()
@@ -313,6 +316,9 @@ class MainWindow(QMainWindow):
         self.samples.sig_open.connect(self.open_path)
         self.loss.sig_step_clicked.connect(self._on_step_clicked)
         self.search.returnPressed.connect(lambda: self._find(self.search.text()))
+        self.docks["events"].visibilityChanged.connect(
+            lambda visible: visible and self._refresh_log(force=True)
+        )
 
     # -- settings -----------------------------------------------------------------------
 
@@ -509,16 +515,25 @@ class MainWindow(QMainWindow):
         events = rec.events[start:stop]
         if rec.live:
             self.graph.feed(events, start)
-        self.event_log.extend()
+        self._refresh_log()
         for event in events:
             if type(event) is StepEnded and event.loss is not None:
                 self.loss.append(event.step, event.loss)
         self._update_status()
 
+    def _refresh_log(self, force: bool = False) -> None:
+        """New rows for the event log: at most once a second while a run is live,
+        and not while its panel is hidden (each repaint costs the GUI thread)."""
+        now = time.monotonic()
+        if force or (self.event_log.isVisible() and now - self._log_refreshed >= LOG_REFRESH_S):
+            self._log_refreshed = now
+            self.event_log.extend()
+
     def _on_state(self, state: str, reason: str) -> None:
         self.reason = reason
         if state in ("paused", "finished", "stopped", "errored"):
             self.bridge.drain()
+            self._refresh_log(force=True)
             rec = self.recording
             if rec is not None and len(rec):
                 if state == "errored":

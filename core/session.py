@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import gc
 import threading
 import traceback
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from core.tensor import announce, reset_ids
 
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
 OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
+FREEZE_EVERY = 20_000  # events between gc.freeze() calls while recording
 BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
 
 
@@ -260,11 +262,18 @@ class Session:
             for name, t in run.named_parameters():
                 announce(t, "parameter", name)
             steps = run.steps if self.steps is None else self.steps
+            frozen_at = 0
             for i in range(steps):
                 self.step_index = i
                 BUS.emit(StepStarted(step=i))
                 loss = run.step(run.batches(i)) if run.batches is not None else run.step()
                 BUS.emit(StepEnded(step=i, loss=_as_float(loss)))
+                if self.recording is not None and len(self.recording) - frozen_at > FREEZE_EVERY:
+                    # The recording only grows: keep the garbage collector from
+                    # rescanning it (full collections stalled every thread for
+                    # over half a second in long runs).
+                    gc.freeze()
+                    frozen_at = len(self.recording)
         except StopRun:
             status = "stopped"
         except programs.ProgramError as exc:

@@ -186,7 +186,17 @@ class LossPlot(QWidget):
 
     def _on_redraw(self) -> None:
         self._flush()
-        self._update_curve()
+        if self.isVisible():  # a hidden plot redraws when it is shown
+            self._update_curve()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self._flush()
+            self._update_curve()
 
     def _on_log_toggled(self, on: bool) -> None:
         self._plot.setLogMode(y=on)
