@@ -13,6 +13,7 @@ True
 """
 
 from core import cuda, defs_elementwise, defs_nn, defs_shape, events, functional, nn, optim  # noqa: F401  (registers the ops)
+from core.autograd import grad
 from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
 from core.factory import (
     arange,
@@ -36,7 +37,6 @@ from core.tensor import (
     enable_grad,
     float32,
     float64,
-    grad,
     int64,
     is_grad_enabled,
     no_grad,

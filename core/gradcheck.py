@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import cuda
-from core.tensor import Tensor, grad, no_grad
+from core.autograd import grad
+from core.tensor import Tensor, no_grad
 
 
 @dataclass(frozen=True)

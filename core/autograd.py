@@ -1,0 +1,202 @@
+"""Reverse-mode autodiff: ``backward`` walks the graph ``apply`` recorded and runs
+each node's gradient rule (written with Tensor ops, so ``create_graph`` builds a
+differentiable graph of the backward pass itself).
+
+>>> import core
+>>> x = core.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+>>> (g,) = core.grad((x * x * x).sum(), [x], create_graph=True)
+>>> g.numpy().tolist()
+[3.0, 12.0]
+>>> g.sum().backward()
+>>> x.grad.numpy().tolist()
+[6.0, 12.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from time import perf_counter_ns
+
+from core import cuda
+from core.errors import GradError, ShapeError
+from core.events import (
+    BUS,
+    BackwardEnded,
+    BackwardStarted,
+    GradAccumulated,
+    OpBackward,
+    summarize,
+)
+from core.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap
+
+
+def _topo_order(root: Node) -> list[Node]:
+    """Nodes reachable from ``root``, each after all nodes it consumes."""
+    order: list[Node] = []
+    visited = {root.id}
+    stack: list[tuple[Node, int]] = [(root, 0)]
+    while stack:
+        node, i = stack.pop()
+        inputs = node.inputs
+        while i < len(inputs):
+            child = inputs[i]._node
+            i += 1
+            if child is not None and child.id not in visited:
+                visited.add(child.id)
+                stack.append((node, i))
+                stack.append((child, 0))
+                break
+        else:
+            order.append(node)
+    return order
+
+
+def backward(
+    root: Tensor,
+    gradient: Tensor | None = None,
+    *,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Reverse-mode autodiff from ``root``; see ``Tensor.backward``."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    if not root.requires_grad:
+        raise GradError(
+            "backward: this tensor does not require grad (no input had "
+            f"requires_grad=True, or it was made under no_grad()){_where()}"
+        )
+    if gradient is None:
+        if root.data.size != 1:
+            raise GradError(
+                f"backward: the tensor has shape {root.shape}, not one element; pass a "
+                f"gradient of that shape, e.g. y.backward(core.ones_like(y)){_where()}"
+            )
+        xp = cuda.xp_for(root.device)
+        gradient = _wrap(xp.ones(root.shape, dtype=root.dtype), root.device, False)
+    elif not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
+    if tuple(gradient.shape) != tuple(root.shape):
+        raise ShapeError(
+            f"backward: gradient shape {gradient.shape} does not match the tensor's "
+            f"shape {root.shape}{_where()}"
+        )
+    emit = BUS.active
+    start = perf_counter_ns()
+    if root._node is None:
+        if emit:
+            BUS.emit(BackwardStarted(root=root.id, nodes=()))
+        _flush_leaves({root.id: (root, gradient)}, create_graph, emit)
+        if emit:
+            BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
+        return
+    order = _topo_order(root._node)
+    order.reverse()
+    for node in order:
+        if node.freed:
+            raise GradError(
+                f"backward: node {node.name} was already used by an earlier backward "
+                "whose graph was freed; pass retain_graph=True to the first backward"
+                f"{_where()}"
+            )
+    if emit:
+        BUS.emit(BackwardStarted(root=root.id, nodes=tuple(n.id for n in order)))
+    grads: dict[int, Tensor] = {root.id: gradient}
+    leaves: dict[int, tuple[Tensor, Tensor]] = {}
+    tokens = (
+        _grad_enabled.set(create_graph),
+        _phase.set("backward"),
+        _quiet.set(not create_graph),
+    )
+    try:
+        for node in order:
+            out = node._out()
+            g = grads.pop(out.id, None) if out is not None else None
+            if g is None:
+                continue
+            t0 = perf_counter_ns() if emit else 0
+            gins = node.opdef.grad(node, g)
+            given: list[Tensor | None] = []
+            for inp, gi in zip(node.inputs, gins):
+                if gi is None or not inp.requires_grad:
+                    given.append(None)
+                    continue
+                if gi.shape != inp.shape:
+                    gi = gi.sum_to(inp.shape)
+                given.append(gi)
+                if inp._node is None:
+                    prev = leaves.get(inp.id)
+                    leaves[inp.id] = (inp, gi if prev is None else prev[1] + gi)
+                else:
+                    prev_g = grads.get(inp.id)
+                    grads[inp.id] = gi if prev_g is None else prev_g + gi
+            if emit:
+                _emit_backward(node, g, given, perf_counter_ns() - t0)
+            if not retain_graph:
+                node.freed = True
+                node.saved = None
+        _flush_leaves(leaves, create_graph, emit)
+    finally:
+        for var, token in zip((_grad_enabled, _phase, _quiet), tokens):
+            var.reset(token)
+    if emit:
+        BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
+
+
+def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
+    stats = out_stats = None
+    if BUS.want_stats:
+        stats = tuple(None if gi is None else summarize(gi.data) for gi in given)
+        out_stats = summarize(g.data)
+    arrays = {g.id: g.data}
+    arrays.update((gi.id, gi.data) for gi in given if gi is not None)
+    BUS.emit(
+        OpBackward(
+            node_id=node.id,
+            op=node.opdef.op.label,
+            grad_output=g.id,
+            grad_inputs=tuple(None if gi is None else gi.id for gi in given),
+            inputs=tuple(t.id for t in node.inputs),
+            duration_ns=duration,
+            stats=stats,
+            grad_output_stats=out_stats,
+        ),
+        arrays,
+    )
+
+
+def _flush_leaves(leaves: dict, create_graph: bool, emit: bool) -> None:
+    for leaf, g in leaves.values():
+        if not create_graph:
+            g = _wrap(g.data, g.device, False) if g._node is not None else g
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        if emit:
+            BUS.emit(
+                GradAccumulated(
+                    tensor_id=leaf.id,
+                    grad_id=leaf.grad.id,
+                    name=leaf.name or f"tensor_{leaf.id}",
+                    stats=summarize(leaf.grad.data) if BUS.want_stats else None,
+                ),
+                {leaf.grad.id: leaf.grad.data},
+            )
+
+
+def grad(
+    outputs: Tensor,
+    inputs: Iterable[Tensor],
+    grad_outputs: Tensor | None = None,
+    *,
+    create_graph: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """d(outputs)/d(inputs) without touching any ``.grad`` (as ``torch.autograd.grad``)."""
+    inputs = tuple(inputs)
+    saved = [(t.grad, t.requires_grad) for t in inputs]
+    for t in inputs:
+        t.grad = None
+    try:
+        backward(outputs, grad_outputs, retain_graph=True, create_graph=create_graph)
+        return tuple(t.grad for t in inputs)
+    finally:
+        for t, (g, _rg) in zip(inputs, saved):
+            t.grad = g
