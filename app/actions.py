@@ -1,8 +1,16 @@
-"""Action ids, their labels and shortcuts: one table shared by menus, toolbar and tests."""
+"""Action ids, their labels and shortcuts: one table shared by menus, toolbar and
+tests; and the toolbar's choosers (device, steps)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence, QStandardItemModel
+from PySide6.QtWidgets import QComboBox, QSpinBox
+
+import core
 
 
 @dataclass(frozen=True)
@@ -54,3 +62,48 @@ ACTIONS = (
 )
 BY_ID = {spec.id: spec for spec in ACTIONS}
 RUN_CONTROLS = (RUN, PAUSE, STEP_OVER, STEP_INTO, STEP_OUT, STEP_BACK, STOP, RESTART)
+
+
+def make_actions(parent: QObject, handlers: dict[str, Callable[[], object]]) -> dict[str, QAction]:
+    """One QAction per spec, with its shortcut (application-wide) and handler."""
+    made: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        action = QAction(spec.text, parent)
+        action.setObjectName(spec.id)
+        if spec.shortcut:
+            action.setShortcut(QKeySequence(spec.shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        action.setToolTip(f"{spec.tip} ({spec.shortcut})" if spec.shortcut else spec.tip)
+        action.setStatusTip(spec.tip)
+        handler = handlers.get(spec.id)
+        if handler is not None:
+            action.triggered.connect(lambda _=False, h=handler: h())
+        made[spec.id] = action
+    return made
+
+
+def device_choice() -> QComboBox:
+    """CPU / GPU; the GPU item is disabled, with the reason, when CUDA is unusable."""
+    combo = QComboBox()
+    combo.setObjectName("device")
+    combo.addItem("CPU", "cpu")
+    combo.addItem("GPU (CUDA)", "cuda")
+    if not core.cuda.is_available():
+        model = combo.model()
+        assert isinstance(model, QStandardItemModel)
+        reason = f"GPU unavailable: {core.cuda.unavailable_reason() or 'unknown reason'}"
+        model.item(1).setEnabled(False)
+        model.item(1).setToolTip(reason)
+        combo.setItemData(1, reason, Qt.ItemDataRole.ToolTipRole)
+        combo.setToolTip(reason)
+    return combo
+
+
+def steps_choice() -> QSpinBox:
+    """Training steps to run; its minimum means "the program's own number"."""
+    spin = QSpinBox()
+    spin.setObjectName("steps")
+    spin.setRange(0, 10_000_000)
+    spin.setSpecialValueText("program's")
+    spin.setToolTip("Training steps to run (the program's own number when left at its minimum)")
+    return spin

@@ -138,11 +138,13 @@ def _step_to_middle(app, window, phase: str, timeout: float) -> None:
         window.step_into()
         _wait(
             app,
-            lambda b=before: session.done
-            or (
-                session.state == "paused"
-                and len(rec.events) > b
-                and window.status_phase.text().startswith("paused")
+            lambda b=before: (
+                session.done
+                or (
+                    session.state == "paused"
+                    and len(rec.events) > b
+                    and window.status_phase.text().startswith("paused")
+                )
             ),
             timeout,
         )

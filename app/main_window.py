@@ -14,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QRunnable, QSettings, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QKeySequence, QStandardItemModel
+from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -28,26 +26,28 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-import core
 from app import actions as A
 from app.bridge import SessionBridge
-from app.node_info import CheckError, check_node, node_info
+from app.jobs import Jobs
+from app.node_info import (
+    CheckError,
+    check_node,
+    last_op,
+    leaf_before,
+    node_info,
+    node_of,
+    phase_of,
+    source_of,
+)
 from core import program as programs
 from core import recfile
 from core.events import (
-    GradAccumulated,
-    ModuleEnter,
-    OpBackward,
-    OpForward,
-    ParameterUpdated,
     StepEnded,
-    TensorCreated,
 )
 from core.recording import Recording
 from core.session import Breakpoint, Session
@@ -86,25 +86,6 @@ PANELS = (
 )
 
 
-class _Job(QRunnable):
-    """Runs ``work()`` in the thread pool; ``done(result_or_exception)`` on the GUI thread."""
-
-    class Signals(QObject):
-        done = Signal(object)
-
-    def __init__(self, work: Callable[[], Any]) -> None:
-        super().__init__()
-        self.work = work
-        self.signals = _Job.Signals()
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except Exception as exc:  # delivered to the GUI thread, shown to the user
-            result = exc
-        self.signals.done.emit(result)
-
-
 class MainWindow(QMainWindow):
     """Gradstep's window: graph in the middle, panels around it."""
 
@@ -119,7 +100,7 @@ class MainWindow(QMainWindow):
         self.recording: Recording | None = None
         self.bridge = SessionBridge(self)
         self.reason = ""
-        self._jobs: set[_Job] = set()
+        self.jobs = Jobs()
         self._load_token = 0
         self._log_refreshed = 0.0
         self._build_widgets()
@@ -133,6 +114,7 @@ class MainWindow(QMainWindow):
 
     def _build_widgets(self) -> None:
         self.graph = GraphView()
+        self.graph.leaf_lookup = self._leaf_lookup
         self.search = QLineEdit()
         self.search.setPlaceholderText("Find a node by name (Enter: next match)")
         self.search.setClearButtonEnabled(True)
@@ -184,17 +166,6 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["events"]], [210], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:
-        self.actions_by_id: dict[str, QAction] = {}
-        for spec in A.ACTIONS:
-            action = QAction(spec.text, self)
-            action.setObjectName(spec.id)
-            if spec.shortcut:
-                action.setShortcut(QKeySequence(spec.shortcut))
-                action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            action.setToolTip(f"{spec.tip} ({spec.shortcut})" if spec.shortcut else spec.tip)
-            action.setStatusTip(spec.tip)
-            self.addAction(action)
-            self.actions_by_id[spec.id] = action
         handlers = {
             A.RUN: self.run_or_continue,
             A.PAUSE: self.bridge.pause,
@@ -213,8 +184,9 @@ class MainWindow(QMainWindow):
             A.EXPORT_SVG: lambda: self._export("svg"),
             A.QUIT: self.close,
         }
-        for action_id, handler in handlers.items():
-            self.actions_by_id[action_id].triggered.connect(lambda _=False, h=handler: h())
+        self.actions_by_id = A.make_actions(self, handlers)
+        for action in self.actions_by_id.values():
+            self.addAction(action)
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -244,28 +216,10 @@ class MainWindow(QMainWindow):
             toolbar.addAction(self.actions_by_id[action_id])
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Device "))
-        self.device = QComboBox()
-        self.device.setObjectName("device")
-        self.device.addItem("CPU", "cpu")
-        self.device.addItem("GPU (CUDA)", "cuda")
-        if not core.cuda.is_available():
-            item = self.device.model()
-            assert isinstance(item, QStandardItemModel)
-            gpu = item.item(1)
-            gpu.setEnabled(False)
-            reason = core.cuda.unavailable_reason() or "unavailable"
-            gpu.setToolTip(f"GPU unavailable: {reason}")
-            self.device.setItemData(1, f"GPU unavailable: {reason}", Qt.ItemDataRole.ToolTipRole)
-            self.device.setToolTip(f"GPU unavailable: {reason}")
+        self.device = A.device_choice()
         toolbar.addWidget(self.device)
         toolbar.addWidget(QLabel(" Steps "))
-        self.steps = QSpinBox()
-        self.steps.setObjectName("steps")
-        self.steps.setRange(0, 10_000_000)
-        self.steps.setSpecialValueText("program's")
-        self.steps.setToolTip(
-            "Training steps to run (the program's own number when left at its minimum)"
-        )
+        self.steps = A.steps_choice()
         toolbar.addWidget(self.steps)
         self.addToolBar(toolbar)
 
@@ -537,7 +491,7 @@ class MainWindow(QMainWindow):
             rec = self.recording
             if rec is not None and len(rec):
                 if state == "errored":
-                    rec.seek(_last_op(rec.events))  # the last computation before the error
+                    rec.seek(last_op(rec.events))  # the last computation before the error
                 self._show_cursor(select=state in ("paused", "errored"))
         self._update_controls()
         self._update_status(state)
@@ -589,7 +543,7 @@ class MainWindow(QMainWindow):
         phase = s.phase if s is not None else ""
         event = rec.current() if rec is not None and len(rec) else None
         if rec is not None and not rec.live and event is not None:
-            phase = _phase_of(event, phase)
+            phase = phase_of(event, phase)
         self.status_phase.setText(
             f"{state}" + (f" · {phase}" if phase and state != "finished" else "")
         )
@@ -624,9 +578,9 @@ class MainWindow(QMainWindow):
         i = rec.position
         step = self._step_at(i)
         start = rec.steps[step] if step is not None else 0
-        self.graph.rebuild(rec.events[start : i + 1], start, self._leaf_lookup)
+        self.graph.rebuild(rec.events[start : i + 1], start)
         event = rec.events[i]
-        node = self._node_of(event)
+        node = node_of(self.graph.model, event)
         self.graph.set_current(node)
         if select and node is not None:
             self.graph.select(node, center=True)
@@ -635,7 +589,7 @@ class MainWindow(QMainWindow):
             self._show_node(self.graph.selected)
         self.event_log.set_cursor(i)
         self.loss.set_cursor_step(step)
-        source = self._source_of(event)
+        source = source_of(rec, event)
         self.source.highlight_line(source.line if source is not None else None)
         scope = getattr(event, "scope", None)
         if scope is None and node is not None:
@@ -643,37 +597,7 @@ class MainWindow(QMainWindow):
         self.scopes.set_scope(scope or "", self.graph.scope_kinds)
 
     def _leaf_lookup(self, tensor_id: int) -> tuple[Any, int] | None:
-        """A tensor made before the shown step: its announcement, or the op that
-        made it (data prepared in ``build``) standing in as an input leaf."""
-        rec = self.recording
-        index = rec.producer.get(tensor_id) if rec is not None else None
-        if index is None:
-            return None
-        event = rec.events[index]
-        if type(event) is OpForward:
-            event = TensorCreated(
-                tensor_id=tensor_id, kind="input", name=f"{event.op}_{event.node_id}",
-                shape=event.shape, dtype=event.dtype, device=event.device,
-                requires_grad=event.requires_grad, scope=event.scope, stats=event.stats,
-                source=event.source,
-            )
-        return event, index
-
-    def _node_of(self, event: Any) -> int | None:
-        model = self.graph.model
-        kind = type(event)
-        if kind in (OpForward, OpBackward):
-            return model.by_node_id.get(event.node_id)
-        if kind in (GradAccumulated, ParameterUpdated):
-            return model.by_tensor.get(event.tensor_id)
-        return None
-
-    def _source_of(self, event: Any):
-        if type(event) is OpBackward and self.recording is not None:
-            index = self.recording.nodes.get(event.node_id)
-            if index is not None:
-                return self.recording.events[index].source
-        return getattr(event, "source", None)
+        return None if self.recording is None else leaf_before(self.recording, tensor_id)
 
     def _on_step_clicked(self, step: int) -> None:
         rec = self.recording
@@ -806,16 +730,7 @@ class MainWindow(QMainWindow):
             self.show_problem(f"Could not export {path}", str(exc))
 
     def _run_job(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
-        job = _Job(work)
-        self._jobs.add(job)
-
-        def finish(result: Any) -> None:
-            self._jobs.discard(job)
-            done(result)
-
-        job.signals.done.connect(finish)
-        job.setAutoDelete(False)
-        QThreadPool.globalInstance().start(job)
+        self.jobs.run(work, done)
 
     def _cancel_long_work(self) -> None:
         """Cancel the relayout or recording load in progress."""
@@ -845,24 +760,3 @@ class MainWindow(QMainWindow):
             if path.endswith((".py", ".gsrec")):
                 self.open_path(path)
                 break
-
-
-def _phase_of(event: Any, default: str) -> str:
-    kind = type(event)
-    if kind is OpForward:
-        return event.phase
-    if kind in (OpBackward, GradAccumulated):
-        return "backward"
-    if kind is ParameterUpdated:
-        return "update"
-    if kind is ModuleEnter:
-        return "forward"
-    return default
-
-
-def _last_op(events: list) -> int:
-    """Index of the last op event (the last event when there is none)."""
-    for i in range(len(events) - 1, -1, -1):
-        if type(events[i]) in (OpForward, OpBackward, ParameterUpdated):
-            return i
-    return len(events) - 1

@@ -1,5 +1,6 @@
-"""What the inspector shows for a node, read from the Recording at the cursor,
-and the finite-difference check of one recorded node (both Qt-free)."""
+"""Reading the Recording for the window (Qt-free): what the inspector shows for a
+node at the cursor, which node and line an event belongs to, and the
+finite-difference check of one recorded node."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from typing import Any
 import numpy as np
 
 import core
-from core.events import OpForward, Stats, summarize
+from core.events import (
+    GradAccumulated,
+    ModuleEnter,
+    OpBackward,
+    OpForward,
+    ParameterUpdated,
+    Source,
+    Stats,
+    TensorCreated,
+    summarize,
+)
 from core.ops import REGISTRY, Op
 from core.recording import Recording
 from core.tensor import apply
 from widgets.data import NodeInfo
-from widgets.graph_model import GraphNode
+from widgets.graph_model import GraphModel, GraphNode
 
 _OPS = {op.label: op for op in Op}
 
@@ -106,3 +117,66 @@ def _attrs(op: Op, attrs: dict[str, Any]) -> dict[str, Any]:
     for key, value in attrs.items():
         out[key] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def leaf_before(rec: Recording, tensor_id: int) -> tuple[Any, int] | None:
+    """A tensor made before the shown step: its announcement, or the op that made
+    it (data prepared in ``build``) standing in as an input leaf."""
+    index = rec.producer.get(tensor_id)
+    if index is None:
+        return None
+    event = rec.events[index]
+    if type(event) is OpForward:
+        event = TensorCreated(
+            tensor_id=tensor_id,
+            kind="input",
+            name=f"{event.op}_{event.node_id}",
+            shape=event.shape,
+            dtype=event.dtype,
+            device=event.device,
+            requires_grad=event.requires_grad,
+            scope=event.scope,
+            stats=event.stats,
+            source=event.source,
+        )
+    return event, index
+
+
+def node_of(model: GraphModel, event: Any) -> int | None:
+    """The graph node an event is about (its index in ``model.nodes``)."""
+    kind = type(event)
+    if kind is OpForward or kind is OpBackward:
+        return model.by_node_id.get(event.node_id)
+    if kind is GradAccumulated or kind is ParameterUpdated:
+        return model.by_tensor.get(event.tensor_id)
+    return None
+
+
+def source_of(rec: Recording, event: Any) -> Source | None:
+    """The user's line of an event (a backward op: that of its forward op)."""
+    if type(event) is OpBackward:
+        index = rec.nodes.get(event.node_id)
+        if index is not None:
+            return rec.events[index].source
+    return getattr(event, "source", None)
+
+
+def phase_of(event: Any, default: str) -> str:
+    kind = type(event)
+    if kind is OpForward:
+        return event.phase
+    if kind is OpBackward or kind is GradAccumulated:
+        return "backward"
+    if kind is ParameterUpdated:
+        return "update"
+    if kind is ModuleEnter:
+        return "forward"
+    return default
+
+
+def last_op(events: list) -> int:
+    """Index of the last op event (the last event when there is none)."""
+    for i in range(len(events) - 1, -1, -1):
+        if type(events[i]) in (OpForward, OpBackward, ParameterUpdated):
+            return i
+    return len(events) - 1

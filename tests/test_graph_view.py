@@ -13,8 +13,9 @@ from PySide6.QtGui import QImage, QPainterPath
 
 from core.events import ModuleEnter, OpForward, TensorCreated
 from core.session import Session
-from widgets import graph_view
-from widgets.graph_view import GraphItem, GraphView, path_from_arrays
+from widgets import graph_item
+from widgets.graph_item import GraphItem, path_from_arrays
+from widgets.graph_view import GraphView
 from widgets.layout import training_dag
 
 pytestmark = pytest.mark.qt_log_ignore(r"^This plugin does not support")
@@ -94,7 +95,7 @@ def test_edge_chunks_hold_every_edge_as_the_per_edge_loop_draws_it(big_view):
     item: GraphItem = big_view.item
     item._build_edges()
     whole_plain, whole_grad, chunks = item._edges
-    assert len(chunks) > graph_view.MAX_CHUNK_DRAWS
+    assert len(chunks) > graph_item.MAX_CHUNK_DRAWS
     # the reference: one moveTo and a polyline or a cubic per edge, as the view used to
     paths = big_view.layout.edge_paths()
     want = set()
@@ -140,7 +141,7 @@ def test_zoomed_in_paints_only_the_exposed_nodes_with_labels(big_view, monkeypat
 def test_far_out_draws_snapped_chords_and_nothing_else_changes(big_view):
     big_view.fit()
     lod = big_view.transform().m11()
-    assert lod < graph_view.COARSE_LOD
+    assert lod < graph_item.COARSE_LOD
     render(big_view)
     grid, plain, grad = big_view.item._coarse
     assert grid == 2.0 ** np.floor(np.log2(1 / lod))

@@ -16,14 +16,11 @@ it is coloured by the log of its gradient norm; NaN/Inf get a colour of their ow
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import (
-    QByteArray,
-    QDataStream,
     QObject,
     QPointF,
     QRectF,
@@ -34,130 +31,30 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
-    QColor,
     QFont,
     QFontMetricsF,
     QImage,
     QPainter,
-    QPainterPath,
-    QPen,
 )
 from PySide6.QtWidgets import (
-    QGraphicsItem,
     QGraphicsScene,
     QGraphicsView,
     QMenu,
-    QStyleOptionGraphicsItem,
     QWidget,
 )
 
 from core.events import StepStarted, TensorCreated
-from core.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from widgets.graph_item import (
+    BACKGROUND,
+    NODE_HEIGHT,
+    NONFINITE,
+    GraphItem,
+    _last_step_start,
+    op_colour,
+    ramp,
+)
 from widgets.graph_model import GraphModel, GraphNode
 from widgets.layout import Layout, LayoutCancelled
-
-NODE_HEIGHT = 34.0
-BACKGROUND = QColor("#fbfbfd")
-KIND_COLOURS = {
-    "input": QColor("#cfe8cf"),
-    "parameter": QColor("#ffd8a8"),
-    "constant": QColor("#e4e4e8"),
-}
-GROUP_COLOURS = [
-    (ELEMENTWISE, QColor("#dbe7fb")),
-    (REDUCE, QColor("#e7ddfa")),
-    (MOVEMENT, QColor("#eef0f3")),
-    (LOSS, QColor("#f9d6d5")),
-]
-NETWORK_COLOUR = QColor("#d3eef0")
-NONFINITE = QColor("#e0218a")
-CURRENT = QColor("#f08c00")
-SELECTED = QColor("#1c7ed6")
-EDGE = QColor(120, 126, 140, 150)
-GRAD_EDGE = QColor(214, 90, 49, 190)
-BOX_FILL = QColor(120, 140, 180, 22)
-BOX_PEN = QColor(120, 140, 180, 140)
-# gradient-norm colour ramp (low -> high), sampled on a log scale
-RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
-
-_OP_BY_LABEL = {op.label: op for op in Op}
-
-EDGE_CHUNK = 256  # edges per cached path: a zoomed-in paint strokes only the exposed chunks
-MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths instead
-CULL_MARGIN_PX = 3.0  # device pixels around the exposed area still drawn (pens spill over)
-COARSE_LOD = 0.1  # below this scale edges are drawn as chords snapped to a pixel grid
-CURVE_SEGMENTS = 4  # chords per curved edge there
-# QPainterPath element types, as QDataStream writes them
-_MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
-_PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
-
-
-def _last_step_start(events: Sequence[Any]) -> int:
-    """Index of the last StepStarted in ``events`` (0 when there is none)."""
-    for k in range(len(events) - 1, -1, -1):
-        if type(events[k]) is StepStarted:
-            return k
-    return 0
-
-
-def _over_background(colour: QColor) -> QColor:
-    """The opaque colour ``colour`` shows over the background."""
-    a = colour.alphaF()
-    return QColor(
-        round(colour.red() * a + BACKGROUND.red() * (1 - a)),
-        round(colour.green() * a + BACKGROUND.green() * (1 - a)),
-        round(colour.blue() * a + BACKGROUND.blue() * (1 - a)),
-    )
-
-
-def _bezier(t: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray):
-    """One coordinate of the cubic Bezier curve (a, b, c, d) at ``t``."""
-    u = 1.0 - t
-    return u * u * u * a + 3 * u * u * t * b + 3 * u * t * t * c + t * t * t * d
-
-
-def path_from_arrays(types: np.ndarray, xy: np.ndarray) -> QPainterPath:
-    """A QPainterPath of ``len(types)`` elements in one call (no per-point Python).
-
-    ``types`` are QPainterPath element types (0 move, 1 line, 2 curve, 3 curve
-    data), ``xy`` their points (n, 2); the path is read from QDataStream's format.
-    """
-    n = len(types)
-    path = QPainterPath()
-    if n == 0:
-        return path
-    buf = bytearray(4 + n * _PATH_RECORD.itemsize + 8)
-    struct.pack_into(">i", buf, 0, n)
-    rec = np.frombuffer(buf, _PATH_RECORD, count=n, offset=4)
-    rec["type"], rec["x"], rec["y"] = types, xy[:, 0], xy[:, 1]
-    # then the index of the last subpath's start and the fill rule (OddEvenFill)
-    struct.pack_into(">ii", buf, 4 + n * _PATH_RECORD.itemsize, 0, 0)
-    QDataStream(QByteArray(bytes(buf))) >> path
-    return path
-
-
-def op_colour(node: GraphNode) -> QColor:
-    """Fill colour of a node before the gradient reaches it."""
-    if node.kind != "op":
-        return KIND_COLOURS.get(node.kind, KIND_COLOURS["constant"])
-    op = _OP_BY_LABEL.get(node.op)
-    for group, colour in GROUP_COLOURS:
-        if op in group:
-            return colour
-    return NETWORK_COLOUR
-
-
-def ramp(t: float) -> QColor:
-    """Colour at ``t`` in [0, 1] on the gradient ramp."""
-    t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(t), len(RAMP) - 2)
-    f = t - i
-    a, b = RAMP[i], RAMP[i + 1]
-    return QColor(
-        round(a.red() + (b.red() - a.red()) * f),
-        round(a.green() + (b.green() - a.green()) * f),
-        round(a.blue() + (b.blue() - a.blue()) * f),
-    )
 
 
 class _LayoutSignals(QObject):
@@ -188,261 +85,6 @@ class _RelayoutTask(QRunnable):
         self.signals.done.emit(stats, self.generation)
 
 
-class GraphItem(QGraphicsItem):
-    """Paints the whole graph; its caches are dropped in ``invalidate`` only."""
-
-    def __init__(self, view: GraphView) -> None:
-        super().__init__()
-        self.view = view
-        # paint() gets the exposed part in option.exposedRect (else the whole item)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
-        self._rect = QRectF()
-        # plain and gradient edge paths, and the same in chunks with their bounds
-        self._edges: tuple[QPainterPath, QPainterPath, list] | None = None
-        self._coarse: tuple[float, QPainterPath, QPainterPath] | None = None
-        self._nodes: dict[str, Any] | None = None
-        self._font = QFont()
-        self._font.setPointSizeF(8.5)
-        self._small = QFont(self._font)
-        self._small.setPointSizeF(7.0)
-
-    def invalidate(self) -> None:
-        """Drop cached paths and bounds; the next paint rebuilds them."""
-        self.prepareGeometryChange()
-        self._edges = self._coarse = self._nodes = None
-        x0, y0, x1, y1 = self.view.layout.bounds()
-        for rect in self.view.scope_rects().values():
-            x0, y0 = min(x0, rect.left()), min(y0, rect.top())
-            x1, y1 = max(x1, rect.right()), max(y1, rect.bottom())
-        self._rect = QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80)
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        return self._rect
-
-    def _edge_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(points (E, 4, 2), routed (E,), gradient reached the target (E,)) of the
-        edges between nodes the model has, all points finite."""
-        view = self.view
-        paths = view.layout.edge_paths()
-        nodes = view.model.nodes
-        n = len(nodes)
-        src, dst = np.asarray(paths.src), np.asarray(paths.dst)
-        pts = np.asarray(paths.points, float).reshape(len(src), 4, 2)
-        # a node of the previous step's layout not reached yet has no edges drawn
-        keep = (src < n) & (dst < n) & np.isfinite(pts).all(axis=(1, 2))
-        pts, dst = pts[keep], dst[keep]
-        routed = np.asarray(paths.routed, bool)[keep]
-        backward = np.fromiter((node.backward for node in nodes), bool, n)
-        return pts, routed, backward[dst] if n else np.zeros(0, bool)
-
-    def _build_edges(self) -> None:
-        """Edges as paths (cubic curves, or the router's polylines), split into plain
-        and gradient paths: all of them, and in chunks of EDGE_CHUNK with their bounds."""
-        pts, routed, grad = self._edge_points()
-        elements = pts.copy()  # per edge: move, then 3 line or curve elements
-        curve = ~routed
-        mid = (pts[curve, 0, 0] + pts[curve, 3, 0]) / 2
-        elements[curve, 1, 0] = mid
-        elements[curve, 1, 1] = pts[curve, 0, 1]
-        elements[curve, 2, 0] = mid
-        elements[curve, 2, 1] = pts[curve, 3, 1]
-        types = np.empty((len(pts), 4), np.int32)
-        types[:, 0] = _MOVE
-        types[routed, 1:] = _LINE
-        types[curve, 1] = _CURVE
-        types[curve, 2:] = _CURVE_DATA
-        whole = [
-            path_from_arrays(types[sel].ravel(), elements[sel].reshape(-1, 2))
-            for sel in (~grad, grad)
-        ]
-        order = np.argsort(elements[:, :, 0].min(axis=1), kind="stable")  # left to right
-        chunks = []
-        if len(order) <= EDGE_CHUNK:  # one chunk: the whole paths
-            order = order[:0]
-            if len(elements):
-                lo, hi = elements.min(axis=(0, 1)), elements.max(axis=(0, 1))
-                box = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
-                chunks.append((box, whole[0], whole[1]))
-        for lo in range(0, len(order), EDGE_CHUNK):
-            k = order[lo : lo + EDGE_CHUNK]
-            box = elements[k]
-            x0, y0 = box[:, :, 0].min(), box[:, :, 1].min()
-            x1, y1 = box[:, :, 0].max(), box[:, :, 1].max()
-            paths = [
-                path_from_arrays(types[k[sel]].ravel(), elements[k[sel]].reshape(-1, 2))
-                for sel in (~grad[k], grad[k])
-            ]
-            chunks.append((QRectF(x0, y0, x1 - x0, y1 - y0), paths[0], paths[1]))
-        self._edges = (whole[0], whole[1], chunks)
-
-    def _coarse_edges(self, lod: float) -> tuple[QPainterPath, QPainterPath]:
-        """Edges far zoomed out: chords between points snapped to a grid of about one
-        device pixel, the ones that collapse or repeat dropped (cached per grid size).
-        Drawn with an opaque pen: chords meeting end to end must not darken there."""
-        grid = 2.0 ** math.floor(math.log2(1.0 / max(lod, 1e-9)))
-        if self._coarse is None or self._coarse[0] != grid:
-            pts, routed, grad = self._edge_points()
-            # a curve becomes CURVE_SEGMENTS chords; a routed edge keeps its three legs
-            c = pts[~routed]
-            mid = (c[:, 0, 0] + c[:, 3, 0]) / 2
-            t = np.linspace(0.0, 1.0, CURVE_SEGMENTS + 1)[None, :]
-            bx = _bezier(t, c[:, 0, 0, None], mid[:, None], mid[:, None], c[:, 3, 0, None])
-            by = _bezier(t, c[:, 0, 1, None], c[:, 0, 1, None], c[:, 3, 1, None], c[:, 3, 1, None])
-            lines = [np.stack([bx, by], axis=2), pts[routed]]
-            kinds = [grad[~routed], grad[routed]]
-            paths = []
-            for want in (False, True):
-                chords = []
-                for line, kind in zip(lines, kinds):
-                    q = np.rint(line[kind == want] / grid).astype(np.int64)
-                    chords += [q[:, j : j + 2].reshape(-1, 4) for j in range(q.shape[1] - 1)]
-                s = np.concatenate(chords)
-                s = s[(s[:, 0] != s[:, 2]) | (s[:, 1] != s[:, 3])]
-                s = np.unique(s, axis=0) if len(s) else s
-                types = np.tile(np.array([_MOVE, _LINE], np.int32), len(s))
-                paths.append(path_from_arrays(types, s.reshape(-1, 2) * grid))
-            self._coarse = (grid, paths[0], paths[1])
-        return self._coarse[1], self._coarse[2]
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        view = self.view
-        if not view.model.nodes:
-            return
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        # what may reach the exposed area: strokes and outlines spill a few pixels
-        pad = CULL_MARGIN_PX / max(lod, 1e-9)
-        exposed = option.exposedRect.adjusted(-pad, -pad, pad, pad)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.4)
-        self._paint_boxes(painter, lod)
-        coarse = lod < COARSE_LOD
-        if coarse:
-            plain, grad = self._coarse_edges(lod)
-            chunks = [(exposed, plain, grad)]
-        else:
-            if self._edges is None:
-                self._build_edges()
-            plain, grad, every = self._edges
-            chunks = [c for c in every if c[0].intersects(exposed)]
-            if len(chunks) > MAX_CHUNK_DRAWS:
-                # one call per pen: each draw call releases the GIL, and while a run's
-                # worker thread is busy, taking it back can cost a switch interval
-                chunks = [(exposed, plain, grad)]
-        edge_pen = QPen(_over_background(EDGE) if coarse else EDGE, 1.2)
-        edge_pen.setCosmetic(True)
-        painter.setPen(edge_pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        for _, plain, _ in chunks:
-            painter.drawPath(plain)
-        grad_pen = QPen(_over_background(GRAD_EDGE) if coarse else GRAD_EDGE, 1.8)
-        grad_pen.setCosmetic(True)
-        painter.setPen(grad_pen)
-        for _, _, grad in chunks:
-            painter.drawPath(grad)
-        self._paint_nodes(painter, exposed, lod)
-
-    def _paint_boxes(self, painter: QPainter, lod: float) -> None:
-        view = self.view
-        painter.setBrush(BOX_FILL)
-        pen = QPen(BOX_PEN, 1.0)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.setFont(self._small)
-        for scope, rect in view.scope_rects().items():
-            painter.drawRoundedRect(rect, 8, 8)
-            if lod > 0.35:
-                name = scope.rsplit(".", 1)[-1]
-                kind = view.scope_kinds.get(scope, "")
-                mark = "▸" if scope in view.collapsed else "▾"
-                label = f"{mark} {name}" + (f" ({kind})" if kind else "")
-                painter.drawText(rect.adjusted(8, 2, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
-
-    def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:
-        """Per-node QRectF and colour arrays, rebuilt when the layout or colours change."""
-        cache = self._nodes
-        if cache is None or cache["rects"] is not rects or cache["colours"] is not colours:
-            n = min(len(rects), len(self.view.model.nodes), len(colours))
-            r = rects[:n]
-            ok = self.view.layout.drawn()[:n] & np.isfinite(r).all(axis=1)
-            boxes = [QRectF(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in r.tolist()]
-            cache = {
-                "rects": rects,
-                "colours": colours,
-                "n": n,
-                "r": r,
-                "ok": ok,
-                "count": int(ok.sum()),
-                "rgb": np.array(colours[:n], np.int64),
-                "boxes": boxes,
-                "all": self._grouped(np.flatnonzero(ok), np.array(colours[:n], np.int64), boxes),
-            }
-            self._nodes = cache
-        return cache
-
-    @staticmethod
-    def _grouped(index: np.ndarray, rgb: np.ndarray, boxes: list[QRectF]):
-        """[(argb, [QRectF, ...]), ...] of the nodes in ``index``, one entry per colour."""
-        if not len(index):
-            return []
-        index = index[np.argsort(rgb[index], kind="stable")]
-        cuts = np.flatnonzero(np.diff(rgb[index])) + 1
-        return [
-            (int(rgb[part[0]]), [boxes[i] for i in part.tolist()]) for part in np.split(index, cuts)
-        ]
-
-    def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
-        view = self.view
-        cache = self._node_cache(view.layout.rects(), view.node_colours())
-        n, r = cache["n"], cache["r"]
-        visible = (
-            cache["ok"]
-            & (r[:, 2] >= exposed.left())
-            & (r[:, 0] <= exposed.right())
-            & (r[:, 3] >= exposed.top())
-            & (r[:, 1] <= exposed.bottom())
-        )
-        index = np.flatnonzero(visible)
-        if len(index) == cache["count"]:
-            groups = cache["all"]
-        else:
-            groups = self._grouped(index, cache["rgb"], cache["boxes"])
-        outline = QPen(QColor(90, 96, 110), 1.0)
-        outline.setCosmetic(True)
-        painter.setPen(outline if lod > 0.25 else Qt.PenStyle.NoPen)
-        for rgb, boxes in groups:
-            painter.setBrush(QColor.fromRgba(rgb))
-            if lod > 0.25:
-                for box in boxes:
-                    painter.drawRoundedRect(box, 5, 5)
-            else:
-                painter.drawRects(boxes)
-        for i, colour in ((view.current, CURRENT), (view.selected, SELECTED)):
-            if i is not None and i < n and visible[i]:
-                pen = QPen(colour, 3.0)
-                pen.setCosmetic(True)
-                painter.setPen(pen)
-                painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawRoundedRect(cache["boxes"][i], 5, 5)
-        if lod * NODE_HEIGHT >= 14 and len(index) < 3000:
-            self._paint_labels(painter, r, index)
-
-    def _paint_labels(self, painter: QPainter, rects: np.ndarray, index: np.ndarray) -> None:
-        nodes = self.view.model.nodes
-        painter.setPen(QColor(30, 32, 40))
-        boxes = []
-        for i in index.tolist():
-            x0, y0, x1, y1 = rects[i].tolist()
-            boxes.append((QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2), nodes[i]))
-        painter.setFont(self._font)
-        for box, node in boxes:
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, node.label)
-        painter.setFont(self._small)
-        for box, node in boxes:
-            painter.drawText(
-                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, node.caption()
-            )
-
-
 class GraphView(QGraphicsView):
     """The graph of the current step, growing as events arrive."""
 
@@ -464,6 +106,8 @@ class GraphView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setBackgroundBrush(BACKGROUND)
         self.setMinimumSize(240, 160)
+        # names leaves announced before the events fed (see GraphModel.leaf_lookup)
+        self.leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None
         self.model = GraphModel()
         self.layout = self._new_layout()
         self.collapsed: dict[str, float] = {}
@@ -512,13 +156,13 @@ class GraphView(QGraphicsView):
         if grew or changed:
             self._update_drawing()
 
-    def rebuild(self, events: Sequence[Any], start: int, leaf_lookup=None) -> None:
+    def rebuild(self, events: Sequence[Any], start: int) -> None:
         """Show exactly the state after ``events`` (time travel): replay them.
 
-        ``leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` names leaves
-        announced before ``events`` (parameters, inputs made at build time).
+        ``self.leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` names
+        leaves announced before ``events`` (parameters, inputs made at build time).
         """
-        self.model = GraphModel(leaf_lookup)
+        self.model = GraphModel(self.leaf_lookup)
         self._on_new_step()
         self.feed(events, start)
 
@@ -806,7 +450,7 @@ class GraphView(QGraphicsView):
         painter.end()
 
     def clear(self) -> None:
-        self.model = GraphModel()
+        self.model = GraphModel(self.leaf_lookup)
         self.layout = self._new_layout()
         self._signature = []
         self._placed = 0
