@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self.jobs = Jobs()
         self._load_token = 0
         self._log_refreshed = 0.0
+        self._arranged = False
         self._build_widgets()
         self._build_actions()
         self._build_status()
@@ -153,17 +154,28 @@ class MainWindow(QMainWindow):
             dock.setWidget(getattr(self, panel.attr))
             self.addDockWidget(panel.area, dock)
             self.docks[panel.name] = dock
-        self.tabifyDockWidget(self.docks["samples"], self.docks["source"])
-        self.tabifyDockWidget(self.docks["scopes"], self.docks["breakpoints"])
-        self.tabifyDockWidget(self.docks["events"], self.docks["loss"])
-        self.tabifyDockWidget(self.docks["loss"], self.docks["problems"])
-        self.docks["events"].raise_()
-        self.docks["source"].raise_()
-        self.docks["scopes"].raise_()
+
+    def _arrange_docks(self) -> None:
+        """Default places for the panels (a saved window state replaces them)."""
         d = self.docks
+        self.tabifyDockWidget(d["samples"], d["source"])
+        self.tabifyDockWidget(d["scopes"], d["breakpoints"])
+        self.tabifyDockWidget(d["events"], d["loss"])
+        self.tabifyDockWidget(d["events"], d["problems"])
+        for name in ("events", "source", "scopes"):
+            d[name].raise_()
         self.resizeDocks([d["source"], d["inspector"]], [340, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([d["inspector"], d["scopes"]], [520, 170], Qt.Orientation.Vertical)
         self.resizeDocks([d["events"]], [210], Qt.Orientation.Vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._arranged:
+            # Tabifying before the first show leaves stale, visible tab bars behind
+            # (seen offscreen with Qt 6.11); arranging once shown does not.
+            self._arranged = True
+            if not self._state_restored:
+                self._arrange_docks()
 
     def _build_actions(self) -> None:
         handlers = {
@@ -281,8 +293,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         state = self.settings.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        self._state_restored = isinstance(state, QByteArray) and self.restoreState(state)
         self._update_recent_menu()
 
     def closeEvent(self, event) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
+    QColor,
     QFont,
     QFontMetricsF,
     QImage,
@@ -83,6 +84,12 @@ class _RelayoutTask(QRunnable):
         except Exception as exc:  # keep the app alive; the view reports it
             stats = exc
         self.signals.done.emit(stats, self.generation)
+
+
+EMPTY_TEXT = (
+    "No graph yet.\nOpen a program (Ctrl+O) or pick a sample, then run (F5) or step (F11):\n"
+    "the graph of each training step grows here."
+)
 
 
 class GraphView(QGraphicsView):
@@ -350,6 +357,20 @@ class GraphView(QGraphicsView):
         self._update_drawing()
 
     # -- view -------------------------------------------------------------------------------
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        """The empty state, in view coordinates, when there is no graph yet."""
+        if self.model.nodes:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor(120, 124, 135))
+        painter.drawText(
+            self.viewport().rect(),
+            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+            EMPTY_TEXT,
+        )
+        painter.restore()
 
     def fit(self) -> None:
         rect = self.item.boundingRect()
