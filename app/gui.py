@@ -99,6 +99,7 @@ def screenshot(
     if until in ("forward", "backward"):
         _step_to_middle(app, window, until, timeout)
         _wait(app, settled, timeout)
+    _wait(app, lambda: not window.graph.busy, timeout)
     if select:
         index = window.graph.search(select)
         if index is None:

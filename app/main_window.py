@@ -504,6 +504,8 @@ class MainWindow(QMainWindow):
                 if state == "errored":
                     rec.seek(last_op(rec.events))  # the last computation before the error
                 self._show_cursor(select=state in ("paused", "errored"))
+                if state != "paused":
+                    self.graph.tidy_once()
         self._update_controls()
         self._update_status(state)
 

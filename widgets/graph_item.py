@@ -58,6 +58,7 @@ EDGE = QColor(120, 126, 140, 150)
 GRAD_EDGE = QColor(214, 90, 49, 190)
 BOX_FILL = QColor(120, 140, 180, 22)
 BOX_PEN = QColor(120, 140, 180, 140)
+BOX_TEXT = QColor(70, 84, 112)
 # gradient-norm colour ramp (low -> high), sampled on a log scale
 RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
 
@@ -308,7 +309,9 @@ class GraphItem(QGraphicsItem):
                 kind = view.scope_kinds.get(scope, "")
                 mark = "▸" if scope in view.collapsed else "▾"
                 label = f"{mark} {name}" + (f" ({kind})" if kind else "")
-                painter.drawText(rect.adjusted(8, 2, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
+                painter.setPen(BOX_TEXT)
+                painter.drawText(rect.adjusted(8, 1, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
+                painter.setPen(pen)
 
     def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:
         """Per-node QRectF and colour arrays, rebuilt when the layout or colours change."""

@@ -124,6 +124,7 @@ class GraphView(QGraphicsView):
         self._signature: list[tuple] = []  # structure of the laid-out nodes, for reuse
         self._placed = 0  # nodes of the model given to the layout
         self._reuse = False  # a new step may reuse the layout of the previous one
+        self._tidied = False  # the current layout had its one automatic tidy
         self._colours: list[int] | None = None
         self._scope_rects: dict[str, QRectF] | None = None
         self._generation = 0
@@ -162,6 +163,8 @@ class GraphView(QGraphicsView):
         grew = self._place_new()
         if grew or changed:
             self._update_drawing()
+        if last > 0 or (events and type(events[0]) is StepStarted):
+            self.tidy_once()  # a step's graph was complete when the next one began
 
     def rebuild(self, events: Sequence[Any], start: int) -> None:
         """Show exactly the state after ``events`` (time travel): replay them.
@@ -176,6 +179,13 @@ class GraphView(QGraphicsView):
     def _on_new_step(self) -> None:
         self._placed = 0
         self._reuse = len(self.layout) > 0
+
+    def tidy_once(self) -> None:
+        """Tidy the layout in the background the first time a step's graph is
+        complete (nodes are placed as they arrive; this orders them once)."""
+        if not self._tidied and len(self.layout) > 1:
+            self._tidied = True
+            self.relayout()
 
     def _signature_of(self, node: GraphNode, preds: list[int]) -> tuple:
         return (node.kind, node.op, node.scope, tuple(preds))
@@ -197,6 +207,7 @@ class GraphView(QGraphicsView):
                     continue
                 self._reuse = False  # the structure changed: lay out afresh
                 self.layout = self._new_layout()
+                self._tidied = False
                 self._signature = []
                 self._fitted = False
                 every: dict[int, list[int]] = {}
@@ -354,7 +365,13 @@ class GraphView(QGraphicsView):
         self.sig_layout_progress.emit(1.0)
         if isinstance(result, Exception):
             return
+        self._fitted = False  # the tidy graph has a new extent: fit it once
         self._update_drawing()
+
+    @property
+    def busy(self) -> bool:
+        """A relayout is running in the background."""
+        return self._task is not None
 
     # -- view -------------------------------------------------------------------------------
 
@@ -476,6 +493,7 @@ class GraphView(QGraphicsView):
         self._signature = []
         self._placed = 0
         self._reuse = False
+        self._tidied = False
         self.selected = self.current = None
         self._fitted = False
         self._update_drawing()
