@@ -121,8 +121,8 @@ def backward(
                 if gi is None or not inp.requires_grad:
                     given.append(None)
                     continue
-                if gi.shape != inp.shape:
-                    gi = gi.sum_to(inp.shape)
+                if gi.data.shape != inp.data.shape:  # broadcast: sum back to the input
+                    gi = gi.sum_to(inp.data.shape)
                 given.append(gi)
                 if inp._node is None:
                     prev = leaves.get(inp.id)

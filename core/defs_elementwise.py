@@ -20,40 +20,55 @@ def _add_grad(ctx, g):
     return g, g
 
 
+def _add_scaled(xp, a, b, alpha):
+    scaled = b * b.dtype.type(alpha)
+    if scaled.shape != a.shape or scaled.dtype != a.dtype:
+        return a + scaled
+    scaled += a  # one temporary for a + alpha * b (an optimizer's update)
+    return scaled
+
+
+def _add_scaled_grad(ctx, g):
+    return g, (g * ctx.attrs["alpha"] if ctx.needs(1) else None)
+
+
 def _sub_grad(ctx, g):
-    return g, -g
+    return g, (-g if ctx.needs(1) else None)
 
 
 def _mul_grad(ctx, g):
     a, b = ctx.inputs
-    return g * b, g * a
+    return (g * b if ctx.needs(0) else None), (g * a if ctx.needs(1) else None)
 
 
 def _div_grad(ctx, g):
     a, b = ctx.inputs
     ga = g / b
-    return ga, -ga * a / b
+    return ga, (-ga * a / b if ctx.needs(1) else None)
 
 
 def _pow_grad(ctx, g):
     a, b = ctx.inputs
-    out = ctx.output
-    return g * b * a ** (b - 1.0), g * out * F.log(a)
+    ga = g * b * a ** (b - 1.0) if ctx.needs(0) else None
+    return ga, (g * ctx.output * F.log(a) if ctx.needs(1) else None)
 
 
 def _maximum_grad(ctx, g):
     a, b = ctx.inputs
     mask = a >= b
-    return F.where(mask, g, 0.0), F.where(mask, 0.0, g)
+    ga = F.where(mask, g, 0.0) if ctx.needs(0) else None
+    return ga, (F.where(mask, 0.0, g) if ctx.needs(1) else None)
 
 
 def _minimum_grad(ctx, g):
     a, b = ctx.inputs
     mask = a <= b
-    return F.where(mask, g, 0.0), F.where(mask, 0.0, g)
+    ga = F.where(mask, g, 0.0) if ctx.needs(0) else None
+    return ga, (F.where(mask, 0.0, g) if ctx.needs(1) else None)
 
 
 define(Op.ADD, lambda xp, a, b: a + b, _add_grad, template="({0} + {1})")
+define(Op.ADD_SCALED, _add_scaled, _add_scaled_grad, template="({0} + {1} * {alpha})")
 define(Op.SUB, lambda xp, a, b: a - b, _sub_grad, template="({0} - {1})")
 define(Op.MUL, lambda xp, a, b: a * b, _mul_grad, template="({0} * {1})")
 define(Op.DIV, lambda xp, a, b: a / b, _div_grad, template="({0} / {1})")
@@ -163,7 +178,8 @@ def _clip_grad(ctx, g):
 
 def _where_grad(ctx, g):
     cond = ctx.inputs[0]
-    return None, F.where(cond, g, 0.0), F.where(cond, 0.0, g)
+    ga = F.where(cond, g, 0.0) if ctx.needs(1) else None
+    return None, ga, (F.where(cond, 0.0, g) if ctx.needs(2) else None)
 
 
 def _cast_grad(ctx, g):

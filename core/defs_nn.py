@@ -61,8 +61,10 @@ def _linear_grad(ctx, g):
     gx = g @ w if x.requires_grad else None
     gw = None
     if w.requires_grad:
-        rows = g.reshape(-1, g.shape[-1])
-        gw = rows.transpose(0, 1) @ x.reshape(-1, x.shape[-1])
+        rows, inputs = g, x
+        if g.ndim != 2:  # batch dimensions fold into rows
+            rows, inputs = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+        gw = rows.transpose(0, 1) @ inputs
     if len(ctx.inputs) == 3:
         return gx, gw, g
     return gx, gw
@@ -130,7 +132,7 @@ def _mse_grad(ctx, g):
     a, b = ctx.inputs
     d = a - b  # the broadcast shape, which the forward's mean divides by
     d = d * (g * (2.0 / d.numel()))
-    return d, -d
+    return d, (-d if ctx.needs(1) else None)
 
 
 def _bce_logits(xp, x, y):
@@ -142,7 +144,8 @@ def _bce_logits_grad(ctx, g):
     x, y = ctx.inputs
     shape = np.broadcast_shapes(x.shape, y.shape)
     scale = g * (1.0 / math.prod(shape))
-    return (x.sigmoid() - y) * scale, -x.expand(*shape) * scale
+    gy = -x.expand(*shape) * scale if ctx.needs(1) else None
+    return (x.sigmoid() - y) * scale, gy
 
 
 define(Op.SOFTMAX, _softmax, _softmax_grad)

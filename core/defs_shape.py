@@ -23,7 +23,7 @@ def sum_leading(xp, a, lead: int):
     """
     if lead == 0:
         return a
-    if a.dtype.kind != "f" or not a.flags.c_contiguous:
+    if a.dtype.kind != "f" or not a.flags.c_contiguous or a.size < 4096:
         return a.sum(axis=tuple(range(lead)))
     rows = math.prod(a.shape[:lead])
     ones = xp.ones(rows, dtype=a.dtype)

@@ -22,6 +22,7 @@ from typing import Any
 class Op(enum.IntEnum):
     # elementwise, binary
     ADD = enum.auto()
+    ADD_SCALED = enum.auto()
     SUB = enum.auto()
     MUL = enum.auto()
     DIV = enum.auto()
@@ -89,7 +90,7 @@ class Op(enum.IntEnum):
         return self.name.lower()
 
 
-BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM})
+BINARY = frozenset({Op.ADD, Op.ADD_SCALED, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM})
 COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ})
 UNARY = frozenset(
     {

@@ -78,13 +78,13 @@ class SGD(Optimizer):
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
         if self.weight_decay:
-            g = g + p * self.weight_decay
+            g = g.add(p, alpha=self.weight_decay)
         if self.momentum:
             buf = state.get("momentum")
-            buf = g if buf is None else buf * self.momentum + g
+            buf = g if buf is None else g.add(buf, alpha=self.momentum)
             state["momentum"] = buf
-            g = g + buf * self.momentum if self.nesterov else buf
-        return p - g * self.lr
+            g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
+        return p.add(g, alpha=-self.lr)
 
 
 class Adam(Optimizer):
@@ -109,7 +109,7 @@ class Adam(Optimizer):
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
         b1, b2 = self.betas
         if self.weight_decay:
-            g = g + p * self.weight_decay
+            g = g.add(p, alpha=self.weight_decay)
         m, v = state.get("m"), state.get("v")
         m = g * (1.0 - b1) if m is None else m * b1 + g * (1.0 - b1)
         v = g * g * (1.0 - b2) if v is None else v * b2 + g * g * (1.0 - b2)

@@ -166,6 +166,10 @@ class Node:
     def name(self) -> str:
         return f"{self.opdef.op.label}_{self.id}"
 
+    def needs(self, i: int) -> bool:
+        """Whether input ``i`` wants a gradient (rules skip the work otherwise)."""
+        return self.inputs[i].requires_grad
+
     def saved_or(self, key: str, compute) -> Tensor:
         """A value the forward kept, or ``compute()`` when a graph is being built.
 
@@ -321,6 +325,18 @@ class Tensor:
     def __add__(self, other: Any) -> Tensor:
         return apply(Op.ADD, (self, _lift(other, self)))
 
+    def add(self, other: Any, *, alpha: float = 1.0) -> Tensor:
+        """``self + alpha * other`` in one op (as ``torch.add``).
+
+        >>> import core
+        >>> core.tensor([1.0, 2.0]).add(core.tensor([10.0, 20.0]), alpha=-0.5).tolist()
+        [-4.0, -8.0]
+        """
+        other = _lift(other, self)
+        if alpha == 1.0:
+            return apply(Op.ADD, (self, other))
+        return apply(Op.ADD_SCALED, (self, other), {"alpha": float(alpha)})
+
     def __radd__(self, other: Any) -> Tensor:
         return apply(Op.ADD, (_lift(other, self), self))
 
@@ -465,8 +481,10 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        shape = _resolve_shape(shape, self.data.size, self.shape)
-        if shape == self.shape:
+        if shape == self.data.shape:
+            return self
+        shape = _resolve_shape(shape, self.data.size, self.data.shape)
+        if shape == self.data.shape:
             return self
         return apply(Op.RESHAPE, (self,), {"shape": shape})
 

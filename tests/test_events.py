@@ -419,11 +419,10 @@ def test_parameter_updates_follow_backward(step):
     for i, e in updated:
         p = step.params[e.name]
         assert (e.tensor_id, e.optimizer) == (p.id, "SGD")
-        sub = events[i - 1]
-        assert isinstance(sub, OpForward) and sub.op == "sub" and sub.output == e.value_id
-        assert sub.inputs[0] == p.id
-        mul = events[i - 2]
-        assert isinstance(mul, OpForward) and mul.op == "mul" and mul.inputs[0] == p.grad.id
+        update = events[i - 1]  # p - lr * grad, one op
+        assert isinstance(update, OpForward) and update.op == "add_scaled"
+        assert update.output == e.value_id
+        assert update.inputs == (p.id, p.grad.id) and update.attrs == (("alpha", -LR),)
         expected = step.before[e.name] - np.float32(LR) * p.grad.numpy()
         np.testing.assert_allclose(step.values[e.value_id], expected, rtol=1e-6)
         np.testing.assert_array_equal(p.numpy(), step.values[e.value_id])
@@ -459,7 +458,7 @@ def test_stats_match_numpy(step):
         else:
             continue
         checked += 1
-    assert checked > 30
+    assert checked > 20
 
 
 def test_values_are_passed_for_the_ids_an_event_names(step):
@@ -548,7 +547,7 @@ def test_unsubscribed_callback_gets_nothing():
         unsubscribe_kept()
     unsubscribe_gone()  # a second call is harmless
     assert gone == []
-    assert len(of(kept, OpForward)) > 8
+    assert len(of(kept, OpForward)) >= 8
     assert all(e.stats is None for e in of(kept, OpForward))
     assert BUS.active is False
 
@@ -565,7 +564,7 @@ def test_events_on_cuda_name_the_device_and_stats_match(recorder):
     loss.backward()
     opt.step()
     ops = [(e, arrays) for e, arrays in seen if isinstance(e, OpForward)]
-    assert len(ops) == 4 + 2 * len(PARAM_NAMES)  # linear, tanh, linear, mse; 2 per update
+    assert len(ops) == 4 + len(PARAM_NAMES)  # linear, tanh, linear, mse; 1 per update
     for e, arrays in ops:
         assert e.device == "cuda"
         if e.phase == "update":

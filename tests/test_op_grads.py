@@ -157,6 +157,8 @@ ROWS = [
 ]
 ROWS += [
     row("radd", Op.ADD, lambda a: 2.0 + a, (2, 3)),
+    row("add alpha", Op.ADD_SCALED, lambda a, b: a.add(b, alpha=-0.3), (2, 3), (3,)),
+    row("add alpha const", Op.ADD_SCALED, lambda a: a.add(1.5, alpha=2.0), (2, 3)),
     row("rsub", Op.SUB, lambda a: 2.0 - a, (2, 3)),
     row("rmul", Op.MUL, lambda a: 3 * a, (2, 3)),
     row("rdiv", Op.DIV, lambda a: 1.5 / a, away(2, 3)),
