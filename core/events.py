@@ -236,10 +236,12 @@ def _summarize(array: Any) -> Stats:
     flat = array.reshape(-1)
     if flat.dtype.kind not in "f" or size < _SMALL:
         flat = flat.astype(xp.float64)
-    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max(), xp.count_nonzero(flat))
+    # counting a boolean mask is several times faster than count_nonzero on floats
+    zeros = xp.count_nonzero(flat == 0)
+    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max(), zeros)
     if xp is not _np:
         values = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get()
-    total, squares, low, high, nonzero = (float(v) for v in values)
+    total, squares, low, high, zeros = (float(v) for v in values)
     if not (math.isfinite(total) and math.isfinite(squares)):
         return _summarize_nonfinite(xp, array, size)
     mean = total / size
@@ -248,12 +250,12 @@ def _summarize(array: Any) -> Stats:
         centred = flat.astype(xp.float64) - mean
         var = float(xp.dot(centred, centred)) / size
     std = math.sqrt(max(var, 0.0))
-    return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, size - int(nonzero))
+    return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
 
 
 def _summarize_nonfinite(xp: Any, array: Any, size: int) -> Stats:
     """The exact path for arrays holding NaN or Inf (or overflowing sums)."""
-    zeros = size - int(xp.count_nonzero(array))
+    zeros = int(xp.count_nonzero(array == 0))
     if array.dtype.kind not in "fc":
         a = array.astype(xp.float64)
         return Stats(*_moments(xp, a), 0, 0, size, zeros)
