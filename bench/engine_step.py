@@ -82,20 +82,17 @@ CLOCK = time.perf_counter  # --clock cpu switches to time.process_time
 
 
 def set_malloc(mode: str) -> None:
-    """``keep``: glibc keeps freed memory (no trimming, no mmap for big blocks).
+    """``keep`` (the default): glibc keeps freed memory, as the app's entry point
+    sets it (``core.memory.keep_freed_memory``); ``default`` leaves glibc as it is.
 
     By default glibc returns large freed blocks to the kernel, so a step that
     allocates fresh large temporaries pays page faults each time; which side
-    pays how much then depends on allocation history. ``keep`` takes that out.
+    pays how much then depends on allocation history.
     """
-    if mode == "default":
-        return
-    import ctypes
+    if mode == "keep":
+        from core.memory import keep_freed_memory
 
-    libc = ctypes.CDLL(None)
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
-    libc.mallopt(m_trim_threshold, 1 << 30)
+        keep_freed_memory()
 
 
 def minflt() -> int:
@@ -490,8 +487,8 @@ def main(argv=None) -> int:
                     "0 leaves the library default); read before NumPy is imported")
     ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                     help="wall: time.perf_counter; cpu: time.process_time (all threads)")
-    ap.add_argument("--malloc", default="default", choices=("default", "keep"),
-                    help="keep: mallopt so glibc never trims/unmaps freed memory")
+    ap.add_argument("--malloc", default="keep", choices=("default", "keep"),
+                    help="keep (as the app runs): glibc keeps freed memory; default: glibc's own")
     ap.add_argument("--strict", action="store_true",
                     help="exit 2 when a figure misses its target")
     args = ap.parse_args(argv)

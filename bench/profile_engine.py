@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("figure", choices=[f for f in es.FIGURES if f != "add_us"])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--mode", default="cprofile", choices=("cprofile", "ops", "faults", "alloc"))
-    ap.add_argument("--malloc", default="default", choices=("default", "keep"))
+    ap.add_argument("--malloc", default="keep", choices=("default", "keep"))
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--sort", default="tottime")
