@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from core import cuda
 from core import functional as F
 from core.ops import Op, define
 
@@ -126,17 +127,47 @@ def _abs_grad(ctx, g):
 
 
 def _tanh_grad(ctx, g):
-    out = ctx.output
-    return (g * (1.0 - out * out),)
+    return (F.tanh_backward(g, ctx.output),)
 
 
 def _sigmoid_grad(ctx, g):
-    out = ctx.output
-    return (g * out * (1.0 - out),)
+    return (F.sigmoid_backward(g, ctx.output),)
 
 
 def _relu_grad(ctx, g):
-    return (g * (ctx.output > 0.0),)
+    return (F.relu_backward(g, ctx.output),)
+
+
+# The backward of tanh, sigmoid and relu as one op each (as PyTorch's
+# tanh_backward): one node instead of three in a backward graph, and one
+# dispatch instead of three per layer.
+
+
+def _tanh_backward(xp, g, y):
+    return g * (y.dtype.type(1) - y * y)
+
+
+def _tanh_backward_grad(ctx, gz):
+    g, y = ctx.inputs
+    gg = gz * (1.0 - y * y) if ctx.needs(0) else None
+    return gg, (gz * g * y * -2.0 if ctx.needs(1) else None)
+
+
+def _sigmoid_backward(xp, g, y):
+    return g * y * (y.dtype.type(1) - y)
+
+
+def _sigmoid_backward_grad(ctx, gz):
+    g, y = ctx.inputs
+    gg = gz * y * (1.0 - y) if ctx.needs(0) else None
+    return gg, (gz * g * (1.0 - y * 2.0) if ctx.needs(1) else None)
+
+
+def _relu_backward_grad(ctx, gz):
+    # linear in g; the mask is piecewise constant in y, so its derivative is zero
+    y = ctx.inputs[1]
+    gy = F.constant(cuda.xp_for(y.device).zeros_like(y.data), y.device) if ctx.needs(1) else None
+    return F.relu_backward(gz, y), gy
 
 
 def _leaky_relu_grad(ctx, g):
@@ -205,6 +236,19 @@ define(Op.SIGN, lambda xp, a: xp.sign(a), None, template="sign({0})")
 define(Op.TANH, lambda xp, a: xp.tanh(a), _tanh_grad, template="tanh({0})")
 define(Op.SIGMOID, _sigmoid, _sigmoid_grad, template="(tanh({0} * 0.5) * 0.5 + 0.5)")
 define(Op.RELU, lambda xp, a: xp.maximum(a, 0), _relu_grad, template="max({0}, 0)")
+define(Op.TANH_BACKWARD, _tanh_backward, _tanh_backward_grad, template="({0} * (1 - {1} * {1}))")
+define(
+    Op.SIGMOID_BACKWARD,
+    _sigmoid_backward,
+    _sigmoid_backward_grad,
+    template="({0} * {1} * (1 - {1}))",
+)
+define(
+    Op.RELU_BACKWARD,
+    lambda xp, g, y: g * (y > 0),
+    _relu_backward_grad,
+    template="({1} > 0 ? {0} : 0)",
+)
 define(
     Op.LEAKY_RELU,
     lambda xp, a, slope: xp.where(a > 0, a, a * a.dtype.type(slope)),

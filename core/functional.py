@@ -93,6 +93,21 @@ def relu(x: Tensor) -> Tensor:
     return apply(Op.RELU, (x,))
 
 
+def tanh_backward(g: Tensor, y: Tensor) -> Tensor:
+    """``g * (1 - y**2)``: the gradient through tanh, given its output ``y``."""
+    return apply(Op.TANH_BACKWARD, (g, y))
+
+
+def sigmoid_backward(g: Tensor, y: Tensor) -> Tensor:
+    """``g * y * (1 - y)``: the gradient through sigmoid, given its output ``y``."""
+    return apply(Op.SIGMOID_BACKWARD, (g, y))
+
+
+def relu_backward(g: Tensor, y: Tensor) -> Tensor:
+    """``g`` where ``y > 0``, else 0: the gradient through relu, given its output."""
+    return apply(Op.RELU_BACKWARD, (g, y))
+
+
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return apply(Op.LEAKY_RELU, (x,), {"slope": float(negative_slope)})
 

@@ -92,19 +92,19 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not BUS.active:  # scopes only matter to listeners
+            return self.forward(*args, **kwargs)
         outer = _scope.get()
         own = self._name or "model"
         path = f"{outer}.{own}" if outer else own
         token = _scope.set(path)
         kind = type(self).__name__
-        entered = BUS.active
         try:
-            if entered:
-                BUS.emit(ModuleEnter(path=path, kind=kind))
+            BUS.emit(ModuleEnter(path=path, kind=kind))
             return self.forward(*args, **kwargs)
         finally:
             _scope.reset(token)
-            if entered and BUS.active:
+            if BUS.active:
                 BUS.emit(ModuleExit(path=path, kind=kind))
 
     # -- structure ----------------------------------------------------------

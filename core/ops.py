@@ -40,6 +40,9 @@ class Op(enum.IntEnum):
     TANH = enum.auto()
     SIGMOID = enum.auto()
     RELU = enum.auto()
+    TANH_BACKWARD = enum.auto()
+    SIGMOID_BACKWARD = enum.auto()
+    RELU_BACKWARD = enum.auto()
     LEAKY_RELU = enum.auto()
     GELU = enum.auto()
     CLIP = enum.auto()
@@ -90,7 +93,21 @@ class Op(enum.IntEnum):
         return self.name.lower()
 
 
-BINARY = frozenset({Op.ADD, Op.ADD_SCALED, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM})
+BINARY = frozenset(
+    {
+        Op.ADD,
+        Op.ADD_SCALED,
+        Op.SUB,
+        Op.MUL,
+        Op.DIV,
+        Op.POW,
+        Op.MAXIMUM,
+        Op.MINIMUM,
+        Op.TANH_BACKWARD,
+        Op.SIGMOID_BACKWARD,
+        Op.RELU_BACKWARD,
+    }
+)
 COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ})
 UNARY = frozenset(
     {

@@ -157,6 +157,10 @@ ROWS = [
 ]
 ROWS += [
     row("radd", Op.ADD, lambda a: 2.0 + a, (2, 3)),
+    row("tanh_backward", Op.TANH_BACKWARD, F.tanh_backward, (2, 3), (2, 3)),
+    row("tanh_backward bcast", Op.TANH_BACKWARD, F.tanh_backward, (2, 3), (3,)),
+    row("sigmoid_backward", Op.SIGMOID_BACKWARD, F.sigmoid_backward, (2, 3), (2, 3)),
+    row("relu_backward", Op.RELU_BACKWARD, F.relu_backward, (2, 3), away(2, 3)),
     row("add alpha", Op.ADD_SCALED, lambda a, b: a.add(b, alpha=-0.3), (2, 3), (3,)),
     row("add alpha const", Op.ADD_SCALED, lambda a: a.add(1.5, alpha=2.0), (2, 3)),
     row("rsub", Op.SUB, lambda a: 2.0 - a, (2, 3)),
