@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from core import cuda
+from core import cuda, nn
 
 
 def make_moons(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +43,16 @@ def needs_gpu(test):
     reason = f"needs a CUDA device: {cuda.unavailable_reason()}"
     test = pytest.mark.skipif(not cuda.is_available(), reason=reason)(test)
     return pytest.mark.gpu(test)
+
+
+class MLP(nn.Module):
+    """fc1 (2 -> 8), tanh, fc2 (8 -> 1): the small model event tests step through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(2, 8)
+        self.act = nn.Tanh()
+        self.fc2 = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))

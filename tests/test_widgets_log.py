@@ -12,13 +12,13 @@ import doctest
 import time
 
 import pytest
-from helpers_data import next_line
+from helpers_data import MLP, next_line
 from PySide6.QtCore import Qt
 
 import core
 import core.functional as F
 import widgets.breakpoints
-from core import nn, optim
+from core import optim
 from core.events import BUS, OpBackward, OpForward, ParameterUpdated, StepStarted
 from core.session import BREAKPOINT_KINDS, Breakpoint
 from widgets.breakpoints import BreakpointsPanel, from_json, parse_value, to_json
@@ -32,17 +32,6 @@ pytestmark = pytest.mark.qt_log_ignore(r"^This plugin does not support")
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COL = {name: i for i, name in enumerate(COLUMNS)}
-
-
-class MLP(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(2, 8)
-        self.act = nn.Tanh()
-        self.fc2 = nn.Linear(8, 1)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
 
 
 @pytest.fixture(scope="module")

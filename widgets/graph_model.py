@@ -100,19 +100,9 @@ class GraphModel:
             if node is not None:
                 self.nodes[node].stats = event.stats
         elif kind is OpBackward:
-            node = self.by_node_id.get(event.node_id)
-            if node is not None:
-                n = self.nodes[node]
-                n.backward = True
-                n.grad_stats = event.grad_output_stats
-                self.changed.append(node)
+            self._reached(self.by_node_id.get(event.node_id), event.grad_output_stats)
         elif kind is GradAccumulated:
-            node = self.by_tensor.get(event.tensor_id)
-            if node is not None:
-                n = self.nodes[node]
-                n.backward = True
-                n.grad_stats = event.stats
-                self.changed.append(node)
+            self._reached(self.by_tensor.get(event.tensor_id), event.stats)
         elif kind is StepStarted:
             leaves = {
                 tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"
@@ -122,6 +112,14 @@ class GraphModel:
             self.step = event.step
             return "reset"
         return None
+
+    def _reached(self, node: int | None, grad_stats: Stats | None) -> None:
+        """The backward pass reached ``node`` with a gradient of ``grad_stats``."""
+        if node is not None:
+            n = self.nodes[node]
+            n.backward = True
+            n.grad_stats = grad_stats
+            self.changed.append(node)
 
     def feed_all(self, events: Iterable[Any], start: int = 0) -> None:
         for i, event in enumerate(events, start):
