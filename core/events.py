@@ -199,7 +199,7 @@ Event = (
 )
 
 
-_SMALL = 1 << 16  # below this many elements, statistics are taken in float64
+_SMALL = 1 << 10  # below this many elements, statistics are taken in float64
 _recent: dict[int, tuple[Any, Stats]] = {}  # id(array) -> (array, stats), newest last
 
 
