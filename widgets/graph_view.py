@@ -267,13 +267,22 @@ class GraphView(QGraphicsView):
         """Rectangle of every module scope, outer scopes first."""
         if self._scope_rects is None:
             rects: dict[str, QRectF] = {}
-            for scope in self.model.scopes():
-                depth = scope.count(".")
-                pad = 16.0 - min(depth, 4) * 3.0
-                box = self.layout.box(scope, pad=pad) if len(self.layout) else None
+            scopes = self.model.scopes()
+            for scope in scopes:
+                # each box leaves room for the title rows of the boxes inside it
+                inner = max(
+                    t.count(".") - scope.count(".")
+                    for t in scopes
+                    if t == scope or t.startswith(scope + ".")
+                )
+                box = self.layout.box(scope) if len(self.layout) else None
                 if box is not None and all(map(math.isfinite, box)):
                     x0, y0, x1, y1 = box
-                    rects[scope] = QRectF(x0, y0 - 12, x1 - x0, y1 - y0 + 12)
+                    side = 8.0 + 6.0 * inner
+                    top = 18.0 + 16.0 * inner
+                    rects[scope] = QRectF(
+                        x0 - side, y0 - top, x1 - x0 + 2 * side, y1 - y0 + top + side
+                    )
             self._scope_rects = rects
         return self._scope_rects
 
