@@ -285,9 +285,24 @@ def cmd_gui(path: str | None) -> int:
     if path is not None and not os.path.exists(path):
         print(f"gradstep: {path}: no such file", file=sys.stderr)
         return 2
+    if _no_display():
+        print(
+            "gradstep: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are "
+            "unset); run headless with `gradstep run PROGRAM.py`, or set "
+            "QT_QPA_PLATFORM=offscreen",
+            file=sys.stderr,
+        )
+        return 2
     from app.gui import run_gui
 
     return run_gui(path)
+
+
+def _no_display() -> bool:
+    """On Linux without X11 or Wayland, Qt would abort; say so instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:

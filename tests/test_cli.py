@@ -462,3 +462,14 @@ def test_screenshot(tmp_path):
     assert (image.width(), image.height()) == (1500, 900)
     colours = {image.pixel(x, y) for x in range(0, 1500, 50) for y in range(0, 900, 50)}
     assert len(colours) > 3  # not a blank window
+
+
+def test_gui_without_a_display_says_so(monkeypatch, capsys):
+    from app import cli
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradstep: no display") and "gradstep run" in err
