@@ -116,14 +116,16 @@ def backward(
                 continue
             t0 = perf_counter_ns() if emit else 0
             gins = node.opdef.grad(node, g)
-            given: list[Tensor | None] = []
+            given: list[Tensor | None] = []  # what each input got, for the event
             for inp, gi in zip(node.inputs, gins):
                 if gi is None or not inp.requires_grad:
-                    given.append(None)
+                    if emit:
+                        given.append(None)
                     continue
                 if gi.data.shape != inp.data.shape:  # broadcast: sum back to the input
                     gi = gi.sum_to(inp.data.shape)
-                given.append(gi)
+                if emit:
+                    given.append(gi)
                 if inp._node is None:
                     prev = leaves.get(inp.id)
                     leaves[inp.id] = (inp, gi if prev is None else prev[1] + gi)

@@ -13,6 +13,7 @@ import numpy as np
 from core import functional as F
 from core.defs_shape import sum_leading
 from core.ops import Op, define
+from core.tensor import apply
 
 # -- matmul ------------------------------------------------------------------
 
@@ -64,12 +65,13 @@ def _linear_grad(ctx, g):
         rows, inputs = g, x
         if g.ndim != 2:  # batch dimensions fold into rows
             rows, inputs = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
-        gw = rows.transpose(0, 1) @ inputs
+        gw = apply(Op.PERMUTE, (rows,), _SWAP) @ inputs
     if len(ctx.inputs) == 3:
         return gx, gw, g
     return gx, gw
 
 
+_SWAP = {"axes": (1, 0)}  # rows.T, without Tensor.transpose's argument handling
 define(Op.LINEAR, _linear, _linear_grad)
 
 # -- softmax and losses ------------------------------------------------------

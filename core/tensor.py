@@ -686,8 +686,13 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     opdef = REGISTRY[op]
     first = inputs[0]
     device = first.device
-    if len(inputs) == 1:
+    n = len(inputs)
+    if n == 1:
         arrays = (first.data,)
+    elif n == 2 and inputs[1].device == device and (
+        inputs[1].data.dtype is first.data.dtype or not opdef.same_dtype
+    ):
+        arrays = (first.data, inputs[1].data)  # the common case, checked inline
     else:
         arrays = tuple([t.data for t in inputs])
         dtype = first.data.dtype
