@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from core import functional as F
-from core.defs_shape import sum_leading
+from core.defs_shape import reduce_sum, sum_leading
 from core.ops import Op, define
 from core.tensor import apply
 
@@ -127,7 +127,8 @@ def _cross_entropy_grad(ctx, g):
 
 def _mse(xp, a, b):
     d = a - b
-    return xp.asarray((d * d).mean())
+    d *= d
+    return xp.asarray(reduce_sum(xp, d) / d.dtype.type(d.size))
 
 
 def _mse_grad(ctx, g):

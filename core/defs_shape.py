@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from core import cuda
 from core import functional as F
 from core.ops import Op, define
@@ -15,6 +17,11 @@ def _size(shape, axis) -> int:
     return math.prod(shape[a] for a in axis)
 
 
+def reduce_sum(xp, a, axis=None):
+    """``a.sum(axis)``; on NumPy without the Python-level wrapper (small arrays)."""
+    return np.add.reduce(a, axis=axis) if xp is np else a.sum(axis=axis)
+
+
 def sum_leading(xp, a, lead: int):
     """Sum over the first ``lead`` axes.
 
@@ -24,7 +31,7 @@ def sum_leading(xp, a, lead: int):
     if lead == 0:
         return a
     if a.dtype.kind != "f" or not a.flags.c_contiguous or a.size < 4096:
-        return a.sum(axis=tuple(range(lead)))
+        return reduce_sum(xp, a, tuple(range(lead)))
     rows = math.prod(a.shape[:lead])
     ones = xp.ones(rows, dtype=a.dtype)
     return (ones @ a.reshape(rows, -1)).reshape(a.shape[lead:])
