@@ -115,16 +115,22 @@ class Progress:
             self.out.write("\n")
 
 
-def table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain text table, numbers right-aligned."""
-    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(header))]
+def table(rows: list[Sequence[Any]], header: Sequence[str] | None = None) -> str:
+    """A plain text table, numbers right-aligned; without ``header``, rows only."""
+    width = len(header) if header is not None else len(rows[0])
+    body = [[_cell(v) for v in row] for row in rows]
+    cells = body if header is None else [[str(h) for h in header], *body]
+    widths = [max(len(r[i]) for r in cells) for i in range(width)]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(width)]
     lines = []
     for n, row in enumerate(cells):
-        parts = [c.rjust(w) if num and n else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
+        is_header = header is not None and n == 0
+        parts = [
+            c.rjust(w) if num and not is_header else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric)
+        ]
         lines.append("  ".join(parts).rstrip())
-        if n == 0:
+        if is_header:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -206,10 +212,11 @@ def _summary(session: Any, rec: Any, step_times: list[float], out: TextIO) -> No
     rows.append(["events", len(rec)])
     if rec.dropped:
         rows.append(["values dropped by the cap", len(rec.dropped)])
-    print(table(rows, ["", ""]).split("\n", 2)[-1], file=out)
-    top = rec.op_times()[:8]
+    print(table(rows), file=out)
+    times = rec.op_times()
+    top = times[:8]
     if top:
-        total = sum(ns for _op, _n, ns in rec.op_times()) or 1
+        total = sum(ns for _op, _n, ns in times) or 1
         print("\ntop ops by time", file=out)
         body = [[op, calls, ns / 1e6, 100.0 * ns / total] for op, calls, ns in top]
         print(table(body, ["op", "calls", "total ms", "% of op time"]), file=out)

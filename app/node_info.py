@@ -45,6 +45,9 @@ def node_info(node: GraphNode, rec: Recording, at: int | None = None) -> NodeInf
         notes.append("value not kept: the recording's memory cap was reached")
     elif value is None and node.event_index > at:
         notes.append("not computed yet at the cursor")
+    # the backward events carried the gradient's statistics (the graph node holds
+    # them as of the cursor); summarize only what they lack
+    grad_stats = _stats(grad, node.grad_stats) if grad is not None else None
     value_stats = node.stats if node.kind == "op" else None
     if node.kind == "parameter" and value is not None:
         value_stats = summarize(value)  # parameters change with every update
@@ -62,7 +65,7 @@ def node_info(node: GraphNode, rec: Recording, at: int | None = None) -> NodeInf
         value=value,
         value_stats=_stats(value, value_stats),
         grad=grad,
-        grad_stats=summarize(grad) if grad is not None else None,
+        grad_stats=grad_stats,
         note="; ".join(notes),
     )
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from core import functional as F
-from core.defs_shape import reduce_sum, sum_leading
+from core.defs_shape import reduce_sum
 from core.ops import Op, define
 from core.tensor import apply
 
@@ -56,6 +56,9 @@ def _linear(xp, x, w, *bias):
     return out
 
 
+_SWAP = {"axes": (1, 0)}  # rows.T, without Tensor.transpose's argument handling
+
+
 def _linear_grad(ctx, g):
     # One node per layer, as PyTorch's linear; the rules are matmuls.
     x, w = ctx.inputs[:2]
@@ -71,7 +74,6 @@ def _linear_grad(ctx, g):
     return gx, gw
 
 
-_SWAP = {"axes": (1, 0)}  # rows.T, without Tensor.transpose's argument handling
 define(Op.LINEAR, _linear, _linear_grad)
 
 # -- softmax and losses ------------------------------------------------------
@@ -376,5 +378,3 @@ def _dropout_grad(ctx, g):
 define(Op.LAYER_NORM, _layer_norm, _layer_norm_grad)
 define(Op.EMBEDDING, _embedding, _embedding_grad, nondiff=(1,))
 define(Op.DROPOUT, _dropout, _dropout_grad)
-
-__all__ = ["out_size", "dropout_mask", "sum_leading", "math"]

@@ -81,6 +81,7 @@ class GraphModel:
     def clear(self) -> None:
         self.nodes: list[GraphNode] = []
         self.edges: list[tuple[int, int]] = []
+        self.inputs: list[tuple[int, ...]] = []  # per node, the nodes it reads
         self.by_tensor: dict[int, int] = {}  # tensor id -> node index
         self.by_node_id: dict[int, int] = {}  # engine node id -> node index
         self._leaves: dict[int, tuple[TensorCreated, int]] = {}  # announced, not yet drawn
@@ -163,8 +164,9 @@ class GraphModel:
             )
         )
 
-    def _append(self, node: GraphNode) -> int:
+    def _append(self, node: GraphNode, inputs: tuple[int, ...] = ()) -> int:
         self.nodes.append(node)
+        self.inputs.append(inputs)
         if node.node_id is not None:
             self.by_node_id[node.node_id] = node.index
         self.by_tensor[node.tensor_id] = node.index
@@ -192,7 +194,8 @@ class GraphModel:
                 index,
                 event.attrs,
                 event.stats,
-            )
+            ),
+            tuple(preds),
         )
         for src in preds:
             self.edges.append((src, node))
@@ -200,7 +203,8 @@ class GraphModel:
     # -- queries -------------------------------------------------------------------
 
     def preds(self, index: int) -> list[int]:
-        return [s for s, d in self.edges if d == index]
+        """The nodes node ``index`` reads, in argument order (repeats kept)."""
+        return list(self.inputs[index])
 
     def find(self, text: str) -> list[int]:
         """Nodes whose label contains ``text`` (case-insensitive), in order."""

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import StepStarted, TensorCreated
+from core.events import ModuleEnter, StepStarted, TensorCreated
 from widgets.graph_item import (
     BACKGROUND,
     NODE_HEIGHT,
@@ -148,14 +148,14 @@ class GraphView(QGraphicsView):
         for k in range(last):
             event = events[k]
             kind = type(event)
-            if kind.__name__ == "ModuleEnter":
+            if kind is ModuleEnter:
                 self.scope_kinds[event.path] = event.kind
             elif kind is TensorCreated or kind is StepStarted:
                 if model.feed(event, start + k) == "reset":
                     self._on_new_step()
         for k in range(last, len(events)):
             event = events[k]
-            if type(event).__name__ == "ModuleEnter":
+            if type(event) is ModuleEnter:
                 self.scope_kinds[event.path] = event.kind
             if model.feed(event, start + k) == "reset":
                 self._on_new_step()
@@ -195,13 +195,10 @@ class GraphView(QGraphicsView):
         nodes = self.model.nodes
         if len(nodes) == self._placed:
             return False
-        preds: dict[int, list[int]] = {}
-        for s, d in self.model.edges:
-            if d >= self._placed:
-                preds.setdefault(d, []).append(s)
+        model = self.model
         for node in nodes[self._placed :]:
             i = node.index
-            signature = self._signature_of(node, preds.get(i, []))
+            signature = self._signature_of(node, model.preds(i))
             if self._reuse:
                 if i < len(self._signature) and self._signature[i] == signature:
                     continue
@@ -210,15 +207,10 @@ class GraphView(QGraphicsView):
                 self._tidied = False
                 self._signature = []
                 self._fitted = False
-                every: dict[int, list[int]] = {}
-                for s, d in self.model.edges:
-                    every.setdefault(d, []).append(s)
                 for earlier in nodes[:i]:
-                    self._add_to_layout(earlier, every.get(earlier.index, []))
-                    self._signature.append(
-                        self._signature_of(earlier, every.get(earlier.index, []))
-                    )
-            self._add_to_layout(node, preds.get(i, []))
+                    self._add_to_layout(earlier, model.preds(earlier.index))
+                    self._signature.append(self._signature_of(earlier, model.preds(earlier.index)))
+            self._add_to_layout(node, model.preds(i))
             self._signature.append(signature)
         self._placed = len(nodes)
         return True
