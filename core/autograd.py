@@ -27,28 +27,29 @@ from core.events import (
     OpBackward,
     summarize,
 )
-from core.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap
+from core.ops import Op
+from core.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap, apply
 
 
 def _topo_order(root: Node) -> list[Node]:
-    """Nodes reachable from ``root``, each after all nodes it consumes."""
-    order: list[Node] = []
-    visited = {root.id}
-    stack: list[tuple[Node, int]] = [(root, 0)]
+    """Nodes reachable from ``root``, each after all nodes it consumes.
+
+    A node is numbered when it is made, after the nodes that made its inputs,
+    so ordering the reachable nodes by number is a topological order.
+    """
+    seen = {root}
+    stack = [root]
     while stack:
-        node, i = stack.pop()
-        inputs = node.inputs
-        while i < len(inputs):
-            child = inputs[i]._node
-            i += 1
-            if child is not None and child.id not in visited:
-                visited.add(child.id)
-                stack.append((node, i))
-                stack.append((child, 0))
-                break
-        else:
-            order.append(node)
-    return order
+        for t in stack.pop().inputs:
+            child = t._node
+            if child is not None and child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return sorted(seen, key=_node_number)
+
+
+def _node_number(node: Node) -> int:
+    return node.id
 
 
 def backward(
@@ -73,10 +74,13 @@ def backward(
                 f"gradient of that shape, e.g. y.backward(core.ones_like(y)){_where()}"
             )
         xp = cuda.xp_for(root.device)
-        gradient = _wrap(xp.ones(root.shape, dtype=root.dtype), root.device, False)
+        one = xp.array(1, dtype=root.data.dtype)  # d root / d root (np.ones is slower)
+        if root.data.ndim:
+            one = one.reshape(root.data.shape)
+        gradient = _wrap(one, root.device, False)
     elif not isinstance(gradient, Tensor):
         gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
-    if tuple(gradient.shape) != tuple(root.shape):
+    if gradient.data.shape != root.data.shape:
         raise ShapeError(
             f"backward: gradient shape {gradient.shape} does not match the tensor's "
             f"shape {root.shape}{_where()}"
@@ -101,7 +105,7 @@ def backward(
             )
     if emit:
         BUS.emit(BackwardStarted(root=root.id, nodes=tuple(n.id for n in order)))
-    grads: dict[int, Tensor] = {root.id: gradient}
+    grads: dict[Node, Tensor] = {root._node: gradient}  # incoming gradient per node
     leaves: dict[int, tuple[Tensor, Tensor]] = {}
     tokens = (
         _grad_enabled.set(create_graph),
@@ -110,28 +114,29 @@ def backward(
     )
     try:
         for node in order:
-            out = node._out()
-            g = grads.pop(out.id, None) if out is not None else None
+            g = grads.pop(node, None)
             if g is None:
                 continue
             t0 = perf_counter_ns() if emit else 0
             gins = node.opdef.grad(node, g)
-            given: list[Tensor | None] = []  # what each input got, for the event
+            given: list[Tensor | None] | None = [] if emit else None  # for the event
             for inp, gi in zip(node.inputs, gins):
                 if gi is None or not inp.requires_grad:
                     if emit:
                         given.append(None)
                     continue
-                if gi.data.shape != inp.data.shape:  # broadcast: sum back to the input
-                    gi = gi.sum_to(inp.data.shape)
+                shape = inp.data.shape
+                if gi.data.shape != shape:  # broadcast: sum back to the input
+                    gi = apply(Op.SUM_TO, (gi,), {"shape": shape})
                 if emit:
                     given.append(gi)
-                if inp._node is None:
+                producer = inp._node
+                if producer is None:
                     prev = leaves.get(inp.id)
                     leaves[inp.id] = (inp, gi if prev is None else prev[1] + gi)
                 else:
-                    prev_g = grads.get(inp.id)
-                    grads[inp.id] = gi if prev_g is None else prev_g + gi
+                    prev_g = grads.get(producer)
+                    grads[producer] = gi if prev_g is None else prev_g + gi
             if emit:
                 _emit_backward(node, g, given, perf_counter_ns() - t0)
             if not retain_graph:

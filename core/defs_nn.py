@@ -13,17 +13,41 @@ import numpy as np
 from core import functional as F
 from core.defs_shape import reduce_sum
 from core.ops import Op, define
-from core.tensor import apply
 
 # -- matmul ------------------------------------------------------------------
 
 
-def _matmul(xp, a, b):
+def _matmul(xp, a, b, transpose_a=False, transpose_b=False):
+    # transpose_a / transpose_b swap the last two axes of an operand first (as
+    # TensorFlow's MatMul): a layer's weight gradient g.T @ x is one op, not two.
+    if transpose_a or transpose_b:
+        if min(a.ndim, b.ndim) < 2:
+            raise ValueError("transpose_a/transpose_b need operands with at least 2 dims")
+        if transpose_a:
+            a = a.swapaxes(-1, -2)
+        if transpose_b:
+            b = b.swapaxes(-1, -2)
     return xp.asarray(xp.matmul(a, b))
 
 
 def _matmul_grad(ctx, g):
     a, b = ctx.inputs
+    ta = ctx.attrs.get("transpose_a", False)
+    tb = ctx.attrs.get("transpose_b", False)
+    if a.ndim >= 2 and b.ndim >= 2:
+        # c = op(a) @ op(b): each gradient is one matmul with transposes as attributes
+        ga = gb = None
+        if a.requires_grad:
+            if ta:  # a = op(a).T, so its gradient is (g @ op(b).T).T = op(b) @ g.T
+                ga = F.matmul(b, g, transpose_a=tb, transpose_b=True)
+            else:
+                ga = F.matmul(g, b, transpose_b=not tb)
+        if b.requires_grad:
+            if tb:  # likewise (op(a).T @ g).T = g.T @ op(a)
+                gb = F.matmul(g, a, transpose_a=True, transpose_b=ta)
+            else:
+                gb = F.matmul(a, g, transpose_a=not ta)
+        return ga, gb
     if a.ndim == 1 and b.ndim == 1:
         return g * b, g * a
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
@@ -34,11 +58,11 @@ def _matmul_grad(ctx, g):
         g = g.unsqueeze(-1)
     ga = gb = None
     if a.requires_grad:
-        ga = g @ b2.transpose(-1, -2)
+        ga = F.matmul(g, b2, transpose_b=True)
         if a.ndim == 1:
             ga = ga.sum_to(ga.shape[-2:]).reshape(-1)
     if b.requires_grad:
-        gb = a2.transpose(-1, -2) @ g
+        gb = F.matmul(a2, g, transpose_a=True)
         if b.ndim == 1:
             gb = gb.sum_to(gb.shape[-2:]).reshape(-1)
     return ga, gb
@@ -56,9 +80,6 @@ def _linear(xp, x, w, *bias):
     return out
 
 
-_SWAP = {"axes": (1, 0)}  # rows.T, without Tensor.transpose's argument handling
-
-
 def _linear_grad(ctx, g):
     # One node per layer, as PyTorch's linear; the rules are matmuls.
     x, w = ctx.inputs[:2]
@@ -68,7 +89,7 @@ def _linear_grad(ctx, g):
         rows, inputs = g, x
         if g.ndim != 2:  # batch dimensions fold into rows
             rows, inputs = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
-        gw = apply(Op.PERMUTE, (rows,), _SWAP) @ inputs
+        gw = F.matmul(rows, inputs, transpose_a=True)
     if len(ctx.inputs) == 3:
         return gx, gw, g
     return gx, gw
@@ -129,13 +150,14 @@ def _cross_entropy_grad(ctx, g):
 
 def _mse(xp, a, b):
     d = a - b
-    d *= d
-    return xp.asarray(reduce_sum(xp, d) / d.dtype.type(d.size))
+    squares = d * d
+    loss = xp.asarray(reduce_sum(xp, squares) / d.dtype.type(d.size))
+    return loss, {"diff": d}  # the backward reuses a - b
 
 
 def _mse_grad(ctx, g):
     a, b = ctx.inputs
-    d = a - b  # the broadcast shape, which the forward's mean divides by
+    d = ctx.saved_or("diff", lambda: a - b)  # the broadcast shape the mean divides by
     d = d * (g * (2.0 / d.numel()))
     return d, (-d if ctx.needs(1) else None)
 
@@ -156,7 +178,7 @@ def _bce_logits_grad(ctx, g):
 define(Op.SOFTMAX, _softmax, _softmax_grad)
 define(Op.LOG_SOFTMAX, _log_softmax, _log_softmax_grad)
 define(Op.CROSS_ENTROPY, _cross_entropy, _cross_entropy_grad, nondiff=(1,))
-define(Op.MSE_LOSS, _mse, _mse_grad)
+define(Op.MSE_LOSS, _mse, _mse_grad, saves=True)
 define(Op.BCE_WITH_LOGITS, _bce_logits, _bce_logits_grad)
 
 # -- im2col, convolution, pooling -----------------------------------------------

@@ -31,7 +31,7 @@ def sum_leading(xp, a, lead: int):
     if lead == 0:
         return a
     if a.dtype.kind != "f" or not a.flags.c_contiguous or a.size < 4096:
-        return reduce_sum(xp, a, tuple(range(lead)))
+        return reduce_sum(xp, a, 0 if lead == 1 else tuple(range(lead)))
     rows = math.prod(a.shape[:lead])
     ones = xp.ones(rows, dtype=a.dtype)
     return (ones @ a.reshape(rows, -1)).reshape(a.shape[lead:])
@@ -87,10 +87,12 @@ def _var_grad(ctx, g):
 def _sum_to(xp, a, shape):
     lead = a.ndim - len(shape)
     out = sum_leading(xp, a, lead) if lead else a
+    if out.shape == shape:  # a bias's gradient: the leading axes were all
+        return out
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and out.shape[i] != 1)
     if axes:
         out = out.sum(axis=axes, keepdims=True)
-    if out.shape != tuple(shape):
+    if out.shape != shape:
         raise ValueError(f"cannot sum shape {a.shape} down to {shape}")
     return out
 

@@ -128,8 +128,25 @@ def pow(x: Tensor, exponent: Any) -> Tensor:
 # -- shape -----------------------------------------------------------------------
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
-    return a @ b
+def matmul(
+    a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False
+) -> Tensor:
+    """``a @ b``; ``transpose_a``/``transpose_b`` swap an operand's last two axes
+    first, inside the one op (as TensorFlow's ``matmul``), so ``g.T @ x`` costs
+    no separate transpose.
+
+    >>> import core
+    >>> import core.functional as F
+    >>> g, x = core.ones(3, 2), core.ones(3, 4)
+    >>> F.matmul(g, x, transpose_a=True).shape
+    (2, 4)
+    """
+    attrs = {}
+    if transpose_a:
+        attrs["transpose_a"] = True
+    if transpose_b:
+        attrs["transpose_b"] = True
+    return apply(Op.MATMUL, (a, _lift(b, a)), attrs)
 
 
 def scatter_add(values: Tensor, shape: Sequence[int], index: Any) -> Tensor:

@@ -19,7 +19,8 @@ import math
 from collections.abc import Iterable
 
 from core.events import BUS, ParameterUpdated, summarize
-from core.tensor import Tensor, no_grad, phase
+from core.ops import Op
+from core.tensor import Tensor, _grad_enabled, _phase, apply
 
 
 class Optimizer:
@@ -40,23 +41,35 @@ class Optimizer:
 
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""
-        with no_grad(), phase("update"):
+        grad_token, phase_token = _grad_enabled.set(False), _phase.set("update")
+        try:  # as ``with no_grad(), phase("update")``, once per step
+            state = self.state
             for p in self.params:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                new = self.update(p, p.grad, self.state.setdefault(p.id, {}))
+                slot = state.get(p.id)
+                if slot is None:
+                    slot = state[p.id] = {}
+                new = self.update(p, g, slot)
                 p.data = new.data
                 if BUS.active:
-                    BUS.emit(
-                        ParameterUpdated(
-                            tensor_id=p.id,
-                            name=p.name or f"param_{p.id}",
-                            optimizer=type(self).__name__,
-                            value_id=new.id,
-                            stats=summarize(new.data) if BUS.want_stats else None,
-                        ),
-                        {new.id: new.data},
-                    )
+                    self._announce(p, new)
+        finally:
+            _phase.reset(phase_token)
+            _grad_enabled.reset(grad_token)
+
+    def _announce(self, p: Tensor, new: Tensor) -> None:
+        BUS.emit(
+            ParameterUpdated(
+                tensor_id=p.id,
+                name=p.name or f"param_{p.id}",
+                optimizer=type(self).__name__,
+                value_id=new.id,
+                stats=summarize(new.data) if BUS.want_stats else None,
+            ),
+            {new.id: new.data},
+        )
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
@@ -75,6 +88,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        self._step_attrs = {"alpha": -float(lr)}
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
         if self.weight_decay:
@@ -84,7 +98,9 @@ class SGD(Optimizer):
             buf = g if buf is None else g.add(buf, alpha=self.momentum)
             state["momentum"] = buf
             g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
-        return p.add(g, alpha=-self.lr)
+        if self._step_attrs["alpha"] != -self.lr:  # lr changed (a schedule)
+            self._step_attrs = {"alpha": -float(self.lr)}
+        return apply(Op.ADD_SCALED, (p, g), self._step_attrs)  # p.add(g, alpha=-lr)
 
 
 class Adam(Optimizer):

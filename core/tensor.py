@@ -686,30 +686,28 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     opdef = REGISTRY[op]
     first = inputs[0]
     device = first.device
+    a = first.data
     n = len(inputs)
-    if n == 1:
-        arrays = (first.data,)
-    elif n == 2 and inputs[1].device == device and (
-        inputs[1].data.dtype is first.data.dtype or not opdef.same_dtype
-    ):
-        arrays = (first.data, inputs[1].data)  # the common case, checked inline
-    else:
-        arrays = tuple([t.data for t in inputs])
-        dtype = first.data.dtype
+    if n == 2:  # the common case, checked inline
+        b = inputs[1].data
+        if inputs[1].device != device or (b.dtype is not a.dtype and opdef.same_dtype):
+            _check_inputs(op, opdef, inputs)
+    elif n != 1:
         for t in inputs:
-            if t.device != device:
-                raise DeviceError(
-                    f"{op.label}: inputs are on different devices "
-                    f"({', '.join(i.device for i in inputs)}){_where()}"
-                )
-            if t.data.dtype is not dtype and opdef.same_dtype:
-                _check_dtypes(op, arrays, inputs)
+            if t.device != device or (t.data.dtype is not a.dtype and opdef.same_dtype):
+                _check_inputs(op, opdef, inputs)
+                break
     xp = np if device == "cpu" else cuda.xp_for(device)
     emit = BUS.active and not _quiet.get()
     if emit:
         start = perf_counter_ns()
     try:
-        out = opdef.forward(xp, *arrays, **attrs)
+        if n == 2:
+            out = opdef.forward(xp, a, b, **attrs) if attrs else opdef.forward(xp, a, b)
+        elif n == 1:
+            out = opdef.forward(xp, a, **attrs) if attrs else opdef.forward(xp, a)
+        else:
+            out = opdef.forward(xp, *[t.data for t in inputs], **attrs)
     except (ValueError, IndexError, TypeError) as exc:
         raise _op_error(opdef, inputs, attrs, exc) from None
     saved = None
@@ -721,7 +719,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
             if t.requires_grad:
                 requires = True
                 break
-    result = Tensor.__new__(Tensor)
+    result = _new_tensor(Tensor)
     result.data = out
     result.device = device
     result.requires_grad = requires
@@ -732,6 +730,24 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     if emit:
         _emit_forward(opdef, inputs, attrs, result, perf_counter_ns() - start)
     return result
+
+
+_new_tensor = Tensor.__new__
+
+
+def _check_inputs(op: Op, opdef: OpDef, inputs: Sequence[Tensor]) -> None:
+    """Raise when the inputs of one op are on different devices or mix float dtypes."""
+    device = inputs[0].device
+    for t in inputs:
+        if t.device != device:
+            raise DeviceError(
+                f"{op.label}: inputs are on different devices "
+                f"({', '.join(i.device for i in inputs)}){_where()}"
+            )
+    if opdef.same_dtype:
+        dtype = inputs[0].data.dtype
+        if any(t.data.dtype is not dtype for t in inputs):
+            _check_dtypes(op, [t.data for t in inputs], inputs)
 
 
 def _check_dtypes(op: Op, arrays: list, inputs: Sequence[Tensor]) -> None:

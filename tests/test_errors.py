@@ -55,6 +55,16 @@ def test_matmul_shape_mismatch_names_op_shapes_and_line():
     assert "(2, 3)" in message and "(4, 5)" in message and at(line) in message
 
 
+def test_matmul_transpose_of_a_vector_is_a_clear_error():
+    a, b = core.randn(3), core.randn(3, 2)
+    with pytest.raises(core.ShapeError) as info:
+        line = next_line()
+        F.matmul(a, b, transpose_a=True)
+    message = str(info.value)
+    assert message.startswith("matmul:") and "at least 2 dims" in message
+    assert "transpose_a=True" in message and at(line) in message
+
+
 def test_conv2d_channel_mismatch_names_op_shapes_and_line():
     x, w = core.randn(1, 3, 5, 5), core.randn(2, 4, 3, 3)
     with pytest.raises(core.ShapeError) as info:

@@ -153,6 +153,18 @@ def test_sgd_matches_the_reference_update():
             np.testing.assert_allclose(got[step], ref, rtol=1e-12, err_msg=f"step {step}")
 
 
+def test_sgd_follows_a_changed_learning_rate():
+    """A schedule that sets ``opt.lr`` between steps changes the next update."""
+    p = core.tensor([1.0], dtype=np.float64, requires_grad=True)
+    opt = optim.SGD([p], lr=0.5)
+    for lr, expected in ((0.5, 0.5), (0.25, 0.25)):  # the gradient of p.sum() is 1
+        opt.lr = lr
+        opt.zero_grad()
+        p.sum().backward()
+        opt.step()
+        assert p.numpy().tolist() == [expected]
+
+
 def test_adam_matches_the_reference_update():
     c = np.array([0.5, 1.5, -1.0])
     p0 = np.array([1.0, -2.0, 0.5])
