@@ -257,6 +257,7 @@ def cmd_doctor(out: TextIO) -> int:
         rows.append(["CUDA", _gpu_name()])
     else:
         rows.append(["CUDA", f"unavailable: {cuda.unavailable_reason()}"])
+    rows.append(["statistics", _stats_status()])
     rows.append(["Qt", _qt_status()])
     print(table(rows, ["check", "result"]), file=out)
     return 0
@@ -269,6 +270,16 @@ def _blas_name(np: Any) -> str:
         return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception as exc:  # the config format differs between NumPy versions
         return f"unknown ({exc})"
+
+
+def _stats_status() -> str:
+    from core import moments
+
+    if moments.backend() == "numba":
+        import numba
+
+        return f"compiled with Numba {numba.__version__}"
+    return f"NumPy passes: {moments.unavailable_reason()}"
 
 
 def _gpu_name() -> str:

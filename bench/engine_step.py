@@ -60,6 +60,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core  # noqa: E402
 import core.functional as F  # noqa: E402
+import core.moments  # noqa: E402
 from core import nn, optim  # noqa: E402
 from core.events import BUS  # noqa: E402
 
@@ -507,6 +508,7 @@ def main(argv=None) -> int:
         "clock": args.clock, "malloc": args.malloc,
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "library default"),
         "loadavg_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "stats": core.moments.backend(),
     }
     figures = args.only or list(FIGURES)
 

@@ -155,15 +155,17 @@ def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
     if BUS.want_stats:
         stats = tuple(None if gi is None else summarize(gi.data) for gi in given)
         out_stats = summarize(g.data)
-    arrays = {g.id: g.data}
-    arrays.update((gi.id, gi.data) for gi in given if gi is not None)
+    arrays = None
+    if BUS.want_values:
+        arrays = {g.id: g.data}
+        arrays.update((gi.id, gi.data) for gi in given if gi is not None)
     BUS.emit(
         OpBackward(
             node_id=node.id,
-            op=node.opdef.op.label,
+            op=node.opdef.label,
             grad_output=g.id,
             grad_inputs=tuple(None if gi is None else gi.id for gi in given),
-            inputs=tuple(t.id for t in node.inputs),
+            inputs=tuple([t.id for t in node.inputs]),
             duration_ns=duration,
             stats=stats,
             grad_output_stats=out_stats,
@@ -185,7 +187,7 @@ def _flush_leaves(leaves: dict, create_graph: bool, emit: bool) -> None:
                     name=leaf.name or f"tensor_{leaf.id}",
                     stats=summarize(leaf.grad.data) if BUS.want_stats else None,
                 ),
-                {leaf.grad.id: leaf.grad.data},
+                {leaf.grad.id: leaf.grad.data} if BUS.want_values else None,
             )
 
 

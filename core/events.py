@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as _np
 
+from core.moments import moments
+
 Attrs = tuple[tuple[str, Any], ...]
 
 
@@ -199,30 +201,29 @@ Event = (
 )
 
 
-_SMALL = 1 << 10  # below this many elements, statistics are taken in float64
 _recent: dict[int, tuple[Any, Stats]] = {}  # id(array) -> (array, stats), newest last
+_RECENT_MAX = 32  # arrays kept alive by the cache; a step's gradients come back within a few
 
 
 def summarize(array: Any) -> Stats:
     """Statistics of a NumPy or CuPy array, reduced on its own device.
 
-    Four passes for a finite float array (sum, sum of squares, min, max), one
-    host transfer on the GPU. The same array object summarized again (a gradient
-    handed from one backward rule to the next, an accumulated ``.grad``) is
-    answered from a small cache.
+    On the host, one compiled pass for a finite float array (``core.moments``);
+    on the GPU, five reductions and one host transfer. The same array object
+    summarized again (a gradient handed from one backward rule to the next, an
+    accumulated ``.grad``) is answered from a small cache.
     """
     hit = _recent.get(id(array))
     if hit is not None and hit[0] is array:
         return hit[1]
     stats = _summarize(array)
-    if len(_recent) >= 64:
+    if len(_recent) >= _RECENT_MAX:
         _recent.pop(next(iter(_recent)))
     _recent[id(array)] = (array, stats)
     return stats
 
 
 def _summarize(array: Any) -> Stats:
-    xp = _xp(array)
     size = int(array.size)
     if size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0.0, 0, 0, 0)
@@ -233,15 +234,23 @@ def _summarize(array: Any) -> Stats:
         if math.isinf(v):
             return Stats(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 1, 1)
         return Stats(v, v, v, 0.0, abs(v), 0, 0, 1, int(v == 0.0))
-    flat = array.reshape(-1)
-    if flat.dtype.kind not in "f" or size < _SMALL:
-        flat = flat.astype(xp.float64)
-    # counting a boolean mask is several times faster than count_nonzero on floats
-    zeros = xp.count_nonzero(flat == 0)
-    values = (flat.sum(), xp.dot(flat, flat), flat.min(), flat.max(), zeros)
-    if xp is not _np:
+    if isinstance(array, _np.ndarray):
+        xp = _np
+        flat = array.reshape(-1)
+        dtype = flat.dtype
+        if dtype is not _F32 and dtype is not _F64 and dtype not in _HOST_FLOATS:
+            flat = flat.astype(_np.float64)  # ints, bools, float16, byte-swapped
+        total, squares, low, high, zeros = moments(flat)
+    else:
+        xp = _xp(array)
+        flat = array.reshape(-1)
+        if flat.dtype.kind != "f":
+            flat = flat.astype(xp.float64)
+        zeros = xp.count_nonzero(flat == 0)
+        values = (flat.sum(dtype=xp.float64), xp.dot(flat, flat), flat.min(), flat.max(), zeros)
         values = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get()
-    total, squares, low, high, zeros = (float(v) for v in values)
+        total, squares, low, high, zeros = values
+    total, squares = float(total), float(squares)
     if not (math.isfinite(total) and math.isfinite(squares)):
         return _summarize_nonfinite(xp, array, size)
     mean = total / size
@@ -250,7 +259,11 @@ def _summarize(array: Any) -> Stats:
         centred = flat.astype(xp.float64) - mean
         var = float(xp.dot(centred, centred)) / size
     std = math.sqrt(max(var, 0.0))
-    return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
+    return Stats(float(low), float(high), mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
+
+
+_F32, _F64 = _np.dtype(_np.float32), _np.dtype(_np.float64)
+_HOST_FLOATS = (_F32, _F64)
 
 
 def _summarize_nonfinite(xp: Any, array: Any, size: int) -> Stats:
@@ -293,8 +306,9 @@ def _xp(array: Any) -> Any:
 class Bus:
     """Delivers events to subscribers, synchronously, in the emitting thread.
 
-    The engine reads ``active``, ``want_stats`` and ``want_source`` before it
-    builds anything, so emitting with no subscriber costs one attribute read.
+    The engine reads ``active``, ``want_stats``, ``want_source`` and
+    ``want_values`` before it builds anything, so emitting with no subscriber
+    costs one attribute read.
     """
 
     def __init__(self) -> None:
@@ -303,6 +317,7 @@ class Bus:
         self.active = False
         self.want_stats = False
         self.want_source = False
+        self.want_values = False
 
     def subscribe(
         self,
@@ -336,6 +351,7 @@ class Bus:
         self.active = bool(self._subs)
         self.want_stats = any(s[1] for s in self._subs)
         self.want_source = any(s[2] for s in self._subs)
+        self.want_values = any(s[3] for s in self._subs)
 
     def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
         for callback, _stats, _source, values in self._subs:

@@ -190,6 +190,8 @@ class OpDef:
     saves: bool = False
     # floating inputs must share one dtype (from SAME_DTYPE)
     same_dtype: bool = False
+    # ``op.label``, computed once (events name the op on every emit)
+    label: str = ""
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -207,7 +209,9 @@ def define(
     """Register ``op``; defining one op twice is a programming error."""
     if REGISTRY[op] is not None:
         raise RuntimeError(f"op {op.label} is defined twice")
-    definition = OpDef(op, forward, grad, template, frozenset(nondiff), saves, op in SAME_DTYPE)
+    definition = OpDef(
+        op, forward, grad, template, frozenset(nondiff), saves, op in SAME_DTYPE, op.label
+    )
     REGISTRY[op] = definition
     return definition
 

@@ -68,7 +68,7 @@ class Optimizer:
                 value_id=new.id,
                 stats=summarize(new.data) if BUS.want_stats else None,
             ),
-            {new.id: new.data},
+            {new.id: new.data} if BUS.want_values else None,
         )
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:

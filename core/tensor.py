@@ -164,7 +164,7 @@ class Node:
 
     @property
     def name(self) -> str:
-        return f"{self.opdef.op.label}_{self.id}"
+        return f"{self.opdef.label}_{self.id}"
 
     def needs(self, i: int) -> bool:
         """Whether input ``i`` wants a gradient (rules skip the work otherwise)."""
@@ -630,7 +630,7 @@ def announce(t: Tensor, kind: str, name: str | None = None) -> None:
             stats=summarize(t.data) if BUS.want_stats else None,
             source=user_source(2) if BUS.want_source else None,
         ),
-        {t.id: t.data},
+        {t.id: t.data} if BUS.want_values else None,
     )
 
 
@@ -669,6 +669,8 @@ def _short(value: Any) -> str:
 
 def plain_attrs(attrs: dict) -> tuple[tuple[str, Any], ...]:
     """Attributes as (name, plain value) pairs, arrays summarised, for events."""
+    if not attrs:
+        return ()
     out = []
     for key, value in attrs.items():
         if _is_array(value) or isinstance(value, tuple | list) and any(map(_is_array, value)):
@@ -775,8 +777,8 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
     BUS.emit(
         OpForward(
             node_id=node_id,
-            op=opdef.op.label,
-            inputs=tuple(t.id for t in inputs),
+            op=opdef.label,
+            inputs=tuple([t.id for t in inputs]),
             output=result.id,
             attrs=plain_attrs(attrs),
             shape=tuple(data.shape),
@@ -789,5 +791,5 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
             stats=summarize(data) if summarized else None,
             source=user_source(3) if BUS.want_source else None,
         ),
-        {result.id: data},
+        {result.id: data} if BUS.want_values else None,
     )

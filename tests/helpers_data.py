@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,3 +57,33 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.fc2(self.act(self.fc1(x)))
+
+
+def np_stats(array: np.ndarray) -> dict:
+    """What ``core.events.Stats`` should hold, computed plainly in float64."""
+    a = np.asarray(array, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    return {
+        "min": finite.min(),
+        "max": finite.max(),
+        "mean": finite.mean(),
+        "std": finite.std(),
+        "norm": np.linalg.norm(finite),
+        "nan": int(np.isnan(a).sum()),
+        "inf": int(np.isinf(a).sum()),
+        "size": a.size,
+        "zeros": int((a == 0).sum()),
+    }
+
+
+def assert_stats(stats: Any, array: np.ndarray, what: str) -> None:
+    """``stats`` (a ``Stats``) agrees with ``np_stats(array)``."""
+    assert stats is not None, f"{what}: no stats"
+    expected = np_stats(array)
+    got = {key: getattr(stats, key) for key in expected}
+    for key in ("nan", "inf", "size", "zeros"):
+        assert got[key] == expected[key], f"{what}: {key} {got[key]} != {expected[key]}"
+    for key in ("min", "max", "mean", "std", "norm"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-12), (
+            f"{what}: {key} {got[key]} != {expected[key]}"
+        )

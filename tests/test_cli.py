@@ -232,6 +232,10 @@ def test_doctor(cli):
     import numpy as np
 
     assert rows["NumPy"] == np.__version__
+    from core import moments
+
+    assert rows["statistics"].startswith("compiled with Numba"), rows["statistics"]
+    assert moments.backend() == "numba"
     if cuda.is_available():
         assert "CuPy" in rows["CUDA"]
     else:

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers_data import needs_gpu, next_line
+from helpers_data import assert_stats, needs_gpu, next_line
 
 import core
 import core.functional as F
@@ -31,7 +31,6 @@ from core.events import (
     OpBackward,
     OpForward,
     ParameterUpdated,
-    Stats,
     TensorCreated,
 )
 
@@ -122,33 +121,6 @@ def of(events, kind):
 
 def forward_ops(events):
     return [e for e in of(events, OpForward) if e.phase == "forward"]
-
-
-def np_stats(array: np.ndarray) -> dict:
-    a = np.asarray(array, dtype=np.float64)
-    finite = a[np.isfinite(a)]
-    return {
-        "min": finite.min(),
-        "max": finite.max(),
-        "mean": finite.mean(),
-        "std": finite.std(),
-        "norm": np.linalg.norm(finite),
-        "nan": int(np.isnan(a).sum()),
-        "inf": int(np.isinf(a).sum()),
-        "size": a.size,
-    }
-
-
-def assert_stats(stats: Stats, array: np.ndarray, what: str) -> None:
-    assert isinstance(stats, Stats), f"{what}: no stats"
-    expected = np_stats(array)
-    got = {key: getattr(stats, key) for key in expected}
-    for key in ("nan", "inf", "size"):
-        assert got[key] == expected[key], f"{what}: {key} {got[key]} != {expected[key]}"
-    for key in ("min", "max", "mean", "std", "norm"):
-        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-12), (
-            f"{what}: {key} {got[key]} != {expected[key]}"
-        )
 
 
 def check_nesting(events) -> None:
