@@ -253,13 +253,18 @@ def _summarize(array: Any) -> Stats:
     total, squares = float(total), float(squares)
     if not (math.isfinite(total) and math.isfinite(squares)):
         return _summarize_nonfinite(xp, array, size)
+    low, high = float(low), float(high)
     mean = total / size
     var = squares / size - mean * mean
-    if var < 1e-3 * mean * mean:  # cancellation: take the centred sum instead
-        centred = flat.astype(xp.float64) - mean
+    if low == high:  # constant: exact, whatever the order of the sums
+        mean, var = low, 0.0
+    elif var < 1e-3 * mean * mean:  # cancellation: two passes instead
+        wide = flat.astype(xp.float64)
+        mean = float(wide.mean())
+        centred = wide - mean
         var = float(xp.dot(centred, centred)) / size
     std = math.sqrt(max(var, 0.0))
-    return Stats(float(low), float(high), mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
+    return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
 
 
 _F32, _F64 = _np.dtype(_np.float32), _np.dtype(_np.float64)

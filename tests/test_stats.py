@@ -114,6 +114,14 @@ def test_near_constant_array_has_an_accurate_std(backend):
     assert stats.std == pytest.approx(np.asarray(a, np.float64).std(), rel=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [40, 5000])
+def test_constant_array_has_zero_std_and_its_value_as_mean(backend, dtype, size):
+    a = np.full(size, 119837.26064146, dtype=dtype)
+    stats = summarize_fresh(a)
+    assert (stats.std, stats.mean, stats.min, stats.max) == (0.0, float(a[0]), a[0], a[0])
+
+
 def test_moments_on_a_small_array(backend):
     total, squares, low, high, zeros = moments.moments(np.array([0.0, -1.0, 3.0]))
     assert (float(total), float(squares), float(low), float(high), int(zeros)) == (
