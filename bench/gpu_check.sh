@@ -15,6 +15,6 @@ start=$(date +%s)
 # addopts are cleared: the GPU machine needs no Qt for these engine tests
 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" \
     tests/test_op_grads.py tests/test_events.py tests/test_errors.py \
-    tests/test_training.py tests/test_samples.py tests/test_session.py
+    tests/test_training.py tests/test_samples.py tests/test_session.py tests/test_stats.py
 "$py" bench/engine_step.py --device cuda --repeats "${REPEATS:-20}"
 echo "gpu_check: $(( $(date +%s) - start )) s"

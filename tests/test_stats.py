@@ -140,3 +140,24 @@ def test_environment_switch_chooses_numpy():
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     ).stdout
     assert out.strip() == "numpy | GRADSTEP_STATS=numpy is set"
+
+
+@pytest.mark.parametrize("kind", ["random", "constant", "nan-inf", "int"])
+def test_stats_on_each_device(device, kind):
+    """The same statistics whether the array lives in NumPy or CuPy (``gpu`` variant)."""
+    import core
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(5000).astype(np.float32)
+    if kind == "constant":
+        a[:] = 3.25
+    elif kind == "nan-inf":
+        a[[1, 2]] = np.nan
+        a[5] = -np.inf
+    elif kind == "int":
+        a = (a * 10).astype(np.int64)
+    array = core.tensor(a, device=device).data
+    stats = summarize_fresh(array)
+    assert_stats(stats, a, f"{kind} on {device}")
+    if kind == "constant":
+        assert (stats.std, stats.mean) == (0.0, 3.25)
