@@ -258,7 +258,7 @@ def _summarize(array: Any) -> Stats:
     var = squares / size - mean * mean
     if low == high:  # constant: exact, whatever the order of the sums
         mean, var = low, 0.0
-    elif var < 1e-3 * mean * mean:  # cancellation: two passes instead
+    elif var < mean * mean:  # |mean| > std: the one-pass sums cancel, take two passes
         wide = flat.astype(xp.float64)
         mean = float(wide.mean())
         centred = wide - mean

@@ -83,10 +83,14 @@ def assert_stats(stats: Any, array: np.ndarray, what: str) -> None:
     got = {key: getattr(stats, key) for key in expected}
     for key in ("nan", "inf", "size", "zeros"):
         assert got[key] == expected[key], f"{what}: {key} {got[key]} != {expected[key]}"
-    # rounding in either computation is relative to the values' magnitude
-    # (a constant array's reference std is ~1e-16 of it, not 0)
+    # The contract: min, max and the counts exact; mean, std and norm within 1e-5
+    # relative (float32 arrays are summed in float32 lanes over short blocks),
+    # or 1e-9 of the values' magnitude (a constant array's reference std is
+    # ~1e-16 of it, not 0).
+    for key in ("min", "max"):
+        assert got[key] == expected[key], f"{what}: {key} {got[key]} != {expected[key]}"
     scale = max(1.0, abs(expected["min"]), abs(expected["max"]))
-    for key in ("min", "max", "mean", "std", "norm"):
-        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-12 * scale), (
+    for key in ("mean", "std", "norm"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-9 * scale), (
             f"{what}: {key} {got[key]} != {expected[key]}"
         )
