@@ -294,6 +294,31 @@ def test_events_are_frozen_and_hold_no_arrays(step):
         step.events[0].kind = "changed"
 
 
+def test_every_event_class_behaves_as_a_frozen_dataclass():
+    """``events.event`` builds them faster; the dataclass contract still holds."""
+    import core.events as ev
+
+    classes = [c for c in vars(ev).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert OpForward in classes and ev.Stats in classes and len(classes) == 15
+    for cls in classes:
+        fields = dataclasses.fields(cls)
+        required = {f.name: i for i, f in enumerate(fields) if f.default is dataclasses.MISSING}
+        e = cls(**required)
+        for f in fields:  # each value where it belongs, defaults filled in
+            expected = required[f.name] if f.name in required else f.default
+            assert getattr(e, f.name) == expected, (cls.__name__, f.name)
+        assert e == cls(*[getattr(e, f.name) for f in fields])  # positional too
+        assert hash(e) == hash(cls(**required))
+        assert not hasattr(e, "__dict__"), cls.__name__  # slots
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(e, fields[0].name, "changed")
+        with pytest.raises(TypeError):
+            cls(**required, unknown=1)
+        if required:
+            with pytest.raises(TypeError):
+                cls()
+
+
 # -- backward ---------------------------------------------------------------------------
 
 
