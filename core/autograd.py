@@ -118,18 +118,17 @@ def backward(
             if g is None:
                 continue
             t0 = perf_counter_ns() if emit else 0
-            gins = node.opdef.grad(node, g)
-            given: list[Tensor | None] | None = [] if emit else None  # for the event
-            for inp, gi in zip(node.inputs, gins):
-                if gi is None or not inp.requires_grad:
-                    if emit:
-                        given.append(None)
+            given = list(node.opdef.grad(node, g))  # one gradient (or None) per input
+            for i, inp in enumerate(node.inputs):
+                gi = given[i]
+                if gi is None:
+                    continue
+                if not inp.requires_grad:
+                    given[i] = None  # as the event reports it
                     continue
                 shape = inp.data.shape
                 if gi.data.shape != shape:  # broadcast: sum back to the input
-                    gi = apply(Op.SUM_TO, (gi,), {"shape": shape})
-                if emit:
-                    given.append(gi)
+                    gi = given[i] = apply(Op.SUM_TO, (gi,), {"shape": shape})
                 producer = inp._node
                 if producer is None:
                     prev = leaves.get(inp.id)
