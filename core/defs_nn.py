@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from core import functional as F
-from core.defs_shape import reduce_sum
+from core.defs_shape import reduce_max, reduce_sum
 from core.ops import Op, define
 
 # -- matmul ------------------------------------------------------------------
@@ -129,23 +129,47 @@ def _check_targets(xp, logits, target):
         raise TypeError(f"targets must be integer class indices, got dtype {target.dtype}")
     if target.shape != logits.shape[:1]:
         raise ValueError(f"targets of shape {target.shape} do not match logits {logits.shape}")
-    if target.size and bool(((target < 0) | (target >= logits.shape[1])).any()):
+    # one comparison: as unsigned, a negative index is larger than any class
+    unsigned = target.view(target.dtype.str.replace("i", "u"))
+    if target.size and bool(reduce_max(xp, unsigned) >= logits.shape[1]):
         raise IndexError(f"a target is outside 0..{logits.shape[1] - 1}")
 
 
 def _cross_entropy(xp, logits, target):
     _check_targets(xp, logits, target)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    lse = xp.log(xp.exp(shifted).sum(axis=1))
-    picked = shifted[xp.arange(target.shape[0]), target]
-    return xp.asarray((lse - picked).mean())
+    shifted = logits - reduce_max(xp, logits, 1, True)
+    e = xp.exp(shifted)
+    total = reduce_sum(xp, e, 1, True)
+    lse = xp.log(total[:, 0])
+    lse -= shifted[xp.arange(target.shape[0]), target]
+    loss = xp.asarray(reduce_sum(xp, lse) / lse.dtype.type(lse.size))
+    e /= total
+    return loss, {"probs": e}  # the softmax, for the backward
 
 
 def _cross_entropy_grad(ctx, g):
     logits, target = ctx.inputs
-    n = logits.shape[0]
-    onehot = F.one_hot(target, logits.shape[1], logits.dtype)
-    return (logits.softmax(axis=1) - onehot) * (g * (1.0 / n)), None
+    probs = ctx.saved_or("probs", lambda: logits.softmax(axis=1))
+    return F.cross_entropy_backward(probs, target, g), None
+
+
+def _cross_entropy_backward(xp, probs, target, g):
+    # (probs - onehot(target)) * g / n in one op, as PyTorch's nll_loss_backward
+    n = probs.shape[0]
+    out = probs * (g * g.dtype.type(1.0 / n))
+    out[xp.arange(n), target] -= g * g.dtype.type(1.0 / n)
+    return out
+
+
+def _cross_entropy_backward_grad(ctx, gz):
+    probs, target, g = ctx.inputs
+    n = probs.shape[0]
+    g_probs = gz * (g * (1.0 / n)) if ctx.needs(0) else None
+    g_g = None
+    if ctx.needs(2):
+        onehot = F.one_hot(target, probs.shape[1], probs.dtype)
+        g_g = ((probs - onehot) * gz).sum() * (1.0 / n)
+    return g_probs, None, g_g
 
 
 def _mse(xp, a, b):
@@ -177,7 +201,13 @@ def _bce_logits_grad(ctx, g):
 
 define(Op.SOFTMAX, _softmax, _softmax_grad)
 define(Op.LOG_SOFTMAX, _log_softmax, _log_softmax_grad)
-define(Op.CROSS_ENTROPY, _cross_entropy, _cross_entropy_grad, nondiff=(1,))
+define(Op.CROSS_ENTROPY, _cross_entropy, _cross_entropy_grad, nondiff=(1,), saves=True)
+define(
+    Op.CROSS_ENTROPY_BACKWARD,
+    _cross_entropy_backward,
+    _cross_entropy_backward_grad,
+    nondiff=(1,),
+)
 define(Op.MSE_LOSS, _mse, _mse_grad, saves=True)
 define(Op.BCE_WITH_LOGITS, _bce_logits, _bce_logits_grad)
 

@@ -17,9 +17,18 @@ def _size(shape, axis) -> int:
     return math.prod(shape[a] for a in axis)
 
 
-def reduce_sum(xp, a, axis=None):
+def reduce_sum(xp, a, axis=None, keepdims=False):
     """``a.sum(axis)``; on NumPy without the Python-level wrapper (small arrays)."""
-    return np.add.reduce(a, axis=axis) if xp is np else a.sum(axis=axis)
+    if xp is np:
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def reduce_max(xp, a, axis=None, keepdims=False):
+    """``a.max(axis, keepdims)``; on NumPy without the Python-level wrapper."""
+    if xp is np:
+        return np.maximum.reduce(a, axis=axis, keepdims=keepdims)
+    return a.max(axis=axis, keepdims=keepdims)
 
 
 def sum_leading(xp, a, lead: int):

@@ -209,6 +209,12 @@ def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return apply(Op.CROSS_ENTROPY, (logits, target))
 
 
+def cross_entropy_backward(probs: Tensor, target: Tensor, g: Tensor) -> Tensor:
+    """The gradient of ``cross_entropy`` at logits whose softmax is ``probs``,
+    scaled by the scalar ``g``: ``(probs - one_hot(target)) * g / batch``, as one op."""
+    return apply(Op.CROSS_ENTROPY_BACKWARD, (probs, target, g))
+
+
 def mse_loss(a: Tensor, b: Any) -> Tensor:
     return apply(Op.MSE_LOSS, (a, _lift(b, a)))
 

@@ -76,6 +76,7 @@ class Op(enum.IntEnum):
     SOFTMAX = enum.auto()
     LOG_SOFTMAX = enum.auto()
     CROSS_ENTROPY = enum.auto()
+    CROSS_ENTROPY_BACKWARD = enum.auto()
     MSE_LOSS = enum.auto()
     BCE_WITH_LOGITS = enum.auto()
     UNFOLD = enum.auto()
@@ -157,6 +158,7 @@ NETWORK = (
             Op.LAYER_NORM,
             Op.EMBEDDING,
             Op.DROPOUT,
+            Op.CROSS_ENTROPY_BACKWARD,
         }
     )
     | LOSS
@@ -170,6 +172,7 @@ SAME_DTYPE = BINARY | {
     Op.LAYER_NORM,
     Op.MSE_LOSS,
     Op.BCE_WITH_LOGITS,
+    Op.CROSS_ENTROPY_BACKWARD,
 }
 
 
