@@ -74,7 +74,14 @@ define(Op.MATMUL, _matmul, _matmul_grad)
 def _linear(xp, x, w, *bias):
     if x.shape[-1] != w.shape[1]:
         raise ValueError(f"input features {x.shape[-1]} != weight's in_features {w.shape[1]}")
-    out = xp.asarray(xp.matmul(x, w.T))
+    if xp is np and x.ndim == 2 and 2 * x.shape[0] <= w.shape[0]:
+        # OpenBLAS runs w @ x.T up to twice as fast as x @ w.T when the batch is
+        # small against the layer's width; with the copy back to row-major order
+        # (which the elementwise ops after it need) 292 instead of 340 us at
+        # 64 x 784 -> 256, 87 instead of 162 at batch 16
+        out = np.ascontiguousarray(np.matmul(w, x.T).T)
+    else:
+        out = xp.asarray(xp.matmul(x, w.T))
     if bias:
         out += bias[0]
     return out
