@@ -15,6 +15,7 @@ differentiable graph of the backward pass itself).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 from time import perf_counter_ns
 
 from core import cuda
@@ -48,8 +49,7 @@ def _topo_order(root: Node) -> list[Node]:
     return sorted(seen, key=_node_number)
 
 
-def _node_number(node: Node) -> int:
-    return node.id
+_node_number = attrgetter("id")
 
 
 def backward(

@@ -23,7 +23,7 @@ def _add_grad(ctx, g):
 
 def _add_scaled(xp, a, b, alpha):
     scaled = b * b.dtype.type(alpha)
-    if scaled.shape != a.shape or scaled.dtype != a.dtype:
+    if scaled.shape != a.shape or scaled.dtype is not a.dtype:
         return a + scaled
     scaled += a  # one temporary for a + alpha * b (an optimizer's update)
     return scaled

@@ -215,6 +215,12 @@ def cross_entropy_backward(probs: Tensor, target: Tensor, g: Tensor) -> Tensor:
     return apply(Op.CROSS_ENTROPY_BACKWARD, (probs, target, g))
 
 
+def mse_loss_backward(diff: Tensor, g: Tensor) -> Tensor:
+    """The gradient of ``mse_loss`` with respect to its first input, given
+    ``diff = a - b`` and the scalar ``g``: ``diff * g * 2 / diff.size``, as one op."""
+    return apply(Op.MSE_LOSS_BACKWARD, (diff, g))
+
+
 def mse_loss(a: Tensor, b: Any) -> Tensor:
     return apply(Op.MSE_LOSS, (a, _lift(b, a)))
 

@@ -78,6 +78,7 @@ class Op(enum.IntEnum):
     CROSS_ENTROPY = enum.auto()
     CROSS_ENTROPY_BACKWARD = enum.auto()
     MSE_LOSS = enum.auto()
+    MSE_LOSS_BACKWARD = enum.auto()
     BCE_WITH_LOGITS = enum.auto()
     UNFOLD = enum.auto()
     FOLD = enum.auto()
@@ -159,6 +160,7 @@ NETWORK = (
             Op.EMBEDDING,
             Op.DROPOUT,
             Op.CROSS_ENTROPY_BACKWARD,
+            Op.MSE_LOSS_BACKWARD,
         }
     )
     | LOSS
@@ -173,6 +175,7 @@ SAME_DTYPE = BINARY | {
     Op.MSE_LOSS,
     Op.BCE_WITH_LOGITS,
     Op.CROSS_ENTROPY_BACKWARD,
+    Op.MSE_LOSS_BACKWARD,
 }
 
 

@@ -378,6 +378,7 @@ ROWS += [
         (),
     ),
     row("mse_loss", Op.MSE_LOSS, F.mse_loss, (3, 4), (3, 4)),
+    row("mse_loss_backward", Op.MSE_LOSS_BACKWARD, F.mse_loss_backward, (3, 4), ()),
     row("mse_loss number", Op.MSE_LOSS, lambda a: F.mse_loss(a, 0.5), (3, 4)),
     row("mse_loss broadcast target", Op.MSE_LOSS, F.mse_loss, (3, 4), (4,)),
     row("mse_loss broadcast input", Op.MSE_LOSS, F.mse_loss, (3, 1), (3, 4)),
@@ -745,6 +746,13 @@ SECOND_ORDER = [
         (3, 2),
     ),
     row("mse_loss", Op.MSE_LOSS, lambda a, b: F.mse_loss(a.tanh(), b), (2, 3), (2, 3)),
+    row(
+        "mse_loss_backward",
+        Op.MSE_LOSS_BACKWARD,
+        lambda d, g: (F.mse_loss_backward(d, g) ** 2).sum(),
+        (2, 3),
+        (),
+    ),
     row(
         "bce_with_logits",
         Op.BCE_WITH_LOGITS,
