@@ -152,7 +152,7 @@ def backward(
 def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
     stats = out_stats = None
     if BUS.want_stats:
-        stats = tuple(None if gi is None else summarize(gi.data) for gi in given)
+        stats = tuple([None if gi is None else summarize(gi.data) for gi in given])
         out_stats = summarize(g.data)
     arrays = None
     if BUS.want_values:
@@ -163,7 +163,7 @@ def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
             node_id=node.id,
             op=node.opdef.label,
             grad_output=g.id,
-            grad_inputs=tuple(None if gi is None else gi.id for gi in given),
+            grad_inputs=tuple([None if gi is None else gi.id for gi in given]),
             inputs=tuple([t.id for t in node.inputs]),
             duration_ns=duration,
             stats=stats,

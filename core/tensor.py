@@ -781,7 +781,7 @@ def _emit_forward(opdef: OpDef, inputs, attrs, result: Tensor, duration: int) ->
             inputs=tuple([t.id for t in inputs]),
             output=result.id,
             attrs=plain_attrs(attrs),
-            shape=tuple(data.shape),
+            shape=data.shape,  # a tuple, for NumPy and CuPy alike
             dtype=dtype_name(data.dtype),
             device=result.device,
             duration_ns=duration,
