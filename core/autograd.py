@@ -41,7 +41,14 @@ def _topo_order(root: Node) -> list[Node]:
     seen = {root}
     stack = [root]
     while stack:
-        for t in stack.pop().inputs:
+        node = stack.pop()
+        if node.freed:
+            raise GradError(
+                f"backward: node {node.name} was already used by an earlier backward "
+                "whose graph was freed; pass retain_graph=True to the first backward"
+                f"{_where()}"
+            )
+        for t in node.inputs:
             child = t._node
             if child is not None and child not in seen:
                 seen.add(child)
@@ -94,24 +101,15 @@ def backward(
         if emit:
             BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
         return
-    order = _topo_order(root._node)
+    order = _topo_order(root._node)  # raises before any rule runs on a freed graph
     order.reverse()
-    for node in order:
-        if node.freed:
-            raise GradError(
-                f"backward: node {node.name} was already used by an earlier backward "
-                "whose graph was freed; pass retain_graph=True to the first backward"
-                f"{_where()}"
-            )
     if emit:
         BUS.emit(BackwardStarted(root=root.id, nodes=tuple(n.id for n in order)))
     grads: dict[Node, Tensor] = {root._node: gradient}  # incoming gradient per node
     leaves: dict[int, tuple[Tensor, Tensor]] = {}
-    tokens = (
-        _grad_enabled.set(create_graph),
-        _phase.set("backward"),
-        _quiet.set(not create_graph),
-    )
+    grad_token = _grad_enabled.set(create_graph)
+    phase_token = _phase.set("backward")
+    quiet_token = _quiet.set(not create_graph)
     try:
         for node in order:
             g = grads.pop(node, None)
@@ -143,8 +141,9 @@ def backward(
                 node.saved = None
         _flush_leaves(leaves, create_graph, emit)
     finally:
-        for var, token in zip((_grad_enabled, _phase, _quiet), tokens):
-            var.reset(token)
+        _quiet.reset(quiet_token)
+        _phase.reset(phase_token)
+        _grad_enabled.reset(grad_token)
     if emit:
         BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
 
