@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as _np
 
-from core.moments import moments
+from core.moments import centred_moments, moments
 
 Attrs = tuple[tuple[str, Any], ...]
 
@@ -289,10 +289,13 @@ def _summarize(array: Any) -> Stats:
     if low == high:  # constant: exact, whatever the order of the sums
         mean, var = low, 0.0
     elif var < mean * mean:  # |mean| > std: the one-pass sums cancel, take two passes
-        wide = flat.astype(xp.float64)
-        mean = float(wide.mean())
-        centred = wide - mean
-        var = float(xp.dot(centred, centred)) / size
+        if xp is _np:
+            mean, var = centred_moments(flat, mean)
+        else:
+            wide = flat.astype(xp.float64)
+            mean = float(wide.mean())
+            centred = wide - mean
+            var = float(xp.dot(centred, centred)) / size
     std = math.sqrt(max(var, 0.0))
     return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
 

@@ -40,8 +40,8 @@ def summarize_fresh(array: np.ndarray) -> events.Stats:
     return events.summarize(array)
 
 
-# sizes on both sides of moments.SMALL, where the compiled path changes
-SIZES = [2, 3, 17, 1023, 1024, moments.SMALL, moments.SMALL + 1, 5000, 70_000]
+# sizes on both sides of the float32 kernel's blocks and of moments.SMALL (float64)
+SIZES = [2, 3, 17, 1023, 1024, 1025, moments.SMALL, moments.SMALL + 1, 3073, 70_000]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -105,6 +105,25 @@ def test_all_nan(backend):
     stats = summarize_fresh(np.full(3000, np.nan, dtype=np.float32))
     assert (stats.nan, stats.inf, stats.size) == (3000, 0, 3000)
     assert math.isnan(stats.min) and math.isnan(stats.mean)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [256, 5000])
+def test_values_far_from_zero_take_the_two_pass_path_exactly(backend, dtype, size):
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal(size) * 0.001 - 0.0013).astype(dtype)  # |mean| > std
+    stats = summarize_fresh(a)
+    assert stats.std < abs(stats.mean)
+    assert_stats(stats, a, f"{dtype.__name__}[{size}]")
+
+
+def test_min_and_max_sit_in_any_block(backend):
+    a = np.zeros(5000, dtype=np.float32) + 1.0
+    for low, high in ((0, 4999), (4999, 0), (1023, 1024), (2048, 3071)):
+        a[:] = 1.0
+        a[low], a[high] = -7.5, 9.25
+        stats = summarize_fresh(a)
+        assert (stats.min, stats.max) == (-7.5, 9.25), (low, high)
 
 
 def test_near_constant_array_has_an_accurate_std(backend):
