@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ def run_gui(path: str | None = None) -> int:
     from app.main_window import SAMPLES_DIR, MainWindow
 
     window = MainWindow()
+    warm_statistics()
     if path is None:
         last = window.settings.value("last_program")
         path = last if isinstance(last, str) and os.path.exists(last) else None
@@ -34,6 +36,16 @@ def run_gui(path: str | None = None) -> int:
     if os.path.exists(path) or path.endswith((".py", ".gsrec")):
         window.open_path(path)
     return app.exec()
+
+
+def warm_statistics() -> threading.Thread:
+    """Load the statistics kernels (Numba: about 0.6 s, once) off the GUI thread,
+    before a recording's inspector or a run first asks for statistics."""
+    from core import moments
+
+    thread = threading.Thread(target=moments.backend, name="gradstep-stats-warmup", daemon=True)
+    thread.start()
+    return thread
 
 
 def _wait(app, condition, timeout: float) -> bool:

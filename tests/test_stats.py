@@ -180,3 +180,16 @@ def test_stats_on_each_device(device, kind):
     assert_stats(stats, a, f"{kind} on {device}")
     if kind == "constant":
         assert (stats.std, stats.mean) == (0.0, 3.25)
+
+
+def test_the_app_loads_the_kernels_off_its_gui_thread(monkeypatch):
+    """``gradstep`` starts the (0.6 s) kernel load in a thread; it ends with Numba ready."""
+    from app.gui import warm_statistics
+
+    monkeypatch.setattr(moments, "_compiled", None)
+    monkeypatch.setattr(moments, "_backend", None)
+    thread = warm_statistics()
+    assert thread.name == "gradstep-stats-warmup" and thread.daemon
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert moments.backend() == "numba" and moments._compiled is not None
