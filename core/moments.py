@@ -8,7 +8,8 @@ first estimate, for arrays whose one-pass sums cancel.
 With Numba installed (a dependency of the project) a float32 array is read
 once by a compiled, vectorised loop that releases the GIL: sums in float32
 vector lanes over blocks of 1,024 elements, added up in float64 (about 1e-9
-relative error), and min/max through the float bits read as ordered integers.
+relative error on typical data; where large values cancel, about 5e-9 of the
+largest magnitude), and min/max through the float bits read as ordered integers.
 On a 200,704-element array that is about 32 microseconds, against 75 for
 NumPy's five passes. A float64 array takes one compiled pass for the sums and
 NumPy's SIMD ``min``/``max``. Without Numba, or with ``GRADSTEP_STATS=numpy``
