@@ -33,10 +33,11 @@ from core.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wr
 
 
 def _topo_order(root: Node) -> list[Node]:
-    """Nodes reachable from ``root``, each after all nodes it consumes.
+    """Nodes reachable from ``root``, each before the nodes that made its inputs
+    (the order their gradient rules run in), ``root`` first.
 
     A node is numbered when it is made, after the nodes that made its inputs,
-    so ordering the reachable nodes by number is a topological order.
+    so ordering the reachable nodes by number, newest first, is that order.
     """
     seen = {root}
     stack = [root]
@@ -53,7 +54,7 @@ def _topo_order(root: Node) -> list[Node]:
             if child is not None and child not in seen:
                 seen.add(child)
                 stack.append(child)
-    return sorted(seen, key=_node_number)
+    return sorted(seen, key=_node_number, reverse=True)
 
 
 _node_number = attrgetter("id")
@@ -102,7 +103,6 @@ def backward(
             BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
         return
     order = _topo_order(root._node)  # raises before any rule runs on a freed graph
-    order.reverse()
     if emit:
         BUS.emit(BackwardStarted(root=root.id, nodes=tuple(n.id for n in order)))
     grads: dict[Node, Tensor] = {root._node: gradient}  # incoming gradient per node

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -43,22 +42,8 @@ def sum_leading(xp, a, lead: int):
     if a.dtype.kind != "f" or not a.flags.c_contiguous or a.size < 4096:
         return reduce_sum(xp, a, 0 if lead == 1 else tuple(range(lead)))
     rows = math.prod(a.shape[:lead])
-    return (_ones(xp, rows, a.dtype) @ a.reshape(rows, -1)).reshape(a.shape[lead:])
-
-
-_ones_cache: dict[tuple, Any] = {}  # (array module, device, length, dtype) -> ones, never written
-
-
-def _ones(xp, n: int, dtype):
-    """A ones vector for the sums above, made once per length (a bias gradient's batch)."""
-    device = None if xp is np else xp.cuda.Device().id
-    key = (xp.__name__, device, n, dtype)
-    ones = _ones_cache.get(key)
-    if ones is None:
-        if len(_ones_cache) >= 32:
-            _ones_cache.clear()
-        ones = _ones_cache[key] = xp.ones(n, dtype=dtype)
-    return ones
+    ones = xp.ones(rows, dtype=a.dtype)
+    return (ones @ a.reshape(rows, -1)).reshape(a.shape[lead:])
 
 
 def _sum(xp, a, axis, keepdims):

@@ -267,8 +267,7 @@ def _summarize(array: Any) -> Stats:
     if isinstance(array, _np.ndarray):
         xp = _np
         flat = array.reshape(-1)
-        dtype = flat.dtype
-        if dtype is not _F32 and dtype is not _F64 and dtype not in _HOST_FLOATS:
+        if flat.dtype not in _HOST_FLOATS:
             flat = flat.astype(_np.float64)  # ints, bools, float16, byte-swapped
         total, squares, low, high, zeros = moments(flat)
     else:
@@ -289,19 +288,12 @@ def _summarize(array: Any) -> Stats:
     if low == high:  # constant: exact, whatever the order of the sums
         mean, var = low, 0.0
     elif var < mean * mean:  # |mean| > std: the one-pass sums cancel, take two passes
-        if xp is _np:
-            mean, var = centred_moments(flat, mean)
-        else:
-            wide = flat.astype(xp.float64)
-            mean = float(wide.mean())
-            centred = wide - mean
-            var = float(xp.dot(centred, centred)) / size
+        mean, var = centred_moments(xp, flat, mean)
     std = math.sqrt(max(var, 0.0))
     return Stats(low, high, mean, std, math.sqrt(squares), 0, 0, size, int(zeros))
 
 
-_F32, _F64 = _np.dtype(_np.float32), _np.dtype(_np.float64)
-_HOST_FLOATS = (_F32, _F64)
+_HOST_FLOATS = (_np.dtype(_np.float32), _np.dtype(_np.float64))  # what core.moments reads
 
 
 def _summarize_nonfinite(xp: Any, array: Any, size: int) -> Stats:

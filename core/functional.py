@@ -141,12 +141,15 @@ def matmul(
     >>> F.matmul(g, x, transpose_a=True).shape
     (2, 4)
     """
-    attrs = {}
-    if transpose_a:
-        attrs["transpose_a"] = True
-    if transpose_b:
-        attrs["transpose_b"] = True
-    return apply(Op.MATMUL, (a, _lift(b, a)), attrs)
+    return apply(Op.MATMUL, (a, _lift(b, a)), _TRANSPOSES[transpose_a, transpose_b])
+
+
+_TRANSPOSES = {  # matmul's attributes per (transpose_a, transpose_b); never mutated
+    (False, False): {},
+    (True, False): {"transpose_a": True},
+    (False, True): {"transpose_b": True},
+    (True, True): {"transpose_a": True, "transpose_b": True},
+}
 
 
 def scatter_add(values: Tensor, shape: Sequence[int], index: Any) -> Tensor:

@@ -3,7 +3,7 @@
 ``moments(flat)`` returns the sum, the sum of squares, the smallest and largest
 value and the number of exact zeros of a non-empty, 1-D, C-contiguous float32
 or float64 NumPy array; ``centred_moments`` the mean and variance again about a
-first estimate, for arrays whose one-pass sums cancel.
+first estimate, for arrays whose one-pass sums cancel (on either device).
 
 With Numba installed (a dependency of the project) a float32 array is read
 once by a compiled, vectorised loop that releases the GIL: sums in float32
@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -75,14 +76,17 @@ def moments(flat: np.ndarray) -> Moments:
 _min, _max = np.minimum.reduce, np.maximum.reduce  # NumPy's SIMD loops, without wrappers
 
 
-def centred_moments(flat: np.ndarray, mean: float) -> tuple[float, float]:
+def centred_moments(xp: ModuleType, flat: Any, mean: float) -> tuple[float, float]:
     """Mean and variance in float64 about ``mean``, a first estimate: exact where
-    the one-pass sums cancel (values far from zero and close together)."""
-    if _compiled is None:
-        wide = flat.astype(np.float64)
+    the one-pass sums cancel (values far from zero and close together).
+
+    ``xp`` is the array's module: NumPy or CuPy, which reduce on their device.
+    """
+    if _compiled is None or xp is not np:
+        wide = flat.astype(xp.float64)
         mean = float(wide.mean())
         centred = wide - mean
-        return mean, float(np.dot(centred, centred)) / flat.size
+        return mean, float(xp.dot(centred, centred)) / flat.size
     shift, squares = _compiled.centred(flat, mean)
     n = flat.size
     shift /= n  # the first estimate's error, removed exactly here

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from core.events import BUS, ParameterUpdated, summarize
 from core.ops import Op
-from core.tensor import Tensor, _grad_enabled, _phase, apply
+from core.tensor import Tensor, apply, no_grad, phase
 
 
 class Optimizer:
@@ -41,8 +41,7 @@ class Optimizer:
 
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""
-        grad_token, phase_token = _grad_enabled.set(False), _phase.set("update")
-        try:  # as ``with no_grad(), phase("update")``, once per step
+        with no_grad(), phase("update"):
             state = self.state
             for p in self.params:
                 g = p.grad
@@ -55,9 +54,6 @@ class Optimizer:
                 p.data = new.data
                 if BUS.active:
                     self._announce(p, new)
-        finally:
-            _phase.reset(phase_token)
-            _grad_enabled.reset(grad_token)
 
     def _announce(self, p: Tensor, new: Tensor) -> None:
         BUS.emit(
@@ -88,7 +84,6 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
-        self._step_attrs = {"alpha": -float(lr)}
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> Tensor:
         if self.weight_decay:
@@ -98,9 +93,7 @@ class SGD(Optimizer):
             buf = g if buf is None else g.add(buf, alpha=self.momentum)
             state["momentum"] = buf
             g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
-        if self._step_attrs["alpha"] != -self.lr:  # lr changed (a schedule)
-            self._step_attrs = {"alpha": -float(self.lr)}
-        return apply(Op.ADD_SCALED, (p, g), self._step_attrs)  # p.add(g, alpha=-lr)
+        return apply(Op.ADD_SCALED, (p, g), {"alpha": -float(self.lr)})  # p.add(g, alpha=-lr)
 
 
 class Adam(Optimizer):

@@ -721,6 +721,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
             if t.requires_grad:
                 requires = True
                 break
+    # _wrap's body, inlined: calling it costs 3% of a tiny training step
     result = _new_tensor(Tensor)
     result.data = out
     result.device = device
