@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.session import Breakpoint, Session
+from core.debug.session import Breakpoint, Session
 
 DRAIN_MS = 33
 MAX_EVENTS_PER_TICK = 20000
@@ -30,7 +30,7 @@ class SessionBridge(QObject):
     sig_aborted = Signal()
     """The run was stopped by the user."""
     sig_errored = Signal(object)
-    """The run ended with an error (a ``core.session.RunError``)."""
+    """The run ended with an error (a ``core.debug.session.RunError``)."""
     sig_finished = Signal()
     """The run reached its last step."""
     sig_events = Signal(int, int)

@@ -142,8 +142,9 @@ def _cell(v: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core import cuda, recfile
-    from core.session import Breakpoint, Session, StepEnded
+    from core import cuda
+    from core.debug import recfile
+    from core.debug.session import Breakpoint, Session, StepEnded
 
     if args.device == "cuda" and not cuda.is_available():
         print(f"gradstep: --device cuda: {cuda.unavailable_reason()}", file=err)
@@ -223,7 +224,7 @@ def _summary(session: Any, rec: Any, step_times: list[float], out: TextIO) -> No
 
 
 def cmd_inspect(path: str, out: TextIO) -> int:
-    from core import recfile
+    from core.debug import recfile
 
     rec = recfile.load(path)
     print(f"{path}: {len(rec)} events, {os.path.getsize(path) / 2**20:.2f} MiB", file=out)
@@ -273,7 +274,7 @@ def _blas_name(np: Any) -> str:
 
 
 def _stats_status() -> str:
-    from core import moments
+    from core.observe import moments
 
     if moments.backend() == "numba":
         import numba

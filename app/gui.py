@@ -41,7 +41,7 @@ def run_gui(path: str | None = None) -> int:
 def warm_statistics() -> threading.Thread:
     """Load the statistics kernels (Numba: about 0.6 s, once) off the GUI thread,
     before a recording's inspector or a run first asks for statistics."""
-    from core import moments
+    from core.observe import moments
 
     thread = threading.Thread(target=moments.backend, name="gradstep-stats-warmup", daemon=True)
     thread.start()
@@ -80,7 +80,7 @@ def screenshot(
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
-    from core.session import Breakpoint
+    from core.debug.session import Breakpoint
 
     settings = QSettings(
         os.path.join(os.path.dirname(os.path.abspath(out)), ".gradstep-shot.ini"),
@@ -132,7 +132,7 @@ def screenshot(
 
 def _step_to_middle(app, window, phase: str, timeout: float) -> None:
     """Step into the paused step until half of its forward or backward ops ran."""
-    from core.events import OpBackward, OpForward
+    from core.observe.events import OpBackward, OpForward
 
     session = window.bridge.session
     rec = session.recording

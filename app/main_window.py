@@ -44,13 +44,11 @@ from app.node_info import (
     phase_of,
     source_of,
 )
-from core import program as programs
-from core import recfile
-from core.events import (
-    StepEnded,
-)
-from core.recording import Recording
-from core.session import Breakpoint, Session
+from core.debug import program as programs
+from core.debug import recfile
+from core.debug.recording import Recording
+from core.debug.session import Breakpoint, Session
+from core.observe.events import StepEnded
 from widgets.breakpoints import BreakpointsPanel, from_json, to_json
 from widgets.event_log import EventLog
 from widgets.graph_view import GraphView

@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 
 import core
-from core.events import (
+from core.debug.recording import Recording
+from core.engine.ops import REGISTRY, Op
+from core.engine.tensor import apply
+from core.observe.events import (
     GradAccumulated,
     ModuleEnter,
     OpBackward,
@@ -18,11 +21,8 @@ from core.events import (
     Source,
     Stats,
     TensorCreated,
-    summarize,
 )
-from core.ops import REGISTRY, Op
-from core.recording import Recording
-from core.tensor import apply
+from core.observe.stats import summarize
 from widgets.data import NodeInfo
 from widgets.graph_model import GraphModel, GraphNode
 

@@ -60,9 +60,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core  # noqa: E402
 import core.functional as F  # noqa: E402
-import core.moments  # noqa: E402
+import core.observe.moments  # noqa: E402
 from core import nn, optim  # noqa: E402
-from core.events import BUS  # noqa: E402
+from core.observe.bus import BUS  # noqa: E402
 
 FIGURES = ("mlp_step", "mlp_step_events", "tiny_mlp_step", "add_us", "conv_step")
 TARGETS = {
@@ -233,9 +233,7 @@ class NumpyConvNet:
         n = x.shape[0]
         xpad = xp.pad(x[:, 0], ((0, 0), (1, 1), (1, 1)))  # (N, 30, 30)
         s0, s1, s2 = xpad.strides
-        windows = xp.lib.stride_tricks.as_strided(
-            xpad, (n, 28, 28, 3, 3), (s0, s1, s2, s1, s2)
-        )
+        windows = xp.lib.stride_tricks.as_strided(xpad, (n, 28, 28, 3, 3), (s0, s1, s2, s1, s2))
         cols = windows.reshape(n * 784, 9)  # the one im2col copy
         z = cols @ self.Wc
         z += self.bc
@@ -330,7 +328,10 @@ def setup_mlp(dev, sizes=(784, 256, 256, 10), batch=64, act="relu", loss="ce"):
 def setup_conv(dev, batch=32):
     core.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
         nn.Linear(8 * 14 * 14, 10),
     ).to(dev.name)
     x = core.randn(batch, 1, 28, 28, device=dev.name)
@@ -352,8 +353,12 @@ SETUPS = {
     "tiny_mlp_step": lambda dev: setup_mlp(dev, (2, 16, 16, 1), 16, "tanh", "mse"),
     "conv_step": setup_conv,
 }
-CHECKED = {"mlp_step": "mlp", "mlp_step_events": "mlp", "tiny_mlp_step": "tiny_mlp",
-           "conv_step": "conv"}
+CHECKED = {
+    "mlp_step": "mlp",
+    "mlp_step_events": "mlp",
+    "tiny_mlp_step": "tiny_mlp",
+    "conv_step": "conv",
+}
 
 
 # -- timing ------------------------------------------------------------------------
@@ -395,8 +400,12 @@ def interleaved(engine_fn, base_fn, dev, repeats, block_s, warmup_s=0.3):
         b_f.append(fb / inner)
         paired.append(te / tb)
     return {
-        "engine": e_t, "baseline": b_t, "paired": paired, "inner": inner,
-        "minflt_engine": statistics.median(e_f), "minflt_baseline": statistics.median(b_f),
+        "engine": e_t,
+        "baseline": b_t,
+        "paired": paired,
+        "inner": inner,
+        "minflt_engine": statistics.median(e_f),
+        "minflt_baseline": statistics.median(b_f),
     }
 
 
@@ -478,37 +487,53 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--repeats", type=int, default=40, help="timed blocks per side")
-    ap.add_argument("--only", choices=FIGURES, action="append",
-                    help="run only this figure (may be repeated)")
-    ap.add_argument("--block-ms", type=float, default=25.0,
-                    help="approximate length of one timed block of steps")
+    ap.add_argument(
+        "--only", choices=FIGURES, action="append", help="run only this figure (may be repeated)"
+    )
+    ap.add_argument(
+        "--block-ms",
+        type=float,
+        default=25.0,
+        help="approximate length of one timed block of steps",
+    )
     ap.add_argument("--adds", type=int, default=20000, help="adds per timed block (add_us)")
-    ap.add_argument("--blas-threads", default=None,
-                    help="BLAS threads for both sides (default 1, or $OPENBLAS_NUM_THREADS; "
-                    "0 leaves the library default); read before NumPy is imported")
-    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
-                    help="wall: time.perf_counter; cpu: time.process_time (all threads)")
-    ap.add_argument("--malloc", default="keep", choices=("default", "keep"),
-                    help="keep (as the app runs): glibc keeps freed memory; default: glibc's own")
-    ap.add_argument("--strict", action="store_true",
-                    help="exit 2 when a figure misses its target")
+    ap.add_argument(
+        "--blas-threads",
+        default=None,
+        help="BLAS threads for both sides (default 1, or $OPENBLAS_NUM_THREADS; "
+        "0 leaves the library default); read before NumPy is imported",
+    )
+    ap.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "cpu"),
+        help="wall: time.perf_counter; cpu: time.process_time (all threads)",
+    )
+    ap.add_argument(
+        "--malloc",
+        default="keep",
+        choices=("default", "keep"),
+        help="keep (as the app runs): glibc keeps freed memory; default: glibc's own",
+    )
+    ap.add_argument("--strict", action="store_true", help="exit 2 when a figure misses its target")
     args = ap.parse_args(argv)
     if args.repeats < 2:
         ap.error("--repeats must be at least 2")
 
     if args.device == "cuda" and not core.cuda.is_available():
-        emit({"figure": "skipped", "device": "cuda",
-              "reason": core.cuda.unavailable_reason()})
+        emit({"figure": "skipped", "device": "cuda", "reason": core.cuda.unavailable_reason()})
         return 0
     global CLOCK
     CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
     set_malloc(args.malloc)
     dev = Device(args.device)
     env = {
-        "clock": args.clock, "malloc": args.malloc,
+        "clock": args.clock,
+        "malloc": args.malloc,
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "library default"),
-        "loadavg_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
-        "stats": core.moments.backend(),
+        "loadavg_start": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "stats": core.observe.moments.backend(),
     }
     figures = args.only or list(FIGURES)
 
@@ -520,8 +545,9 @@ def main(argv=None) -> int:
         key = CHECKED[name]
         if key not in checks:
             check_parts = SETUPS[name](dev)
-            checks[key] = _check(name, dev, check_parts[0], check_parts[1], check_parts[2],
-                                 check_parts[3])
+            checks[key] = _check(
+                name, dev, check_parts[0], check_parts[1], check_parts[2], check_parts[3]
+            )
         parts[name] = SETUPS[name](dev)  # fresh, untouched state for timing
     ok = all(c["ok"] for c in checks.values())
     emit({"figure": "check", "device": dev.name, "tol": CHECK_TOL, "ok": ok, **checks, **env})
@@ -530,8 +556,8 @@ def main(argv=None) -> int:
 
     missed = False
     for name in figures:
-        record = add_figure(dev, args) if name == "add_us" else step_figure(
-            name, dev, args, parts[name]
+        record = (
+            add_figure(dev, args) if name == "add_us" else step_figure(name, dev, args, parts[name])
         )
         missed |= not record["meets_target"]
         record["loadavg"] = round(os.getloadavg()[0], 2)

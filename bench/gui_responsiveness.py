@@ -64,7 +64,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from core.events import ModuleEnter, OpForward, TensorCreated  # noqa: E402
+from core.observe.events import ModuleEnter, OpForward, TensorCreated  # noqa: E402
 from widgets.layout import training_dag  # noqa: E402
 
 PROGRAM = os.path.join(ROOT, "samples", "mlp_moons.py")
@@ -126,7 +126,7 @@ class WhatIf:
     def attach(self, session: Any) -> None:
         if not self.gc_freeze:
             return
-        from core.events import StepEnded
+        from core.observe.events import StepEnded
 
         rec, every, last = session.recording, self.gc_freeze, [0]
 
@@ -165,7 +165,7 @@ class GcPauses:
 
 def headless_rate(steps: int, whatif: WhatIf) -> tuple[float, int]:
     """events/s of mlp_moons run by a Session with recording on and no window."""
-    from core.session import Session
+    from core.debug.session import Session
 
     session = Session.from_file(PROGRAM, steps=steps)
     whatif.attach(session)
@@ -185,7 +185,7 @@ def _rate(rec: Any) -> float:
 def make_window(steps: int, whatif: WhatIf | None = None):
     """A MainWindow shown offscreen, settings in a temp file, runs of ``steps`` steps."""
     import app.main_window as main_window
-    from core.session import Session
+    from core.debug.session import Session
 
     whatif = whatif or WhatIf()
 

@@ -10,6 +10,7 @@ ops:      per-op array time from the engine's own OpForward/OpBackward durations
 faults:   minor page faults and wall time per step of engine and baseline.
 alloc:    peak NumPy memory (tracemalloc) a step holds above what was live before it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as engine_step.py's defaul
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine_step as es  # noqa: E402
 
-from core.events import BUS, OpBackward, OpForward  # noqa: E402
+from core.observe.bus import BUS  # noqa: E402
+from core.observe.events import OpBackward, OpForward
 
 
 def main() -> None:
@@ -82,8 +84,10 @@ def main() -> None:
             if k[0] != "backward-rule":
                 tot += d
             print(f"{d / n / 1e3:9.1f} us  x{c // n:<3d} {k}")
-        print(f"sum of forward/update op array time: {tot / n / 1e3:.1f} us per step "
-              "(backward rules include the ops they call)")
+        print(
+            f"sum of forward/update op array time: {tot / n / 1e3:.1f} us per step "
+            "(backward rules include the ops they call)"
+        )
     elif args.mode == "alloc":
         # peak of NumPy/Python memory a step holds at once above what was live before it
         tracemalloc.start()
@@ -102,8 +106,10 @@ def main() -> None:
             for _ in range(args.steps):
                 fn()
             t1 = time.perf_counter()
-            print(f"{name:9s} {(t1 - t0) / args.steps * 1e3:.3f} ms/step "
-                  f"{(es.minflt() - f0) / args.steps:.1f} minflt/step")
+            print(
+                f"{name:9s} {(t1 - t0) / args.steps * 1e3:.3f} ms/step "
+                f"{(es.minflt() - f0) / args.steps:.1f} minflt/step"
+            )
     if unsub:
         unsub()
 

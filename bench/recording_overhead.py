@@ -24,7 +24,7 @@ For each program (samples/mlp_moons.py, samples/cnn_digits.py) this prints JSON 
     of the medians.
 
 ``recording_size``
-    One full recording saved with ``core.recfile.save``: bytes on disk per
+    One full recording saved with ``core.debug.recfile.save``: bytes on disk per
     1000 events, events, values kept, their MiB, the file's MiB, the
     uncompressed/stored sizes of its members, the bytes each kept value costs
     beyond its data (.npy header, ZIP entries), and the kept values by the kind
@@ -60,13 +60,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from core import events as ev  # noqa: E402
-from core import program as programs  # noqa: E402
-from core import recfile  # noqa: E402
-from core.events import BUS  # noqa: E402
-from core.recording import DEFAULT_CAP  # noqa: E402
-from core.session import Session  # noqa: E402
-from core.tensor import reset_ids  # noqa: E402
+from core.debug import program as programs  # noqa: E402
+from core.debug import recfile  # noqa: E402
+from core.debug.recording import DEFAULT_CAP  # noqa: E402
+from core.debug.session import Session  # noqa: E402
+from core.engine.tensor import reset_ids  # noqa: E402
+from core.observe import events as ev  # noqa: E402
+from core.observe.bus import BUS  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = {"mlp_moons": 300, "cnn_digits": 300}  # program -> default steps

@@ -12,10 +12,12 @@
 True
 """
 
-from core import cuda, defs_elementwise, defs_nn, defs_shape, events, functional, nn, optim  # noqa: F401  (registers the ops)
-from core.autograd import grad
-from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
-from core.factory import (
+import sys
+
+from core import cuda
+from core.engine import defs, functional, nn, optim  # noqa: F401  (defs registers the ops)
+from core.engine.autograd import grad
+from core.engine.creation import (
     arange,
     from_numpy,
     full,
@@ -30,9 +32,9 @@ from core.factory import (
     zeros,
     zeros_like,
 )
-from core.gradcheck import GradcheckReport, gradcheck
-from core.ops import Op
-from core.tensor import (
+from core.engine.gradcheck import GradcheckReport, gradcheck
+from core.engine.ops import Op
+from core.engine.tensor import (
     Tensor,
     enable_grad,
     float32,
@@ -42,6 +44,7 @@ from core.tensor import (
     no_grad,
     reset_ids,
 )
+from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
 
 __all__ = [
     "DeviceError",
@@ -56,7 +59,6 @@ __all__ = [
     "arange",
     "cuda",
     "enable_grad",
-    "events",
     "float32",
     "float64",
     "from_numpy",
@@ -81,3 +83,16 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+
+# The public module names a program imports (``import core.functional as F``,
+# ``from core.program import Run``), kept where the modules live now.
+from core.debug import program  # noqa: E402
+
+sys.modules.update(
+    {
+        "core.functional": functional,
+        "core.nn": nn,
+        "core.optim": optim,
+        "core.program": program,
+    }
+)

@@ -60,7 +60,7 @@ class MLP(nn.Module):
 
 
 def np_stats(array: np.ndarray) -> dict:
-    """What ``core.events.Stats`` should hold, computed plainly in float64."""
+    """What ``core.observe.events.Stats`` should hold, computed plainly in float64."""
     a = np.asarray(array, dtype=np.float64)
     finite = a[np.isfinite(a)]
     return {

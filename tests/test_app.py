@@ -15,8 +15,8 @@ from PySide6.QtCore import QSettings, Qt
 import core
 from app import actions as A
 from app.main_window import SAMPLES_DIR, MainWindow
-from core.events import OpBackward, OpForward
-from core.session import Breakpoint
+from core.debug.session import Breakpoint
+from core.observe.events import OpBackward, OpForward
 
 SAMPLES = sorted(glob.glob(os.path.join(SAMPLES_DIR, "*.py")))
 WAIT = 30_000  # ms

@@ -20,8 +20,10 @@ import zipfile
 import pytest
 
 from app.cli import main as cli_main
-from core import cuda, recfile
-from core.events import (
+from core import cuda
+from core.debug import recfile
+from core.debug.session import Session
+from core.observe.events import (
     GradAccumulated,
     OpBackward,
     OpForward,
@@ -29,7 +31,6 @@ from core.events import (
     StepEnded,
     TensorCreated,
 )
-from core.session import Session
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO, "samples")
@@ -232,7 +233,7 @@ def test_doctor(cli):
     import numpy as np
 
     assert rows["NumPy"] == np.__version__
-    from core import moments
+    from core.observe import moments
 
     assert rows["statistics"].startswith("compiled with Numba"), rows["statistics"]
     assert moments.backend() == "numba"
@@ -392,7 +393,7 @@ def test_inspect_missing_file(cli, tmp_path):
 
 RAISING = '''"""Raises"""
 import core
-from core.program import Run
+from core.debug.program import Run
 
 
 def build(device="cpu"):

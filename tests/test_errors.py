@@ -13,11 +13,11 @@ from helpers_data import needs_gpu, next_line
 
 import core
 import core.functional as F
-from core import cuda, nn
-from core.tensor import _wrap
+from core import device, nn
+from core.engine.tensor import _wrap
 
 HERE = os.path.basename(__file__)
-NO_GPU = pytest.mark.skipif(cuda.is_available(), reason="a GPU is available here")
+NO_GPU = pytest.mark.skipif(device.is_available(), reason="a GPU is available here")
 
 
 def at(line: int) -> str:
@@ -156,7 +156,7 @@ def test_mixing_devices_names_both_and_the_line():
 
 @NO_GPU
 def test_to_cuda_without_a_gpu_gives_the_reason():
-    reason = cuda.unavailable_reason()
+    reason = device.unavailable_reason()
     t = core.tensor([1.0])
     for attempt in (
         lambda: t.to("cuda"),
@@ -180,29 +180,29 @@ def test_unknown_device_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown device 'tpu'.*'cpu', 'cuda'"):
         core.tensor([1.0], device="tpu")
     with pytest.raises(ValueError, match="unknown device"):
-        cuda.xp_for("gpu0")
+        device.xp_for("gpu0")
 
 
 def test_cuda_probe_is_consistent():
-    available = cuda.is_available()
-    reason = cuda.unavailable_reason()
+    available = device.is_available()
+    reason = device.unavailable_reason()
     assert isinstance(available, bool)
     assert available == (reason is None)
     if not available:
         assert isinstance(reason, str) and len(reason) > 10
-    assert (cuda.is_available(), cuda.unavailable_reason()) == (available, reason)
-    assert cuda.xp_for("cpu") is np
-    assert cuda.device_of(np.zeros(2)) == "cpu"
+    assert (device.is_available(), device.unavailable_reason()) == (available, reason)
+    assert device.xp_for("cpu") is np
+    assert device.device_of(np.zeros(2)) == "cpu"
     host = np.arange(3)
-    assert cuda.to_host(host) is host
-    assert cuda.to_device(host, "cpu") is host
+    assert device.to_host(host) is host
+    assert device.to_device(host, "cpu") is host
 
 
 @needs_gpu
 def test_gpu_tensor_round_trip():
     import cupy
 
-    assert cuda.xp_for("cuda") is cupy
+    assert device.xp_for("cuda") is cupy
     t = core.tensor([[1.0, 2.0], [3.0, 4.0]])
     g = t.to("cuda")
     assert (g.device, g.dtype, g.shape) == ("cuda", np.float32, (2, 2))

@@ -20,9 +20,9 @@ from helpers_data import assert_stats, needs_gpu, next_line
 
 import core
 import core.functional as F
-from core import cuda, nn, optim
-from core.events import (
-    BUS,
+from core import device, nn, optim
+from core.observe.bus import BUS
+from core.observe.events import (
     BackwardEnded,
     BackwardStarted,
     GradAccumulated,
@@ -82,7 +82,7 @@ def recorder():
         if options.get("values"):
 
             def callback(event, arrays):
-                copies = {k: np.array(cuda.to_host(v), copy=True) for k, v in arrays.items()}
+                copies = {k: np.array(device.to_host(v), copy=True) for k, v in arrays.items()}
                 seen.append((event, copies))
 
         else:
@@ -296,7 +296,7 @@ def test_events_are_frozen_and_hold_no_arrays(step):
 
 def test_every_event_class_behaves_as_a_frozen_dataclass():
     """``events.event`` builds them faster; the dataclass contract still holds."""
-    import core.events as ev
+    import core.observe.events as ev
 
     classes = [c for c in vars(ev).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
     assert OpForward in classes and ev.Stats in classes and len(classes) == 15

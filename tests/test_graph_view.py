@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage, QPainterPath
 
-from core.events import ModuleEnter, OpForward, TensorCreated
-from core.session import Session
+from core.debug.session import Session
+from core.observe.events import ModuleEnter, OpForward, TensorCreated
 from widgets import graph_item
 from widgets.graph_item import GraphItem, path_from_arrays
 from widgets.graph_view import GraphView

@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 import core
 import core.functional as F
-from core.ops import REGISTRY, Op, missing
+from core.engine.ops import REGISTRY, Op, missing
 
 # -- inputs ---------------------------------------------------------------------
 

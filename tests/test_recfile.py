@@ -23,12 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import core
-from core import events as ev
 from core import functional as F
 from core import nn, optim
-from core.errors import GradstepError
-from core.events import BUS, RunFinished, RunStarted, StepEnded, StepStarted
-from core.recfile import (
+from core.debug.recfile import (
     EVENT_TYPES,
     RecordingFileError,
     chrome_trace,
@@ -36,8 +33,12 @@ from core.recfile import (
     save,
     save_chrome_trace,
 )
-from core.recording import Recording
-from core.session import Session
+from core.debug.recording import Recording
+from core.debug.session import Session
+from core.errors import GradstepError
+from core.observe import events as ev
+from core.observe.bus import BUS
+from core.observe.events import RunFinished, RunStarted, StepEnded, StepStarted
 
 # -- building real recordings -------------------------------------------------------------
 
@@ -129,7 +130,8 @@ def test_round_trip_of_a_training_run_is_exact(mlp, tmp_path):
     assert_same(mlp, back)
     assert back.counts()["OpBackward"] > 0 and back.dropped == set()
     nan_ops = [
-        e for e in back.events
+        e
+        for e in back.events
         if type(e) is ev.OpForward and e.stats is not None and e.stats.nan == e.stats.size
     ]
     assert nan_ops and math.isnan(nan_ops[0].stats.min) and math.isnan(back.losses[-1][1])

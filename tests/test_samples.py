@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import core
-from core import events
-from core.program import ProgramError, Run, load
+from core.debug.program import ProgramError, Run, load
+from core.observe import events
+from core.observe.bus import BUS
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "samples")
 SAMPLES = sorted(f for f in os.listdir(SAMPLES_DIR) if f.endswith(".py"))
@@ -115,7 +116,7 @@ def test_sample_events_name_its_lines_and_scopes(name):
     path = sample_path(name)
     run = load(path).build("cpu")
     seen = []
-    unsubscribe = events.BUS.subscribe(seen.append, stats=True, source=True)
+    unsubscribe = BUS.subscribe(seen.append, stats=True, source=True)
     try:
         take_step(run, 0)
     finally:
@@ -172,7 +173,7 @@ def test_control_flow_takes_different_paths():
     paths = []
     for i in range(2):
         seen = []
-        unsubscribe = events.BUS.subscribe(seen.append)
+        unsubscribe = BUS.subscribe(seen.append)
         try:
             take_step(run, i)
         finally:
@@ -237,7 +238,7 @@ GOOD = '''"""Tiny
 A one-parameter program.
 """
 import core
-from core.program import Run
+from core.debug.program import Run
 
 
 def build(device="cpu"):
@@ -344,7 +345,7 @@ def test_error_in_build_names_the_line(tmp_path):
     ],
 )
 def test_build_result_is_checked(tmp_path, body, message):
-    text = f'from core.program import Run\n\n\ndef build(device="cpu"):\n    {body}\n'
+    text = f'from core.debug.program import Run\n\n\ndef build(device="cpu"):\n    {body}\n'
     program = load(write(tmp_path, text))
     with pytest.raises(ProgramError, match=message):
         program.build()

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from core.events import ModuleExit, OpBackward, OpForward, ParameterUpdated
-from core.program import ProgramError
-from core.session import Breakpoint, Session
+from core.debug.program import ProgramError
+from core.debug.session import Breakpoint, Session
+from core.observe.events import ModuleExit, OpBackward, OpForward, ParameterUpdated
 
 MLP = '''
 """Tiny MLP
@@ -21,7 +21,7 @@ Two layers on random data.
 import core
 from core import nn, optim
 import core.functional as F
-from core.program import Run
+from core.debug.program import Run
 
 
 class Net(nn.Module):
@@ -188,7 +188,7 @@ def test_nan_breakpoint_names_op_inputs_and_line(tmp_path):
         """
         import numpy as np
         import core
-        from core.program import Run
+        from core.debug.program import Run
 
         def build(device="cpu"):
             w = core.tensor([1.0, 2.0], requires_grad=True)
@@ -226,7 +226,7 @@ def test_stop_ends_an_endless_model_within_100_ms(tmp_path):
         Never returns from its step.
         """
         import core
-        from core.program import Run
+        from core.debug.program import Run
 
         def build(device="cpu"):
             x = core.tensor([1.0], requires_grad=True)
@@ -257,7 +257,7 @@ def test_stop_interrupts_pure_python_loop(tmp_path):
 
         Loops without any tensor op.
         """
-        from core.program import Run
+        from core.debug.program import Run
 
         def build(device="cpu"):
             def step():
@@ -285,7 +285,7 @@ def test_error_in_the_model_ends_the_run_and_is_kept(tmp_path):
         A shape mismatch at step 1.
         """
         import core
-        from core.program import Run
+        from core.debug.program import Run
 
         def build(device="cpu"):
             w = core.randn(3, 4, requires_grad=True)
@@ -437,15 +437,13 @@ def test_a_run_on_the_gpu_records_host_values(mlp):
     cpu = Session.from_file(mlp, device="cpu", steps=2)
     cpu.start()
     assert cpu.wait(60)
-    assert [round(v, 4) for _, v in cpu.recording.losses] == [
-        round(v, 4) for _, v in rec.losses
-    ]
+    assert [round(v, 4) for _, v in cpu.recording.losses] == [round(v, 4) for _, v in rec.losses]
 
 
 def test_dead_relu_recording_shows_the_zero_gradient_fraction():
     import os
 
-    from core.events import GradAccumulated
+    from core.observe.events import GradAccumulated
 
     path = os.path.join(os.path.dirname(__file__), "..", "samples", "dead_relu.py")
     session = Session.from_file(path, steps=2)

@@ -1,4 +1,4 @@
-"""``core.events.summarize`` and its one-pass kernels (``core.moments``).
+"""``core.observe.stats.summarize`` and its one-pass kernels (``core.observe.moments``).
 
 Both implementations, Numba's compiled loop and NumPy's passes, are checked
 against a plain float64 reference on the same arrays: random ones from
@@ -20,13 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core import events, moments
+from core.observe import moments
+from core.observe import stats as observe_stats
+from core.observe.events import Stats
 
 
 @pytest.fixture(params=["numba", "numpy"])
 def backend(request, monkeypatch) -> str:
     """Each implementation in turn; the statistics cache is emptied for each test."""
-    monkeypatch.setattr(events, "_recent", {})
+    monkeypatch.setattr(observe_stats, "_recent", {})
     if request.param == "numpy":
         monkeypatch.setattr(moments, "_compiled", None)
         monkeypatch.setattr(moments, "_backend", "numpy")
@@ -35,9 +37,9 @@ def backend(request, monkeypatch) -> str:
     return request.param
 
 
-def summarize_fresh(array: np.ndarray) -> events.Stats:
-    events._recent.clear()
-    return events.summarize(array)
+def summarize_fresh(array: np.ndarray) -> Stats:
+    observe_stats._recent.clear()
+    return observe_stats.summarize(array)
 
 
 # sizes on both sides of the float32 kernel's blocks and of moments.SMALL (float64)
@@ -59,8 +61,7 @@ def test_random_arrays_match_the_reference(backend, dtype, size):
     a=hnp.arrays(
         dtype=st.sampled_from([np.float32, np.float64]),
         shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40),
-        elements={"allow_nan": False, "allow_infinity": False, "min_value": -1e6,
-                  "max_value": 1e6},
+        elements={"allow_nan": False, "allow_infinity": False, "min_value": -1e6, "max_value": 1e6},
     )
 )
 def test_hypothesis_arrays_match_the_reference(a):
@@ -144,18 +145,26 @@ def test_constant_array_has_zero_std_and_its_value_as_mean(backend, dtype, size)
 def test_moments_on_a_small_array(backend):
     total, squares, low, high, zeros = moments.moments(np.array([0.0, -1.0, 3.0]))
     assert (float(total), float(squares), float(low), float(high), int(zeros)) == (
-        2.0, 10.0, -1.0, 3.0, 1
+        2.0,
+        10.0,
+        -1.0,
+        3.0,
+        1,
     )
 
 
 def test_environment_switch_chooses_numpy():
     code = (
-        "from core import moments; import numpy as np; moments.moments(np.ones(3));"
+        "from core.observe import moments; import numpy as np; moments.moments(np.ones(3));"
         "print(moments.backend(), '|', moments.unavailable_reason())"
     )
     env = {**os.environ, "GRADSTEP_STATS": "numpy"}
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     ).stdout
     assert out.strip() == "numpy | GRADSTEP_STATS=numpy is set"

@@ -19,8 +19,9 @@ import core
 import core.functional as F
 import widgets.breakpoints
 from core import optim
-from core.events import BUS, OpBackward, OpForward, ParameterUpdated, StepStarted
-from core.session import BREAKPOINT_KINDS, Breakpoint
+from core.debug.session import BREAKPOINT_KINDS, Breakpoint
+from core.observe.bus import BUS
+from core.observe.events import OpBackward, OpForward, ParameterUpdated, StepStarted
 from widgets.breakpoints import BreakpointsPanel, from_json, parse_value, to_json
 from widgets.event_log import COLUMNS, EventLog, EventLogModel
 from widgets.samples import SamplesBrowser, scan_samples

@@ -17,7 +17,8 @@ from PySide6.QtCore import QCoreApplication, QPoint, QPointF, Qt, QThreadPool  #
 from PySide6.QtGui import QTextCursor  # noqa: E402
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
-from core.events import Source, Stats, summarize  # noqa: E402
+from core.observe.events import Source, Stats
+from core.observe.stats import summarize  # noqa: E402
 from widgets.data import WARNING_COLOR, NodeInfo, format_number, histogram  # noqa: E402
 from widgets.inspector import ASYNC_THRESHOLD, EMPTY_TEXT, Inspector, TensorPanel  # noqa: E402
 from widgets.loss_plot import REDRAW_MS, LossPlot  # noqa: E402

@@ -1,4 +1,4 @@
-"""The breakpoints panel: a small editable table of ``core.session.Breakpoint``.
+"""The breakpoints panel: a small editable table of ``core.debug.session.Breakpoint``.
 
 Each breakpoint is a kind (``BREAKPOINT_KINDS``) and a value checked per kind by
 ``parse_value``; a value that does not fit gives a message under the add row, never
@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.ops import Op
-from core.session import BREAKPOINT_KINDS, Breakpoint
+from core.debug.session import BREAKPOINT_KINDS, Breakpoint
+from core.engine.ops import Op
 
 OP_NAMES = sorted(op.label for op in Op)
 KIND_LABELS = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.events import Source, Stats
+from core.observe.events import Source, Stats
 
 WARNING_COLOR = "#d9480f"  # NaN, Inf and failed checks, in every panel
 OK_COLOR = "#2b8a3e"  # a passed gradient check

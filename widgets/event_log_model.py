@@ -26,7 +26,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor
 
-from core import events as ev
+from core.observe import events as ev
 
 PHASES = ("forward", "backward", "update", "other")
 COLUMNS = ("#", "phase", "kind", "op / name", "node", "shape", "scope", "time (µs)", "source")

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QStyleOptionGraphicsItem,
 )
 
-from core.events import StepStarted
-from core.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from core.observe.events import StepStarted
 from widgets.graph_model import GraphNode
 
 if TYPE_CHECKING:

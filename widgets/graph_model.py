@@ -8,7 +8,7 @@ mark a node as reached by the gradient and give it a gradient norm.
 Update-phase ops (the optimizer's arithmetic) are not drawn: they belong to no
 node of the model's graph, and the event log lists them.
 
->>> from core.events import OpForward, TensorCreated
+>>> from core.observe.events import OpForward, TensorCreated
 >>> g = GraphModel()
 >>> g.feed(TensorCreated(1, "input", "x", (2,), "float32", "cpu", False, ""), 0)
 >>> g.feed(OpForward(1, "tanh", (1,), 2, (), (2,), "float32", "cpu", 0, "", "forward", False), 1)
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.events import (
+from core.observe.events import (
     GradAccumulated,
     OpBackward,
     OpForward,

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import ModuleEnter, StepStarted, TensorCreated
+from core.observe.events import ModuleEnter, StepStarted, TensorCreated
 from widgets.graph_item import (
     BACKGROUND,
     NODE_HEIGHT,

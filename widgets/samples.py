@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.program import read_docstring
+from core.debug.program import read_docstring
 
 Sample = tuple[str, str, str]  # (path, title, description)
 PATH_ROLE = Qt.ItemDataRole.UserRole

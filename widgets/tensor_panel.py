@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import Stats, summarize
+from core.observe.events import Stats
+from core.observe.stats import summarize
 from widgets.data import (
     CURVE_COLOR,
     MUTED_COLOR,

@@ -9,7 +9,7 @@ A Recording subscribes to the bus (through a Session, or ``attach``) and keeps:
 - a cursor over the events, for stepping back and forth without re-executing.
 
 >>> import core
->>> from core.recording import Recording
+>>> from core.debug.recording import Recording
 >>> rec = Recording()
 >>> with rec.attach():
 ...     x = core.tensor([1.0, -2.0], requires_grad=True)
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from core import cuda
-from core.events import (
-    BUS,
+from core.device import to_host
+from core.observe.bus import BUS
+from core.observe.events import (
     GradAccumulated,
     OpBackward,
     OpForward,
@@ -91,7 +91,7 @@ class Recording:
         if self.bytes + nbytes > self.cap_bytes:
             self.dropped.add(tid)
             return
-        host = cuda.to_host(array)
+        host = to_host(array)
         self.values[tid] = host.copy() if host is array else host
         self.bytes += nbytes
 

@@ -18,7 +18,7 @@ file and the reason (and the events.jsonl line).
 
 >>> import os, tempfile
 >>> import core
->>> from core.recording import Recording
+>>> from core.debug.recording import Recording
 >>> rec = Recording(meta={"program": "demo"})
 >>> with rec.attach():
 ...     x = core.tensor([1.0, -2.0], requires_grad=True)
@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from core.recfile_schema import (
+from core.debug.recfile_schema import (
     EVENT_TYPES,
     MAX_DEPTH,
     RecordingFileError,
@@ -67,8 +67,8 @@ from core.recfile_schema import (
     _short,
     _snapshot,
 )
-from core.recording import Recording
-from core.trace import TRACKS, chrome_trace, save_chrome_trace
+from core.debug.recording import Recording
+from core.debug.trace import TRACKS, chrome_trace, save_chrome_trace
 
 __all__ = [
     "EVENT_TYPES",
@@ -105,7 +105,7 @@ def _encode(recording: Recording) -> tuple[bytes, bytes, dict[int, np.ndarray]]:
         cls = type(event)
         name = cls.__name__
         if EVENT_TYPES.get(name) is not cls:
-            raise _Invalid(f"event {i}: {name} is not an event type of core.events")
+            raise _Invalid(f"event {i}: {name} is not an event type of core.observe.events")
         where = f"event {i} ({name})"
         obj = {"type": name, "t": _at(f"{where} time", _int_out, t)}
         obj.update(_at(where, _encoder(cls), event))

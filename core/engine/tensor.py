@@ -26,16 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from core import cuda
+from core.device import to_device, to_host, xp_for
+from core.engine.ops import REGISTRY, Op, OpDef
 from core.errors import DeviceError, DtypeError, GradError, OpError, ShapeError
-from core.events import (
-    BUS,
-    OpForward,
-    Source,
-    TensorCreated,
-    summarize,
-)
-from core.ops import REGISTRY, Op, OpDef
+from core.observe.bus import BUS
+from core.observe.events import OpForward, Source, TensorCreated
+from core.observe.stats import summarize
 
 float32 = np.float32
 float64 = np.float64
@@ -198,7 +194,7 @@ class Tensor:
     def __init__(
         self, data: Any, dtype: Any = None, requires_grad: bool = False, device: str = "cpu"
     ) -> None:
-        xp = cuda.xp_for(device)
+        xp = xp_for(device)
         if isinstance(data, Tensor):
             data = data.data
         array = xp.asarray(data, dtype=dtype)
@@ -246,7 +242,7 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The value as a host NumPy array (a copy for "cuda" tensors)."""
-        return cuda.to_host(self.data)
+        return to_host(self.data)
 
     def item(self) -> float:
         if self.data.size != 1:
@@ -295,8 +291,8 @@ class Tensor:
         """
         if device == self.device:
             return self
-        cuda.xp_for(device)  # fails with the reason when unavailable
-        return _wrap(cuda.to_device(self.data, device), device, self.requires_grad and self.is_leaf)
+        xp_for(device)  # fails with the reason when unavailable
+        return _wrap(to_device(self.data, device), device, self.requires_grad and self.is_leaf)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -316,7 +312,7 @@ class Tensor:
         The graph is freed afterwards unless ``retain_graph`` (which defaults to
         ``create_graph``, as in PyTorch).
         """
-        from core.autograd import backward
+        from core.engine.autograd import backward
 
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
@@ -568,7 +564,7 @@ def _lift(value: Any, like: Tensor) -> Tensor:
         cached = _constants.get(key)
         if cached is not None:
             return cached
-    xp = np if like.device == "cpu" else cuda.xp_for(like.device)
+    xp = np if like.device == "cpu" else xp_for(like.device)
     t = _wrap(xp.asarray(value, dtype=dtype), like.device, False)
     if listening:
         announce(t, "constant")
@@ -607,7 +603,7 @@ def _plain_index(index: Any, device: str) -> Any:
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, list):
-        return cuda.xp_for(device).asarray(index)
+        return xp_for(device).asarray(index)
     return index
 
 
@@ -699,7 +695,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
             if t.device != device or (t.data.dtype is not a.dtype and opdef.same_dtype):
                 _check_inputs(op, opdef, inputs)
                 break
-    xp = np if device == "cpu" else cuda.xp_for(device)
+    xp = np if device == "cpu" else xp_for(device)
     emit = BUS.active and not _quiet.get()
     if emit:
         start = perf_counter_ns()

@@ -8,7 +8,7 @@ one entry point, ``build(device)``, returning a ``Run``::
     One neuron, tanh(w*x + b), fitted to a few points.
     '''
     import core
-    from core.program import Run
+    from core.debug.program import Run
 
     def build(device="cpu"):
         w = core.tensor(0.1, requires_grad=True, device=device)

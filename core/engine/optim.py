@@ -18,9 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from core.events import BUS, ParameterUpdated, summarize
-from core.ops import Op
-from core.tensor import Tensor, apply, no_grad, phase
+from core.engine.ops import Op
+from core.engine.tensor import Tensor, apply, no_grad, phase
+from core.observe.bus import BUS
+from core.observe.events import ParameterUpdated
+from core.observe.stats import summarize
 
 
 class Optimizer:

@@ -1,6 +1,6 @@
 """What a recording file may hold: field codecs, plain values, strict JSON, errors.
 
-Internal to ``core.recfile`` (save and load) and ``core.trace`` (the Chrome trace
+Internal to ``core.debug.recfile`` (save and load) and ``core.debug.trace`` (the Chrome trace
 export). Each field type of an event gets an encoder (value -> JSON data) and a
 decoder (JSON data -> value); both check the type and raise ``_Invalid``, which
 the callers turn into a ``RecordingFileError`` naming the file.
@@ -10,7 +10,7 @@ the callers turn into a ``RecordingFileError`` naming the file.
 >>> _at("shape", _decoder(tuple[int, ...]), [1, "2"])
 Traceback (most recent call last):
   ...
-core.recfile_schema._Invalid: shape[1]: expected an integer, got a string
+core.debug.recfile_schema._Invalid: shape[1]: expected an integer, got a string
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any, Union
 
 import numpy as np
 
-from core import events as ev
+from core.debug.recording import Recording
 from core.errors import GradstepError
-from core.recording import Recording
+from core.observe import events as ev
 
 MAX_DEPTH = 32  # nesting of plain values (op attributes, meta)
 _INT64 = (-(2**63), 2**63 - 1)

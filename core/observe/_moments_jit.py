@@ -1,4 +1,4 @@
-"""The compiled loops behind ``core.moments`` (imported only when Numba is used).
+"""The compiled loops behind ``core.observe.moments`` (imported only when Numba is used).
 
 Each takes a non-empty, 1-D, C-contiguous array. An indexed loop with
 reassociation allowed is what LLVM vectorises; the no-NaN/no-Inf flags are

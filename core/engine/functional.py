@@ -1,7 +1,7 @@
 """Functions on tensors, PyTorch's ``torch.nn.functional`` names where it has one.
 
 >>> import core
->>> import core.functional as F
+>>> import core.engine.functional as F
 >>> x = core.tensor([[1.0, 2.0, 3.0]], dtype="float64")
 >>> F.softmax(x).numpy().round(3).tolist()
 [[0.09, 0.245, 0.665]]
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from core import cuda
+from core.device import xp_for
+from core.engine.ops import Op
+from core.engine.tensor import Tensor, _lift, _wrap, apply
 from core.errors import DtypeError, ShapeError
-from core.ops import Op
-from core.tensor import Tensor, _lift, _wrap, apply
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def constant(array: Any, device: str) -> Tensor:
 
 def one_hot(target: Tensor, classes: int, dtype: Any = np.float32) -> Tensor:
     """Rows of zeros with a one at each target index (a constant)."""
-    xp = cuda.xp_for(target.device)
+    xp = xp_for(target.device)
     n = target.shape[0]
     out = xp.zeros((n, classes), dtype=dtype)
     out[xp.arange(n), target.data] = 1
@@ -128,15 +128,13 @@ def pow(x: Tensor, exponent: Any) -> Tensor:
 # -- shape -----------------------------------------------------------------------
 
 
-def matmul(
-    a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False
-) -> Tensor:
+def matmul(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:
     """``a @ b``; ``transpose_a``/``transpose_b`` swap an operand's last two axes
     first, inside the one op (as TensorFlow's ``matmul``), so ``g.T @ x`` costs
     no separate transpose.
 
     >>> import core
-    >>> import core.functional as F
+    >>> import core.engine.functional as F
     >>> g, x = core.ones(3, 2), core.ones(3, 4)
     >>> F.matmul(g, x, transpose_a=True).shape
     (2, 4)
@@ -281,7 +279,7 @@ def layer_norm(
         raise ShapeError(
             f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
         )
-    xp = cuda.xp_for(x.device)
+    xp = xp_for(x.device)
     if weight is None:
         weight = constant(xp.ones(shape, dtype=x.dtype), x.device)
     if bias is None:

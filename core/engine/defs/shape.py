@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from core import cuda
-from core import functional as F
-from core.ops import Op, define
+from core.device import scatter_add
+from core.engine import functional as F
+from core.engine.ops import Op, define
 
 
 def _size(shape, axis) -> int:
@@ -157,7 +157,7 @@ def _scatter_add(xp, g, shape, index):
     if _is_basic(index):
         out[index] = g
     else:
-        cuda.scatter_add(xp, out, index, g)
+        scatter_add(xp, out, index, g)
     return out
 
 

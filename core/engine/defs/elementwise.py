@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from core import cuda
-from core import functional as F
-from core.ops import Op, define
+from core.device import xp_for
+from core.engine import functional as F
+from core.engine.ops import Op, define
 
 _GELU_K = math.sqrt(2.0 / math.pi)
 
@@ -166,7 +166,7 @@ def _sigmoid_backward_grad(ctx, gz):
 def _relu_backward_grad(ctx, gz):
     # linear in g; the mask is piecewise constant in y, so its derivative is zero
     y = ctx.inputs[1]
-    gy = F.constant(cuda.xp_for(y.device).zeros_like(y.data), y.device) if ctx.needs(1) else None
+    gy = F.constant(xp_for(y.device).zeros_like(y.data), y.device) if ctx.needs(1) else None
     return F.relu_backward(gz, y), gy
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from core import cuda
+from core.device import to_device, xp_for
+from core.engine.tensor import Tensor, _wrap, announce
 from core.errors import DtypeError
-from core.tensor import Tensor, _wrap, announce
 
 _rng = np.random.default_rng(0)
 
@@ -42,7 +42,7 @@ def _shape(shape: tuple) -> tuple[int, ...]:
 
 
 def _leaf(array: np.ndarray, device: str, requires_grad: bool, kind: str = "input") -> Tensor:
-    t = _wrap(cuda.to_device(array, device), device, requires_grad)
+    t = _wrap(to_device(array, device), device, requires_grad)
     announce(t, kind)
     return t
 
@@ -76,14 +76,14 @@ def full(shape: Any, value: float, *, dtype: Any = np.float32, requires_grad=Fal
 
 
 def zeros_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
-    xp = cuda.xp_for(t.device)
+    xp = xp_for(t.device)
     out = _wrap(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad)
     announce(out, "input")
     return out
 
 
 def ones_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
-    xp = cuda.xp_for(t.device)
+    xp = xp_for(t.device)
     out = _wrap(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad)
     announce(out, "input")
     return out

@@ -11,7 +11,7 @@ run produces goes to event listeners after the Recording has it.
 Listeners are called in the worker thread; a GUI queues what it gets.
 
 >>> import core
->>> from core.session import Session
+>>> from core.debug.session import Session
 >>> s = Session.from_file("samples/neuron.py", steps=3)
 >>> s.start(); s.wait(30)
 True
@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from core import program as programs
-from core.events import (
-    BUS,
+from core.debug import program as programs
+from core.debug.recording import DEFAULT_CAP, Recording
+from core.engine.tensor import announce, reset_ids
+from core.observe.bus import BUS
+from core.observe.events import (
     BackwardStarted,
     GradAccumulated,
     ModuleEnter,
@@ -47,8 +49,6 @@ from core.events import (
     StepStarted,
     TensorCreated,
 )
-from core.recording import DEFAULT_CAP, Recording
-from core.tensor import announce, reset_ids
 
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
 OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)

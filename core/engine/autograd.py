@@ -18,18 +18,13 @@ from collections.abc import Iterable
 from operator import attrgetter
 from time import perf_counter_ns
 
-from core import cuda
+from core.device import xp_for
+from core.engine.ops import Op
+from core.engine.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap, apply
 from core.errors import GradError, ShapeError
-from core.events import (
-    BUS,
-    BackwardEnded,
-    BackwardStarted,
-    GradAccumulated,
-    OpBackward,
-    summarize,
-)
-from core.ops import Op
-from core.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap, apply
+from core.observe.bus import BUS
+from core.observe.events import BackwardEnded, BackwardStarted, GradAccumulated, OpBackward
+from core.observe.stats import summarize
 
 
 def _topo_order(root: Node) -> list[Node]:
@@ -81,7 +76,7 @@ def backward(
                 f"backward: the tensor has shape {root.shape}, not one element; pass a "
                 f"gradient of that shape, e.g. y.backward(core.ones_like(y)){_where()}"
             )
-        xp = cuda.xp_for(root.device)
+        xp = xp_for(root.device)
         one = xp.array(1, dtype=root.data.dtype)  # d root / d root (np.ones is slower)
         if root.data.ndim:
             one = one.reshape(root.data.shape)

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from core import cuda
-from core import functional as F
+from core.device import to_device, xp_for
+from core.engine import functional as F
+from core.engine.creation import generator
+from core.engine.tensor import Tensor, _scope, announce
 from core.errors import GradstepError
-from core.events import BUS, ModuleEnter, ModuleExit
-from core.factory import generator
-from core.tensor import Tensor, _scope, announce
+from core.observe.bus import BUS
+from core.observe.events import ModuleEnter, ModuleExit
 
 # What NumPy raises on a missing, truncated or corrupt .npz file.
 _BAD_FILE = (
@@ -155,9 +156,9 @@ class Module:
 
     def to(self, device: str) -> Module:
         """Move every parameter to ``device`` in place; returns self."""
-        cuda.xp_for(device)
+        xp_for(device)
         for p in self.parameters():
-            p.data = cuda.to_device(p.data, device)
+            p.data = to_device(p.data, device)
             p.device = device
             p.grad = None
         return self
@@ -197,7 +198,7 @@ class Module:
                 )
             checked.append((p, value))
         for p, value in checked:
-            p.data = cuda.to_device(value.astype(p.dtype), p.device)
+            p.data = to_device(value.astype(p.dtype), p.device)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the parameters to an ``.npz`` file at exactly ``path`` (no pickle)."""
@@ -229,7 +230,7 @@ class Module:
 
 def _uniform(shape: tuple[int, ...], bound: float, device: str) -> Parameter:
     values = generator().uniform(-bound, bound, size=shape).astype(np.float32)
-    return Parameter(cuda.to_device(values, device), device=device)
+    return Parameter(to_device(values, device), device=device)
 
 
 class Linear(Module):
@@ -352,7 +353,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, device: str = "cpu") -> None:
         super().__init__()
         values = generator().standard_normal((num_embeddings, embedding_dim))
-        self.weight = Parameter(cuda.to_device(values.astype(np.float32), device), device=device)
+        self.weight = Parameter(to_device(values.astype(np.float32), device), device=device)
 
     def forward(self, indices: Tensor) -> Tensor:
         return F.embedding(indices, self.weight)

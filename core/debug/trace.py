@@ -1,6 +1,6 @@
 """Chrome trace export of a Recording, for Perfetto or chrome://tracing.
 
->>> from core.recording import Recording
+>>> from core.debug.recording import Recording
 >>> [e["args"]["name"] for e in chrome_trace(Recording())["traceEvents"][1::2]]
 ['forward', 'backward', 'update', 'steps', 'modules']
 """
@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core import events as ev
-from core.recfile_schema import (
+from core.debug.recfile_schema import (
     _NUMERIC_KINDS,
     MAX_DEPTH,
     RecordingFileError,
@@ -23,7 +22,8 @@ from core.recfile_schema import (
     _float_out,
     _snapshot,
 )
-from core.recording import Recording
+from core.debug.recording import Recording
+from core.observe import events as ev
 
 TRACKS = {"forward": 1, "backward": 2, "update": 3, "steps": 4, "modules": 5}
 _OP_TRACKS = ("forward", "backward", "update")
@@ -37,7 +37,7 @@ def chrome_trace(recording: Recording) -> dict[str, Any]:
     backward passes and module scopes are spans on their own tracks. Times are
     microseconds from the earliest instant in the recording.
 
-    >>> from core.recording import Recording
+    >>> from core.debug.recording import Recording
     >>> sorted(chrome_trace(Recording()))
     ['displayTimeUnit', 'traceEvents']
     """

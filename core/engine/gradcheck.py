@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import cuda
-from core.autograd import grad
-from core.tensor import Tensor, no_grad
+from core.device import to_device, to_host, xp_for
+from core.engine.autograd import grad
+from core.engine.tensor import Tensor, no_grad
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,10 @@ def gradcheck(
     """
     inputs = list(inputs)
     out = fn(*inputs)
-    xp = cuda.xp_for(out.device)
+    xp = xp_for(out.device)
     rng = np.random.default_rng(seed)
     v_host = rng.standard_normal(out.shape).astype(out.dtype)
-    v = Tensor(cuda.to_device(v_host, out.device), dtype=out.dtype, device=out.device)
+    v = Tensor(to_device(v_host, out.device), dtype=out.dtype, device=out.device)
     wanted = [t for t in inputs if t.requires_grad]
     analytic = grad(out, wanted, v)
 
@@ -95,7 +95,7 @@ def gradcheck(
             flat[i] = base
             numeric.reshape(-1)[i] = (up - down) / (2 * eps)
         t.data[...] = original
-        a = np.zeros(t.shape) if g is None else cuda.to_host(g.data).astype(np.float64)
+        a = np.zeros(t.shape) if g is None else to_host(g.data).astype(np.float64)
         err = np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), 1e-3)
         worst = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
         reports.append(

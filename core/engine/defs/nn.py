@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from core import functional as F
-from core.defs_shape import reduce_max, reduce_sum
-from core.ops import Op, define
+from core.engine import functional as F
+from core.engine.defs.shape import reduce_max, reduce_sum
+from core.engine.ops import Op, define
 
 # -- matmul ------------------------------------------------------------------
 

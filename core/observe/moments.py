@@ -17,7 +17,7 @@ in the environment, NumPy makes the passes. The kernels are compiled on first
 use and cached on disk, so importing ``core`` stays fast.
 
 Values are not checked for NaN or Inf here: a non-finite element makes the sum
-or the sum of squares non-finite, and ``core.events.summarize`` then takes its
+or the sum of squares non-finite, and ``core.observe.stats.summarize`` then takes its
 exact path.
 
 >>> import numpy as np
@@ -124,7 +124,9 @@ def _load() -> None:
 
 
 def _compile() -> ModuleType:
-    from core import _moments_jit as jit  # imports Numba: only when statistics are first asked for
+    from core.observe import (
+        _moments_jit as jit,  # imports Numba: only when statistics are first asked for
+    )
 
     # compile (or load from the disk cache) every kernel now, so that a failure
     # falls back here rather than in the middle of a run

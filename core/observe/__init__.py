@@ -1,0 +1,1 @@
+"""Observing the engine: the event vocabulary, the bus and tensor statistics."""
