@@ -32,18 +32,11 @@ from core.engine.creation import (
     zeros,
     zeros_like,
 )
+from core.engine.dispatch import reset_ids
 from core.engine.gradcheck import GradcheckReport, gradcheck
+from core.engine.modes import enable_grad, is_grad_enabled, no_grad
 from core.engine.ops import Op
-from core.engine.tensor import (
-    Tensor,
-    enable_grad,
-    float32,
-    float64,
-    int64,
-    is_grad_enabled,
-    no_grad,
-    reset_ids,
-)
+from core.engine.tensor import Tensor, float32, float64, int64
 from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
 
 __all__ = [

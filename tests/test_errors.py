@@ -14,7 +14,7 @@ from helpers_data import needs_gpu, next_line
 import core
 import core.functional as F
 from core import device, nn
-from core.engine.tensor import _wrap
+from core.engine.dispatch import wrap as _wrap
 
 HERE = os.path.basename(__file__)
 NO_GPU = pytest.mark.skipif(device.is_available(), reason="a GPU is available here")

@@ -418,9 +418,9 @@ def test_parameter_updates_follow_backward(step):
     for i, e in updated:
         p = step.params[e.name]
         assert (e.tensor_id, e.optimizer) == (p.id, "SGD")
-        update = events[i - 1]  # p - lr * grad, one op
-        assert isinstance(update, OpForward) and update.op == "add_scaled"
-        assert update.output == e.value_id
+        update = events[i - 1]  # p -= lr * grad, one op in place
+        assert isinstance(update, OpForward) and update.op == "add_scaled_"
+        assert update.output == e.value_id and update.writes == p.id
         assert update.inputs == (p.id, p.grad.id) and update.attrs == (("alpha", -LR),)
         expected = step.before[e.name] - np.float32(LR) * p.grad.numpy()
         np.testing.assert_allclose(step.values[e.value_id], expected, rtol=1e-6)

@@ -386,9 +386,14 @@ def test_parameter_values_follow_the_cursor(mlp):
         if type(e) is ParameterUpdated and e.tensor_id == weight.id
     ]
     assert len(updates) == 3
-    before = rec.value(weight.id, at=updates[0] - 1)
-    after = rec.value(weight.id, at=updates[0])
+    writes = [
+        i for i, e in enumerate(rec.events) if type(e) is OpForward and e.writes == weight.id
+    ]
+    assert len(writes) == 3 and writes[0] < updates[0]  # the in-place op writes the value
+    before = rec.value(weight.id, at=writes[0] - 1)
+    after = rec.value(weight.id, at=writes[0])
     assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, rec.value(weight.id, at=updates[0]))
     rec.seek(updates[-1])
     np.testing.assert_array_equal(rec.value(weight.id), weight.numpy())
 

@@ -100,6 +100,8 @@ class Recording:
         if kind is OpForward:
             self.nodes[event.node_id] = index
             self.producer[event.output] = index
+            if event.writes is not None:  # an in-place op: a new value of that tensor
+                self._updates[event.writes].append((index, event.output))
         elif kind is OpBackward:
             out_index = self.nodes.get(event.node_id)
             if out_index is not None:

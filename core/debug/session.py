@@ -33,7 +33,7 @@ import numpy as np
 
 from core.debug import program as programs
 from core.debug.recording import DEFAULT_CAP, Recording
-from core.engine.tensor import announce, reset_ids
+from core.engine.dispatch import announce, reset_ids
 from core.observe.bus import BUS
 from core.observe.events import (
     BackwardStarted,

@@ -1,6 +1,7 @@
 """Reverse-mode autodiff: ``backward`` walks the graph ``apply`` recorded and runs
-each node's gradient rule (written with Tensor ops, so ``create_graph`` builds a
-differentiable graph of the backward pass itself).
+each node's gradient rule. Rules are written with Tensor ops, so the backward
+pass is itself made of registered ops: ``create_graph`` keeps a differentiable
+graph of it, and a tracer records it like any other part of a step.
 
 >>> import core
 >>> x = core.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
@@ -17,14 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter
 from time import perf_counter_ns
+from typing import Any
 
-from core.device import xp_for
+from core.engine import modes
+from core.engine.dispatch import Node, apply, constant, is_tensor
 from core.engine.ops import Op
-from core.engine.tensor import Node, Tensor, _grad_enabled, _phase, _quiet, _where, _wrap, apply
 from core.errors import GradError, ShapeError
 from core.observe.bus import BUS
-from core.observe.events import BackwardEnded, BackwardStarted, GradAccumulated, OpBackward
+from core.observe.events import (
+    BackwardEnded,
+    BackwardStarted,
+    GradAccumulated,
+    OpBackward,
+)
+from core.observe.source import where
 from core.observe.stats import summarize
+
+_node_number = attrgetter("id")
 
 
 def _topo_order(root: Node) -> list[Node]:
@@ -32,7 +42,8 @@ def _topo_order(root: Node) -> list[Node]:
     (the order their gradient rules run in), ``root`` first.
 
     A node is numbered when it is made, after the nodes that made its inputs,
-    so ordering the reachable nodes by number, newest first, is that order.
+    so ordering the reachable nodes by number, newest first, is that order. A
+    freed graph is refused here, before any rule runs.
     """
     seen = {root}
     stack = [root]
@@ -41,8 +52,7 @@ def _topo_order(root: Node) -> list[Node]:
         if node.freed:
             raise GradError(
                 f"backward: node {node.name} was already used by an earlier backward "
-                "whose graph was freed; pass retain_graph=True to the first backward"
-                f"{_where()}"
+                f"whose graph was freed; pass retain_graph=True to the first backward{where()}"
             )
         for t in node.inputs:
             child = t._node
@@ -52,98 +62,168 @@ def _topo_order(root: Node) -> list[Node]:
     return sorted(seen, key=_node_number, reverse=True)
 
 
-_node_number = attrgetter("id")
+def _leading_to(order: list[Node], wanted: set[int]) -> list[Node]:
+    """The nodes of ``order`` from which a gradient reaches a ``wanted`` tensor."""
+    useful: set[Node] = set()
+    for node in reversed(order):  # inputs' producers first
+        for t in node.inputs:
+            if t.id in wanted or (t._node is not None and t._node in useful):
+                useful.add(node)
+                break
+    return [n for n in order if n in useful]
 
 
-def backward(
-    root: Tensor,
-    gradient: Tensor | None = None,
-    *,
-    retain_graph: bool | None = None,
-    create_graph: bool = False,
-) -> None:
-    """Reverse-mode autodiff from ``root``; see ``Tensor.backward``."""
-    if retain_graph is None:
-        retain_graph = create_graph
-    if not root.requires_grad:
-        raise GradError(
-            "backward: this tensor does not require grad (no input had "
-            f"requires_grad=True, or it was made under no_grad()){_where()}"
-        )
+def _seed(root: Any, gradient: Any) -> Any:
+    """d root / d root (ones), or the caller's ``gradient``, checked."""
     if gradient is None:
         if root.data.size != 1:
             raise GradError(
                 f"backward: the tensor has shape {root.shape}, not one element; pass a "
-                f"gradient of that shape, e.g. y.backward(core.ones_like(y)){_where()}"
+                f"gradient of that shape, e.g. y.backward(core.ones_like(y)){where()}"
             )
-        xp = xp_for(root.device)
-        one = xp.array(1, dtype=root.data.dtype)  # d root / d root (np.ones is slower)
-        if root.data.ndim:
-            one = one.reshape(root.data.shape)
-        gradient = _wrap(one, root.device, False)
-    elif not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
+        if root.data.ndim == 0:
+            return constant(1.0, like=root)
+        return constant(root.data.dtype.type(1.0), like=root).expand(*root.shape)
+    if not is_tensor(gradient):
+        gradient = constant(gradient, like=root)
     if gradient.data.shape != root.data.shape:
         raise ShapeError(
             f"backward: gradient shape {gradient.shape} does not match the tensor's "
-            f"shape {root.shape}{_where()}"
+            f"shape {root.shape}{where()}"
         )
-    emit = BUS.active
+    return gradient
+
+
+def backward(
+    root: Any,
+    gradient: Any = None,
+    *,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Reverse-mode autodiff from ``root`` into every leaf's ``.grad``; see
+    ``Tensor.backward``."""
+    if not root.requires_grad:
+        raise GradError(
+            "backward: this tensor does not require grad (no input had "
+            f"requires_grad=True, or it was made under no_grad()){where()}"
+        )
     start = perf_counter_ns()
+    with modes.phase("backward"):
+        seed = _seed(root, gradient)
+    leaves = _run(root, seed, retain_graph, create_graph, None)
+    with modes.phase("backward"), modes.Mode(modes.grad_enabled, create_graph):
+        _accumulate(leaves, create_graph)
+    if BUS.active:
+        BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
+
+
+def _run(
+    root: Any,
+    seed: Any,
+    retain_graph: bool | None,
+    create_graph: bool,
+    wanted: set[int] | None,
+) -> dict[int, tuple[Any, Any]]:
+    """Run the rules from ``root``; returns {tensor id: (tensor, gradient)} for
+    the leaves (or, with ``wanted``, for those tensors only)."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    emit = BUS.active
+    found: dict[int, tuple[Any, Any]] = {}
     if root._node is None:
         if emit:
             BUS.emit(BackwardStarted(root=root.id, nodes=()))
-        _flush_leaves({root.id: (root, gradient)}, create_graph, emit)
-        if emit:
-            BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
-        return
-    order = _topo_order(root._node)  # raises before any rule runs on a freed graph
+        if wanted is None or root.id in wanted:
+            found[root.id] = (root, seed)
+        return found
+    order = _topo_order(root._node)
+    if wanted is not None:
+        order = _leading_to(order, wanted)
     if emit:
         BUS.emit(BackwardStarted(root=root.id, nodes=tuple(n.id for n in order)))
-    grads: dict[Node, Tensor] = {root._node: gradient}  # incoming gradient per node
-    leaves: dict[int, tuple[Tensor, Tensor]] = {}
-    grad_token = _grad_enabled.set(create_graph)
-    phase_token = _phase.set("backward")
-    quiet_token = _quiet.set(not create_graph)
-    try:
+    if wanted is not None and root.id in wanted:
+        found[root.id] = (root, seed)
+    grads: dict[Node, Any] = {root._node: _slots(root._node, root, seed)}
+    label_rules = BUS.want_backward_ops
+    with modes.phase("backward"), modes.Mode(modes.grad_enabled, create_graph):
         for node in order:
             g = grads.pop(node, None)
             if g is None:
                 continue
             t0 = perf_counter_ns() if emit else 0
-            given = list(node.opdef.grad(node, g))  # one gradient (or None) per input
-            for i, inp in enumerate(node.inputs):
-                gi = given[i]
-                if gi is None:
-                    continue
-                if not inp.requires_grad:
-                    given[i] = None  # as the event reports it
-                    continue
-                shape = inp.data.shape
-                if gi.data.shape != shape:  # broadcast: sum back to the input
-                    gi = given[i] = apply(Op.SUM_TO, (gi,), {"shape": shape})
-                producer = inp._node
-                if producer is None:
-                    prev = leaves.get(inp.id)
-                    leaves[inp.id] = (inp, gi if prev is None else prev[1] + gi)
-                else:
-                    prev_g = grads.get(producer)
-                    grads[producer] = gi if prev_g is None else prev_g + gi
+            token = modes.rule_node.set(node.id) if label_rules else None
+            try:
+                given = _rule(node, g)
+                _route(node, given, grads, found, wanted)
+            finally:
+                if token is not None:
+                    modes.rule_node.reset(token)
             if emit:
                 _emit_backward(node, g, given, perf_counter_ns() - t0)
             if not retain_graph:
                 node.freed = True
-                node.saved = None
-        _flush_leaves(leaves, create_graph, emit)
-    finally:
-        _quiet.reset(quiet_token)
-        _phase.reset(phase_token)
-        _grad_enabled.reset(grad_token)
-    if emit:
-        BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
+                node.side = None
+    return found
 
 
-def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
+def _route(node: Node, given: list, grads: dict, found: dict, wanted: set[int] | None) -> None:
+    """Send each input's gradient on: to its producer's entry, or to ``found``
+    (leaves; or, with ``wanted``, the tensors asked for)."""
+    for i, inp in enumerate(node.inputs):
+        gi = given[i]
+        if gi is None:
+            continue
+        if not inp.requires_grad:
+            given[i] = None  # as the event reports it
+            continue
+        shape = inp.data.shape
+        if gi.data.shape != shape:  # broadcast: sum back to the input
+            gi = given[i] = apply(Op.SUM_TO, (gi,), {"shape": shape})
+        if wanted is not None and inp.id in wanted:
+            prev = found.get(inp.id)
+            found[inp.id] = (inp, gi if prev is None else prev[1] + gi)
+        producer = inp._node
+        if producer is None:
+            if wanted is None:
+                prev = found.get(inp.id)
+                found[inp.id] = (inp, gi if prev is None else prev[1] + gi)
+        else:
+            _add(grads, producer, inp, gi)
+
+
+def _slots(node: Node, t: Any, g: Any) -> Any:
+    """The gradient entry of ``node`` holding ``g`` for its output ``t``."""
+    if node.side is None and len(node.opdef.outputs) == 1:
+        return g
+    entry = [None] * len(node.opdef.outputs)
+    entry[getattr(t, "_slot", 0)] = g
+    return entry
+
+
+def _add(grads: dict[Node, Any], producer: Node, t: Any, g: Any) -> None:
+    prev = grads.get(producer)
+    if len(producer.opdef.outputs) == 1:
+        grads[producer] = g if prev is None else prev + g
+        return
+    if prev is None:
+        grads[producer] = _slots(producer, t, g)
+        return
+    slot = getattr(t, "_slot", 0)
+    prev[slot] = g if prev[slot] is None else prev[slot] + g
+
+
+def _rule(node: Node, g: Any) -> list:
+    """One gradient (or None) per input, from the node's rule (which may leave
+    out trailing inputs that take none: index arrays, targets)."""
+    given = list(node.opdef.grad(node, *g) if type(g) is list else node.opdef.grad(node, g))
+    missing = len(node.inputs) - len(given)
+    return given + [None] * missing if missing else given
+
+
+def _emit_backward(node: Node, g: Any, given: list, duration: int) -> None:
+    if type(g) is list:  # a multi-output node: report its first output's gradient
+        g = next((x for x in g if x is not None), None)
     stats = out_stats = None
     if BUS.want_stats:
         stats = tuple([None if gi is None else summarize(gi.data) for gi in given])
@@ -167,12 +247,17 @@ def _emit_backward(node: Node, g: Tensor, given: list, duration: int) -> None:
     )
 
 
-def _flush_leaves(leaves: dict, create_graph: bool, emit: bool) -> None:
+def _accumulate(leaves: dict[int, tuple[Any, Any]], create_graph: bool) -> None:
+    """Each leaf's ``.grad`` takes its gradient: the gradient itself when it had
+    none, else one ``accumulate_grad`` op adding it."""
     for leaf, g in leaves.values():
-        if not create_graph:
-            g = _wrap(g.data, g.device, False) if g._node is not None else g
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
-        if emit:
+        if not create_graph and g._node is not None:
+            g = apply(Op.DETACH, (g,))
+        if leaf.grad is None:
+            leaf.grad = g
+        else:
+            leaf.grad = apply(Op.ACCUMULATE_GRAD, (leaf.grad, g))
+        if BUS.active:
             BUS.emit(
                 GradAccumulated(
                     tensor_id=leaf.id,
@@ -185,20 +270,47 @@ def _flush_leaves(leaves: dict, create_graph: bool, emit: bool) -> None:
 
 
 def grad(
-    outputs: Tensor,
-    inputs: Iterable[Tensor],
-    grad_outputs: Tensor | None = None,
+    outputs: Any,
+    inputs: Iterable[Any],
+    grad_outputs: Any = None,
     *,
+    retain_graph: bool | None = None,
     create_graph: bool = False,
-) -> tuple[Tensor | None, ...]:
-    """d(outputs)/d(inputs) without touching any ``.grad`` (as ``torch.autograd.grad``)."""
+    allow_unused: bool = True,
+) -> tuple[Any, ...]:
+    """d(outputs)/d(inputs), as ``torch.autograd.grad``: only the rules on a path
+    to ``inputs`` run, and no ``.grad`` anywhere is touched. An input the
+    output does not depend on gets None.
+
+    >>> import core
+    >>> a = core.tensor(2.0, requires_grad=True)
+    >>> b = core.tensor(3.0, requires_grad=True)
+    >>> (ga,) = core.grad(a * b, [a])
+    >>> ga.item(), b.grad is None
+    (3.0, True)
+    """
     inputs = tuple(inputs)
-    saved = [(t.grad, t.requires_grad) for t in inputs]
+    if not outputs.requires_grad:
+        raise GradError(f"grad: the output does not require grad{where()}")
     for t in inputs:
-        t.grad = None
-    try:
-        backward(outputs, grad_outputs, retain_graph=True, create_graph=create_graph)
-        return tuple(t.grad for t in inputs)
-    finally:
-        for t, (g, _rg) in zip(inputs, saved):
-            t.grad = g
+        if not t.requires_grad:
+            raise GradError(f"grad: input {t.name or t.id} does not require grad{where()}")
+    start = perf_counter_ns()
+    with modes.phase("backward"):
+        seed = _seed(outputs, grad_outputs)
+    found = _run(outputs, seed, retain_graph, create_graph, {t.id for t in inputs})
+    result = []
+    for t in inputs:
+        entry = found.get(t.id)
+        if entry is None:
+            if not allow_unused:
+                raise GradError(f"grad: the output does not depend on input {t.name or t.id}")
+            result.append(None)
+            continue
+        g = entry[1]
+        if not create_graph and g._node is not None:
+            g = apply(Op.DETACH, (g,))
+        result.append(g)
+    if BUS.active:
+        BUS.emit(BackwardEnded(root=outputs.id, duration_ns=perf_counter_ns() - start))
+    return tuple(result)

@@ -1,4 +1,4 @@
-"""Creating tensors: ``tensor``, ``zeros``, ``randn``... and the global seed.
+"""Creating tensors: ``tensor``, ``zeros``, ``randn``...
 
 Random values are drawn on the host from one seeded generator and then moved,
 so a seed gives the same numbers on "cpu" and "cuda".
@@ -18,21 +18,10 @@ from typing import Any
 import numpy as np
 
 from core.device import to_device, xp_for
-from core.engine.tensor import Tensor, _wrap, announce
+from core.engine.dispatch import leaf
+from core.engine.random import generator, manual_seed  # noqa: F401  (public names)
+from core.engine.tensor import Tensor
 from core.errors import DtypeError
-
-_rng = np.random.default_rng(0)
-
-
-def manual_seed(seed: int) -> None:
-    """Reseed the generator behind randn/rand/randint and module init."""
-    global _rng
-    _rng = np.random.default_rng(seed)
-
-
-def generator() -> np.random.Generator:
-    """The current global generator (module init and Dropout draw from it)."""
-    return _rng
 
 
 def _shape(shape: tuple) -> tuple[int, ...]:
@@ -42,9 +31,7 @@ def _shape(shape: tuple) -> tuple[int, ...]:
 
 
 def _leaf(array: np.ndarray, device: str, requires_grad: bool, kind: str = "input") -> Tensor:
-    t = _wrap(to_device(array, device), device, requires_grad)
-    announce(t, kind)
-    return t
+    return leaf(to_device(array, device), device, requires_grad, kind)
 
 
 def tensor(
@@ -54,8 +41,7 @@ def tensor(
     t = Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
     if requires_grad and t.dtype.kind not in "fc":
         raise DtypeError(f"only floating tensors can require grad, not {t.dtype}")
-    announce(t, "input")
-    return t
+    return leaf(t.data, device, requires_grad, "input")
 
 
 def from_numpy(array: np.ndarray, *, requires_grad: bool = False, device: str = "cpu") -> Tensor:
@@ -77,16 +63,12 @@ def full(shape: Any, value: float, *, dtype: Any = np.float32, requires_grad=Fal
 
 def zeros_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
     xp = xp_for(t.device)
-    out = _wrap(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad)
-    announce(out, "input")
-    return out
+    return leaf(xp.zeros(t.shape, dtype=t.dtype), t.device, requires_grad, "input")
 
 
 def ones_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
     xp = xp_for(t.device)
-    out = _wrap(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad)
-    announce(out, "input")
-    return out
+    return leaf(xp.ones(t.shape, dtype=t.dtype), t.device, requires_grad, "input")
 
 
 def arange(*args: Any, dtype: Any = None, device: str = "cpu") -> Tensor:
@@ -99,16 +81,16 @@ def arange(*args: Any, dtype: Any = None, device: str = "cpu") -> Tensor:
 
 def randn(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
     """Standard normal samples from the global generator."""
-    values = _rng.standard_normal(_shape(shape)).astype(dtype)
-    return _leaf(values, device, requires_grad)
+    values = generator().standard_normal(_shape(shape)).astype(dtype)
+    return _leaf(values, device, requires_grad, "random")
 
 
 def rand(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
     """Uniform samples in [0, 1) from the global generator."""
-    values = _rng.random(_shape(shape)).astype(dtype)
-    return _leaf(values, device, requires_grad)
+    values = generator().random(_shape(shape)).astype(dtype)
+    return _leaf(values, device, requires_grad, "random")
 
 
 def randint(low: int, high: int, shape: Any, *, device: str = "cpu") -> Tensor:
-    values = _rng.integers(low, high, size=_shape((shape,)), dtype=np.int64)
-    return _leaf(values, device, False)
+    values = generator().integers(low, high, size=_shape((shape,)), dtype=np.int64)
+    return _leaf(values, device, False, "random")

@@ -1,7 +1,7 @@
 """Functions on tensors, PyTorch's ``torch.nn.functional`` names where it has one.
 
 >>> import core
->>> import core.engine.functional as F
+>>> import core.functional as F
 >>> x = core.tensor([[1.0, 2.0, 3.0]], dtype="float64")
 >>> F.softmax(x).numpy().round(3).tolist()
 [[0.09, 0.245, 0.665]]
@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from core.device import xp_for
+from core.engine import indexing
+from core.engine.dispatch import apply, constant, lift
+from core.engine.modes import no_grad
 from core.engine.ops import Op
-from core.engine.tensor import Tensor, _lift, _wrap, apply
+from core.engine.random import dropout_seed
+from core.engine.tensor import Tensor
 from core.errors import DtypeError, ShapeError
 
 
@@ -29,18 +32,14 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(a), int(b))
 
 
-def constant(array: Any, device: str) -> Tensor:
-    """A tensor that never needs a gradient, around an existing array."""
-    return _wrap(array, device, False)
+def one_hot(target: Tensor, num_classes: int, dtype: Any = np.float32) -> Tensor:
+    """A one at each target index along a new last axis, zeros elsewhere.
 
-
-def one_hot(target: Tensor, classes: int, dtype: Any = np.float32) -> Tensor:
-    """Rows of zeros with a one at each target index (a constant)."""
-    xp = xp_for(target.device)
-    n = target.shape[0]
-    out = xp.zeros((n, classes), dtype=dtype)
-    out[xp.arange(n), target.data] = 1
-    return constant(out, target.device)
+    PyTorch's ``one_hot`` gives int64; the dtype here defaults to float32,
+    the dtype a loss multiplies it with.
+    """
+    attrs = {"classes": int(num_classes), "dtype": np.dtype(dtype).name}
+    return apply(Op.ONE_HOT, (target,), attrs)
 
 
 # -- elementwise ---------------------------------------------------------------
@@ -56,17 +55,17 @@ def _like(*values: Any) -> Tensor:
 def where(cond: Tensor, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is true, else ``b`` (numbers are allowed)."""
     like = _like(a, b)
-    return apply(Op.WHERE, (cond, _lift(a, like), _lift(b, like)))
+    return apply(Op.WHERE, (cond, lift(a, like), lift(b, like)))
 
 
 def maximum(a: Any, b: Any) -> Tensor:
     like = _like(a, b)
-    return apply(Op.MAXIMUM, (_lift(a, like), _lift(b, like)))
+    return apply(Op.MAXIMUM, (lift(a, like), lift(b, like)))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     like = _like(a, b)
-    return apply(Op.MINIMUM, (_lift(a, like), _lift(b, like)))
+    return apply(Op.MINIMUM, (lift(a, like), lift(b, like)))
 
 
 def exp(x: Tensor) -> Tensor:
@@ -112,9 +111,16 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return apply(Op.LEAKY_RELU, (x,), {"slope": float(negative_slope)})
 
 
-def gelu(x: Tensor) -> Tensor:
-    """GELU, tanh approximation (PyTorch's ``approximate="tanh"``)."""
-    return apply(Op.GELU, (x,))
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU, ``x * Phi(x)``: exact (through erf) by default, or with
+    ``approximate="tanh"`` the tanh form, as ``torch.nn.functional.gelu``."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return apply(Op.GELU, (x,), {"approximate": approximate})
+
+
+def erf(x: Tensor) -> Tensor:
+    return apply(Op.ERF, (x,))
 
 
 def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
@@ -134,12 +140,12 @@ def matmul(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpose_b: bool
     no separate transpose.
 
     >>> import core
-    >>> import core.engine.functional as F
+    >>> import core.functional as F
     >>> g, x = core.ones(3, 2), core.ones(3, 4)
     >>> F.matmul(g, x, transpose_a=True).shape
     (2, 4)
     """
-    return apply(Op.MATMUL, (a, _lift(b, a)), _TRANSPOSES[transpose_a, transpose_b])
+    return apply(Op.MATMUL, (a, lift(b, a)), _TRANSPOSES[transpose_a, transpose_b])
 
 
 _TRANSPOSES = {  # matmul's attributes per (transpose_a, transpose_b); never mutated
@@ -150,9 +156,18 @@ _TRANSPOSES = {  # matmul's attributes per (transpose_a, transpose_b); never mut
 }
 
 
-def scatter_add(values: Tensor, shape: Sequence[int], index: Any) -> Tensor:
-    """Zeros of ``shape`` with ``values`` added at ``index`` (repeats summed)."""
-    return apply(Op.SCATTER_ADD, (values,), {"shape": tuple(shape), "index": index})
+def index_add_into(values: Tensor, shape: Sequence[int], index: Any) -> Tensor:
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeats summed):
+    the adjoint of ``x[index]``. ``index`` is what ``__getitem__`` takes,
+    with index arrays as tensors."""
+    spec, arrays = indexing.encode(index, lambda a: isinstance(a, Tensor))
+    return index_add_spec(values, shape, spec, tuple(arrays))
+
+
+def index_add_spec(values: Tensor, shape: Sequence[int], spec: tuple, arrays: tuple) -> Tensor:
+    """``index_add_into`` with the index already a spec and its arrays tensors."""
+    attrs = {"shape": tuple(int(s) for s in shape), "index": spec}
+    return apply(Op.SCATTER_ADD, (values, *arrays), attrs)
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -223,11 +238,11 @@ def mse_loss_backward(diff: Tensor, g: Tensor) -> Tensor:
 
 
 def mse_loss(a: Tensor, b: Any) -> Tensor:
-    return apply(Op.MSE_LOSS, (a, _lift(b, a)))
+    return apply(Op.MSE_LOSS, (a, lift(b, a)))
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target: Any) -> Tensor:
-    return apply(Op.BCE_WITH_LOGITS, (logits, _lift(target, logits)))
+    return apply(Op.BCE_WITH_LOGITS, (logits, lift(target, logits)))
 
 
 def unfold(x: Tensor, kernel: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
@@ -279,11 +294,10 @@ def layer_norm(
         raise ShapeError(
             f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
         )
-    xp = xp_for(x.device)
-    if weight is None:
-        weight = constant(xp.ones(shape, dtype=x.dtype), x.device)
+    if weight is None:  # broadcast scalars: the op's arithmetic is the same
+        weight = constant(1.0, like=x)
     if bias is None:
-        bias = constant(xp.zeros(shape, dtype=x.dtype), x.device)
+        bias = constant(0.0, like=x)
     return apply(Op.LAYER_NORM, (x, weight, bias), {"dims": len(shape), "eps": float(eps)})
 
 
@@ -296,16 +310,20 @@ def embedding(indices: Tensor, weight: Tensor) -> Tensor:
     return apply(Op.EMBEDDING, (weight, indices))
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True, *, seed: int = 0) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
-    The mask comes from ``seed``, so a run (and its backward) is repeatable.
+    The mask comes from the device's dropout seed, which each call advances
+    (an in-place op on a state tensor), so a seeded run is repeatable.
     """
     if not training or p == 0.0:
         return x
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    return apply(Op.DROPOUT, (x,), {"p": float(p), "seed": int(seed)})
+    seed = dropout_seed(x.device)
+    with no_grad():
+        seed.add_(1)
+    return apply(Op.DROPOUT, (x, seed), {"p": float(p)})
 
 
 def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:

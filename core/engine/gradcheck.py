@@ -16,7 +16,8 @@ import numpy as np
 
 from core.device import to_device, to_host, xp_for
 from core.engine.autograd import grad
-from core.engine.tensor import Tensor, no_grad
+from core.engine.modes import no_grad
+from core.engine.tensor import Tensor
 
 
 @dataclass(frozen=True)

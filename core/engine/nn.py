@@ -1,7 +1,8 @@
 """Modules with PyTorch's names: ``Module``, ``Parameter``, ``Linear``, ``Conv2d``...
 
-Calling a module makes its path (``model.fc1``) the scope of the ops inside and
-emits ``ModuleEnter``/``ModuleExit`` when someone listens.
+Calling a module makes its path (``model.fc1``) the scope of the ops inside,
+whether or not anyone listens, and emits ``ModuleEnter``/``ModuleExit`` when
+someone does.
 
 >>> import core
 >>> from core import nn
@@ -26,8 +27,10 @@ import numpy as np
 
 from core.device import to_device, xp_for
 from core.engine import functional as F
-from core.engine.creation import generator
-from core.engine.tensor import Tensor, _scope, announce
+from core.engine.dispatch import announce
+from core.engine.modes import scope_path
+from core.engine.random import generator
+from core.engine.tensor import Tensor
 from core.errors import GradstepError
 from core.observe.bus import BUS
 from core.observe.events import ModuleEnter, ModuleExit
@@ -93,20 +96,22 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not BUS.active:  # scopes only matter to listeners
-            return self.forward(*args, **kwargs)
-        outer = _scope.get()
+        outer = scope_path.get()
         own = self._name or "model"
         path = f"{outer}.{own}" if outer else own
-        token = _scope.set(path)
-        kind = type(self).__name__
+        token = scope_path.set(path)
         try:
+            if not BUS.active:
+                return self.forward(*args, **kwargs)
+            kind = type(self).__name__
             BUS.emit(ModuleEnter(path=path, kind=kind))
-            return self.forward(*args, **kwargs)
+            try:
+                return self.forward(*args, **kwargs)
+            finally:
+                if BUS.active:
+                    BUS.emit(ModuleExit(path=path, kind=kind))
         finally:
-            _scope.reset(token)
-            if BUS.active:
-                BUS.emit(ModuleExit(path=path, kind=kind))
+            scope_path.reset(token)
 
     # -- structure ----------------------------------------------------------
 
@@ -329,8 +334,14 @@ class Sigmoid(Module):
 
 
 class GELU(Module):
+    """GELU, exact by default; ``approximate="tanh"`` for the tanh form."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, self.approximate)
 
 
 class LayerNorm(Module):
@@ -360,17 +371,15 @@ class Embedding(Module):
 
 
 class Dropout(Module):
-    """Dropout whose masks come from the global seed: runs are repeatable."""
+    """Dropout whose masks come from the device's dropout seed (see
+    ``core.engine.random``): a seeded run is repeatable."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return x
-        seed = int(generator().integers(0, 2**31 - 1))
-        return F.dropout(x, self.p, True, seed=seed)
+        return F.dropout(x, self.p, self.training)
 
 
 class Sequential(Module):

@@ -2,12 +2,14 @@
 
 Each primitive op is an ``Op`` member. Its definition (``OpDef``) holds, side by
 side: the array-level forward ``forward(xp, *arrays, **attrs)`` (``xp`` is numpy
-or cupy), the gradient rule written with Tensor ops ``grad(ctx, g)`` and, for
-elementwise ops, an expression template a compiler can fuse (``{0}``, ``{1}``
-stand for the inputs, ``{a[name]}`` for an attribute).
+or cupy), the gradient rule written with Tensor ops ``grad(ctx, g)``, the shape
+and dtype rule ``infer(shapes, dtypes, attrs)`` and, for elementwise ops, the
+expression tree of one element (``core.engine.expr``) a compiler can fuse.
+Attributes are plain data (numbers, strings, booleans, None and tuples of
+them): they encode to JSON.
 
-The definitions themselves live in ``core/defs_*.py``; this module only knows
-their shape, so passes and widgets can ask ``op in ELEMENTWISE`` without
+The definitions themselves live in ``core/engine/defs/``; this module only
+knows their shape, so passes and widgets can ask ``op in ELEMENTWISE`` without
 importing any math.
 """
 
@@ -29,12 +31,14 @@ class Op(enum.IntEnum):
     POW = enum.auto()
     MAXIMUM = enum.auto()
     MINIMUM = enum.auto()
+    ACCUMULATE_GRAD = enum.auto()
     # elementwise, unary
     NEG = enum.auto()
     POW_SCALAR = enum.auto()
     EXP = enum.auto()
     LOG = enum.auto()
     SQRT = enum.auto()
+    ERF = enum.auto()
     ABS = enum.auto()
     SIGN = enum.auto()
     TANH = enum.auto()
@@ -47,6 +51,7 @@ class Op(enum.IntEnum):
     GELU = enum.auto()
     CLIP = enum.auto()
     WHERE = enum.auto()
+    LERP = enum.auto()
     CAST = enum.auto()
     # comparisons (no gradient)
     GT = enum.auto()
@@ -54,6 +59,7 @@ class Op(enum.IntEnum):
     LT = enum.auto()
     LE = enum.auto()
     EQ = enum.auto()
+    NE = enum.auto()
     # reductions
     SUM = enum.auto()
     MEAN = enum.auto()
@@ -70,6 +76,7 @@ class Op(enum.IntEnum):
     CONCAT = enum.auto()
     STACK = enum.auto()
     PAD = enum.auto()
+    DETACH = enum.auto()
     # linear algebra and networks
     MATMUL = enum.auto()
     LINEAR = enum.auto()
@@ -88,6 +95,7 @@ class Op(enum.IntEnum):
     LAYER_NORM = enum.auto()
     EMBEDDING = enum.auto()
     DROPOUT = enum.auto()
+    ONE_HOT = enum.auto()
 
     @property
     def label(self) -> str:
@@ -105,12 +113,13 @@ BINARY = frozenset(
         Op.POW,
         Op.MAXIMUM,
         Op.MINIMUM,
+        Op.ACCUMULATE_GRAD,
         Op.TANH_BACKWARD,
         Op.SIGMOID_BACKWARD,
         Op.RELU_BACKWARD,
     }
 )
-COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ})
+COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ, Op.NE})
 UNARY = frozenset(
     {
         Op.NEG,
@@ -118,6 +127,7 @@ UNARY = frozenset(
         Op.EXP,
         Op.LOG,
         Op.SQRT,
+        Op.ERF,
         Op.ABS,
         Op.SIGN,
         Op.TANH,
@@ -129,7 +139,7 @@ UNARY = frozenset(
         Op.CAST,
     }
 )
-ELEMENTWISE = BINARY | COMPARE | UNARY | {Op.WHERE}
+ELEMENTWISE = BINARY | COMPARE | UNARY | {Op.WHERE, Op.LERP}
 REDUCE = frozenset({Op.SUM, Op.MEAN, Op.MAX, Op.MIN, Op.VAR, Op.SUM_TO})
 MOVEMENT = frozenset(
     {
@@ -141,6 +151,7 @@ MOVEMENT = frozenset(
         Op.CONCAT,
         Op.STACK,
         Op.PAD,
+        Op.DETACH,
     }
 )
 LOSS = frozenset({Op.CROSS_ENTROPY, Op.MSE_LOSS, Op.BCE_WITH_LOGITS})
@@ -159,6 +170,7 @@ NETWORK = (
             Op.LAYER_NORM,
             Op.EMBEDDING,
             Op.DROPOUT,
+            Op.ONE_HOT,
             Op.CROSS_ENTROPY_BACKWARD,
             Op.MSE_LOSS_BACKWARD,
         }
@@ -168,6 +180,7 @@ NETWORK = (
 # Ops whose floating inputs must share one dtype (a mix is a user error).
 SAME_DTYPE = BINARY | {
     Op.WHERE,
+    Op.LERP,
     Op.MATMUL,
     Op.LINEAR,
     Op.CONV2D,
@@ -184,20 +197,27 @@ class OpDef:
     """Everything the engine knows about one primitive op."""
 
     op: Op
-    # (xp, *arrays, **attrs) -> array, or (array, saved dict) when ``saves``
+    # (xp, *arrays, **attrs) -> array, or a tuple of arrays when ``outputs`` has several
     forward: Callable[..., Any]
-    # (ctx, g) -> one gradient Tensor (or None) per input
+    # (ctx, g) -> one gradient Tensor (or None) per input; with several outputs
+    # (ctx, g, *side_gradients), any of which may be None
     grad: Callable[..., Any] | None
-    # fusion template for elementwise ops, e.g. "({0} + {1})"
-    template: str | None = None
+    # (shapes, dtypes, attrs) -> (shape, dtype) per output, without computing
+    infer: Callable[..., Any] | None = None
+    # elementwise ops: attrs -> the expression tree of one element (core.engine.expr)
+    expr: Callable[[dict], Any] | None = None
     # input positions that never get a gradient (indices, targets, masks)
     nondiff: frozenset[int] = field(default_factory=frozenset)
-    # forward returns (out, saved) so the rule can reuse work (im2col columns)
-    saves: bool = False
+    # names of the outputs: the first is what the op returns, the others are
+    # side outputs its gradient rule reads (``ctx.out(1)``), e.g. a softmax
+    outputs: tuple[str, ...] = ("out",)
+    # side outputs that carry no gradient (masks, piecewise constant in the inputs)
+    nondiff_outputs: frozenset[int] = field(default_factory=frozenset)
     # floating inputs must share one dtype (from SAME_DTYPE)
     same_dtype: bool = False
-    # ``op.label``, computed once (events name the op on every emit)
+    # ``op.label``, computed once (events name the op on every emit); in place: "add_"
     label: str = ""
+    label_: str = ""
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -208,15 +228,29 @@ def define(
     forward: Callable[..., Any],
     grad: Callable[..., Any] | None,
     *,
-    template: str | None = None,
+    infer: Callable[..., Any] | None = None,
+    expr: Callable[[dict], Any] | None = None,
     nondiff: tuple[int, ...] = (),
-    saves: bool = False,
+    outputs: tuple[str, ...] = ("out",),
+    nondiff_outputs: tuple[int, ...] = (),
 ) -> OpDef:
     """Register ``op``; defining one op twice is a programming error."""
     if REGISTRY[op] is not None:
         raise RuntimeError(f"op {op.label} is defined twice")
+    if (expr is not None) != (op in ELEMENTWISE):
+        raise RuntimeError(f"op {op.label}: elementwise ops, and only they, have an expression")
     definition = OpDef(
-        op, forward, grad, template, frozenset(nondiff), saves, op in SAME_DTYPE, op.label
+        op,
+        forward,
+        grad,
+        infer,
+        expr,
+        frozenset(nondiff),
+        outputs,
+        frozenset(nondiff_outputs),
+        op in SAME_DTYPE,
+        op.label,
+        op.label + "_",
     )
     REGISTRY[op] = definition
     return definition

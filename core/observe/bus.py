@@ -26,11 +26,12 @@ class Bus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subs: list[tuple[Callable[..., None], bool, bool, bool]] = []
+        self._subs: list[tuple[Callable[..., None], bool, bool, bool, bool]] = []
         self.active = False
         self.want_stats = False
         self.want_source = False
         self.want_values = False
+        self.want_backward_ops = False
 
     def subscribe(
         self,
@@ -39,6 +40,7 @@ class Bus:
         stats: bool = False,
         source: bool = False,
         values: bool = False,
+        backward_ops: bool = False,
     ) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns the unsubscribe function.
 
@@ -46,9 +48,10 @@ class Bus:
         With ``values=True`` the callback is called as ``callback(event, arrays)``,
         ``arrays`` mapping tensor id to the live array (NumPy or CuPy) of every
         tensor the event names; it is valid only during the call, so copy what
-        you keep.
+        you keep. ``backward_ops`` adds an ``OpForward`` (phase "backward") for
+        each op a gradient rule runs, beside the ``OpBackward`` of its node.
         """
-        entry = (callback, stats, source, values)
+        entry = (callback, stats, source, values, backward_ops)
         with self._lock:
             self._subs = [*self._subs, entry]
             self._refresh()
@@ -65,9 +68,20 @@ class Bus:
         self.want_stats = any(s[1] for s in self._subs)
         self.want_source = any(s[2] for s in self._subs)
         self.want_values = any(s[3] for s in self._subs)
+        self.want_backward_ops = any(s[4] for s in self._subs)
 
     def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
-        for callback, _stats, _source, values in self._subs:
+        for callback, _stats, _source, values, _backward in self._subs:
+            if values:
+                callback(event, arrays or {})
+            else:
+                callback(event)
+
+    def emit_backward_op(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
+        """``emit``, to the subscribers that asked for the backward's own ops."""
+        for callback, _stats, _source, values, backward in self._subs:
+            if not backward:
+                continue
             if values:
                 callback(event, arrays or {})
             else:

@@ -6,7 +6,9 @@ The vocabulary, in the order a training step produces it::
     StepStarted       one training step begins
     ModuleEnter       an nn.Module's forward begins; its path becomes the scope
     TensorCreated     a leaf appears: an input, a parameter or a constant
-    OpForward         one op ran (forward pass, or the optimizer's update ops)
+    OpForward         one op ran: the forward pass, the optimizer's update ops and,
+                      for subscribers that ask (``backward_ops=True``), the
+                      backward's own ops; in-place ops name the tensor they write
     ModuleExit        the module's forward returned
     BackwardStarted   ``.backward()`` begins, with the nodes it will visit
     OpBackward        one node's gradient rule ran
@@ -154,12 +156,16 @@ class OpForward:
     device: str  # "cpu" or "cuda"
     duration_ns: int  # wall time of the array computation
     scope: str  # module path ("model.fc1"), "" at top level
-    phase: str  # "forward" or "update"
+    phase: str  # "forward", "backward" or "update"
     requires_grad: bool  # whether the output is part of the autograd graph
     # output statistics, when asked for; None for "update" ops, whose result
     # ParameterUpdated summarizes
     stats: Stats | None = None
     source: Source | None = None  # user's line, when asked for
+    side_outputs: tuple[int, ...] = ()  # ids of values a gradient rule reads (a softmax)
+    # an in-place op: the tensor it wrote (``output`` is then the id of the new value)
+    writes: int | None = None
+    grad_of: int | None = None  # a backward op: the forward node whose rule ran it
 
 
 @event

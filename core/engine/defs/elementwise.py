@@ -1,7 +1,8 @@
-"""Elementwise ops: forward through ``xp``, gradient in Tensor ops, fusion template.
+"""Elementwise ops: forward through ``xp``, gradient in Tensor ops, shape rule and
+the expression tree of one element (``core.engine.expr``), side by side.
 
-Templates are expressions over the inputs ``{0}``, ``{1}``, ... and attributes
-``{exponent}``...; the compiler turns them into NumPy or CUDA code.
+The expression of an op computes what its forward computes, special values
+included (a test holds every one to its forward on NaN, Inf and signed zeros).
 """
 
 from __future__ import annotations
@@ -10,11 +11,28 @@ import math
 
 import numpy as np
 
-from core.device import xp_for
+from core.engine import expr as E
 from core.engine import functional as F
+from core.engine import shapes as S
 from core.engine.ops import Op, define
 
 _GELU_K = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+x, y, z = E.In(0), E.In(1), E.In(2)
+
+
+def _expr(tree: E.Expr):
+    """An expression that does not depend on the op's attributes."""
+    return lambda attrs: tree
+
+
+def _zeros_like(t):
+    """Exact zeros shaped as ``t``: a constant, broadcast (no array made by hand)."""
+    return F.constant(0.0, like=t).expand(*t.shape)
+
+
+# -- binary ---------------------------------------------------------------------
 
 
 def _add_grad(ctx, g):
@@ -49,9 +67,15 @@ def _div_grad(ctx, g):
 
 
 def _pow_grad(ctx, g):
+    # At a base of 0 the true derivatives are 0 where PyTorch's are (exponent
+    # 0 for the base; exponent >= 0 for the exponent), not 0 * inf = NaN.
     a, b = ctx.inputs
-    ga = g * b * a ** (b - 1.0) if ctx.needs(0) else None
-    return ga, (g * ctx.output * F.log(a) if ctx.needs(1) else None)
+    ga = gb = None
+    if ctx.needs(0):
+        ga = F.where(b.eq(0.0), 0.0, g * b * a ** (b - 1.0))
+    if ctx.needs(1):
+        gb = F.where(a.eq(0.0) * (b >= 0.0), 0.0, g * ctx.output * F.log(a))
+    return ga, gb
 
 
 def _maximum_grad(ctx, g):
@@ -68,14 +92,59 @@ def _minimum_grad(ctx, g):
     return ga, (F.where(mask, 0.0, g) if ctx.needs(1) else None)
 
 
-define(Op.ADD, lambda xp, a, b: a + b, _add_grad, template="({0} + {1})")
-define(Op.ADD_SCALED, _add_scaled, _add_scaled_grad, template="({0} + {1} * {alpha})")
-define(Op.SUB, lambda xp, a, b: a - b, _sub_grad, template="({0} - {1})")
-define(Op.MUL, lambda xp, a, b: a * b, _mul_grad, template="({0} * {1})")
-define(Op.DIV, lambda xp, a, b: a / b, _div_grad, template="({0} / {1})")
-define(Op.POW, lambda xp, a, b: xp.power(a, b), _pow_grad, template="pow({0}, {1})")
-define(Op.MAXIMUM, lambda xp, a, b: xp.maximum(a, b), _maximum_grad, template="max({0}, {1})")
-define(Op.MINIMUM, lambda xp, a, b: xp.minimum(a, b), _minimum_grad, template="min({0}, {1})")
+_B = S.broadcast
+define(Op.ADD, lambda xp, a, b: a + b, _add_grad, infer=_B, expr=_expr(x + y))
+define(
+    Op.ADD_SCALED,
+    _add_scaled,
+    _add_scaled_grad,
+    infer=_B,
+    expr=lambda a: x + y * a["alpha"],
+)
+define(Op.SUB, lambda xp, a, b: a - b, _sub_grad, infer=_B, expr=_expr(x - y))
+define(Op.MUL, lambda xp, a, b: a * b, _mul_grad, infer=_B, expr=_expr(x * y))
+define(Op.DIV, lambda xp, a, b: a / b, _div_grad, infer=S.broadcast_float, expr=_expr(x / y))
+define(
+    Op.POW,
+    lambda xp, a, b: xp.power(a, b),
+    _pow_grad,
+    infer=_B,
+    expr=_expr(E.pow_(x, y)),
+)
+define(
+    Op.MAXIMUM,
+    lambda xp, a, b: xp.maximum(a, b),
+    _maximum_grad,
+    infer=_B,
+    expr=_expr(E.maximum(x, y)),
+)
+define(
+    Op.MINIMUM,
+    lambda xp, a, b: xp.minimum(a, b),
+    _minimum_grad,
+    infer=_B,
+    expr=_expr(E.minimum(x, y)),
+)
+# a leaf's .grad plus a new gradient: one op, so the graph shows where .grad grows
+define(Op.ACCUMULATE_GRAD, lambda xp, a, b: a + b, _add_grad, infer=_B, expr=_expr(x + y))
+
+
+def _lerp_grad(ctx, g):
+    start, end, weight = ctx.inputs
+    gs = g * (1.0 - weight) if ctx.needs(0) else None
+    ge = g * weight if ctx.needs(1) else None
+    return gs, ge, (g * (end - start) if ctx.needs(2) else None)
+
+
+define(
+    Op.LERP,
+    lambda xp, a, b, w: a + w * (b - a),
+    _lerp_grad,
+    infer=_B,
+    expr=_expr(x + z * (y - x)),
+)
+
+# -- unary ------------------------------------------------------------------------
 
 
 def _pow_scalar(xp, a, exponent):
@@ -96,9 +165,19 @@ def _pow_scalar(xp, a, exponent):
     return a ** a.dtype.type(exponent)
 
 
+def _pow_scalar_expr(attrs):
+    e = attrs["exponent"]
+    special = {2.0: x * x, 3.0: x * x * x, 1.0: x, 0.5: E.sqrt(x), -1.0: 1.0 / x}
+    if e == 4.0:
+        return (x * x) * (x * x)
+    return special.get(e, E.pow_(x, e))
+
+
 def _pow_scalar_grad(ctx, g):
     (a,) = ctx.inputs
     e = ctx.attrs["exponent"]
+    if e == 0.0:  # x**0 is 1 everywhere, 0 included: its derivative is 0
+        return (_zeros_like(a),)
     if e == 1.0:
         return (g,)
     if e == 2.0:
@@ -120,6 +199,21 @@ def _log_grad(ctx, g):
 
 def _sqrt_grad(ctx, g):
     return (g * 0.5 / ctx.output,)
+
+
+def _erf(xp, a):
+    if xp is np:
+        import scipy.special
+
+        return scipy.special.erf(a)
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special.erf(a)
+
+
+def _erf_grad(ctx, g):
+    (a,) = ctx.inputs
+    return (g * (-(a * a)).exp() * (2.0 / math.sqrt(math.pi)),)
 
 
 def _abs_grad(ctx, g):
@@ -164,10 +258,9 @@ def _sigmoid_backward_grad(ctx, gz):
 
 
 def _relu_backward_grad(ctx, gz):
-    # linear in g; the mask is piecewise constant in y, so its derivative is zero
+    # linear in g; the mask is piecewise constant in y: y's gradient is zero
     y = ctx.inputs[1]
-    gy = F.constant(xp_for(y.device).zeros_like(y.data), y.device) if ctx.needs(1) else None
-    return F.relu_backward(gz, y), gy
+    return F.relu_backward(gz, y), (_zeros_like(y) if ctx.needs(1) else None)
 
 
 def _leaky_relu_grad(ctx, g):
@@ -175,18 +268,31 @@ def _leaky_relu_grad(ctx, g):
     return (F.where(a > 0.0, g, g * ctx.attrs["slope"]),)
 
 
-def _gelu(xp, a):
+def _gelu(xp, a, approximate):
     dt = a.dtype.type
-    inner = dt(_GELU_K) * (a + dt(0.044715) * a * a * a)
-    return dt(0.5) * a * (dt(1.0) + xp.tanh(inner))
+    if approximate == "tanh":
+        inner = dt(_GELU_K) * (a + dt(0.044715) * a * a * a)
+        return dt(0.5) * a * (dt(1.0) + xp.tanh(inner))
+    return dt(0.5) * a * (dt(1.0) + _erf(xp, a * dt(_SQRT_HALF)))
+
+
+def _gelu_expr(attrs):
+    if attrs["approximate"] == "tanh":
+        inner = _GELU_K * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1.0 + E.tanh(inner))
+    return 0.5 * x * (1.0 + E.erf(x * _SQRT_HALF))
 
 
 def _gelu_grad(ctx, g):
     (a,) = ctx.inputs
-    a2 = a * a
-    t = ((a + a2 * a * 0.044715) * _GELU_K).tanh()
-    dinner = (a2 * (3.0 * 0.044715) + 1.0) * _GELU_K
-    return (g * ((t + 1.0) * 0.5 + a * (1.0 - t * t) * dinner * 0.5),)
+    if ctx.attrs["approximate"] == "tanh":
+        a2 = a * a
+        t = ((a + a2 * a * 0.044715) * _GELU_K).tanh()
+        dinner = (a2 * (3.0 * 0.044715) + 1.0) * _GELU_K
+        return (g * ((t + 1.0) * 0.5 + a * (1.0 - t * t) * dinner * 0.5),)
+    cdf = (F.erf(a * _SQRT_HALF) + 1.0) * 0.5
+    pdf = (a * a * -0.5).exp() * _INV_SQRT_2PI
+    return (g * (cdf + a * pdf),)
 
 
 def _clip(xp, a, lo, hi):
@@ -194,7 +300,16 @@ def _clip(xp, a, lo, hi):
         return xp.minimum(a, a.dtype.type(hi))
     if hi is None:
         return xp.maximum(a, a.dtype.type(lo))
-    return xp.clip(a, a.dtype.type(lo), a.dtype.type(hi))
+    return xp.minimum(xp.maximum(a, a.dtype.type(lo)), a.dtype.type(hi))
+
+
+def _clip_expr(attrs):
+    lo, hi = attrs["lo"], attrs["hi"]
+    if lo is None:
+        return E.minimum(x, hi)
+    if hi is None:
+        return E.maximum(x, lo)
+    return E.minimum(E.maximum(x, lo), hi)
 
 
 def _clip_grad(ctx, g):
@@ -213,6 +328,10 @@ def _where_grad(ctx, g):
     return None, ga, (F.where(cond, 0.0, g) if ctx.needs(2) else None)
 
 
+def _where_infer(shapes, dtypes, attrs):
+    return np.broadcast_shapes(*shapes), np.result_type(*dtypes[1:])
+
+
 def _cast_grad(ctx, g):
     # Integer and bool values are piecewise constant: nothing flows through them.
     source = ctx.inputs[0].dtype
@@ -221,52 +340,93 @@ def _cast_grad(ctx, g):
     return (g.astype(source),)
 
 
+def _cast_expr(attrs):
+    # the expression of a cast is its input; the printed kernel's dtype converts
+    return x
+
+
+def _cast_infer(shapes, dtypes, attrs):
+    return tuple(shapes[0]), np.dtype(attrs["dtype"])
+
+
 def _sigmoid(xp, a):
     half = a.dtype.type(0.5)
     return xp.tanh(a * half) * half + half
 
 
-define(Op.NEG, lambda xp, a: -a, _neg_grad, template="(-{0})")
-define(Op.POW_SCALAR, _pow_scalar, _pow_scalar_grad, template="pow({0}, {exponent})")
-define(Op.EXP, lambda xp, a: xp.exp(a), _exp_grad, template="exp({0})")
-define(Op.LOG, lambda xp, a: xp.log(a), _log_grad, template="log({0})")
-define(Op.SQRT, lambda xp, a: xp.sqrt(a), _sqrt_grad, template="sqrt({0})")
-define(Op.ABS, lambda xp, a: xp.abs(a), _abs_grad, template="abs({0})")
-define(Op.SIGN, lambda xp, a: xp.sign(a), None, template="sign({0})")
-define(Op.TANH, lambda xp, a: xp.tanh(a), _tanh_grad, template="tanh({0})")
-define(Op.SIGMOID, _sigmoid, _sigmoid_grad, template="(tanh({0} * 0.5) * 0.5 + 0.5)")
-define(Op.RELU, lambda xp, a: xp.maximum(a, 0), _relu_grad, template="max({0}, 0)")
-define(Op.TANH_BACKWARD, _tanh_backward, _tanh_backward_grad, template="({0} * (1 - {1} * {1}))")
+_U, _UF = S.same, S.same_float
+define(Op.NEG, lambda xp, a: -a, _neg_grad, infer=_U, expr=_expr(-x))
+define(Op.POW_SCALAR, _pow_scalar, _pow_scalar_grad, infer=_UF, expr=_pow_scalar_expr)
+define(Op.EXP, lambda xp, a: xp.exp(a), _exp_grad, infer=_UF, expr=_expr(E.exp(x)))
+define(Op.LOG, lambda xp, a: xp.log(a), _log_grad, infer=_UF, expr=_expr(E.log(x)))
+define(Op.SQRT, lambda xp, a: xp.sqrt(a), _sqrt_grad, infer=_UF, expr=_expr(E.sqrt(x)))
+define(Op.ERF, _erf, _erf_grad, infer=_UF, expr=_expr(E.erf(x)))
+define(Op.ABS, lambda xp, a: xp.abs(a), _abs_grad, infer=_U, expr=_expr(E.abs_(x)))
+define(Op.SIGN, lambda xp, a: xp.sign(a), None, infer=_U, expr=_expr(E.sign(x)))
+define(Op.TANH, lambda xp, a: xp.tanh(a), _tanh_grad, infer=_UF, expr=_expr(E.tanh(x)))
+define(
+    Op.SIGMOID,
+    _sigmoid,
+    _sigmoid_grad,
+    infer=_UF,
+    expr=_expr(E.tanh(x * 0.5) * 0.5 + 0.5),
+)
+define(
+    Op.RELU,
+    lambda xp, a: xp.maximum(a, a.dtype.type(0)),
+    _relu_grad,
+    infer=_U,
+    expr=_expr(E.maximum(x, 0.0)),
+)
+define(
+    Op.TANH_BACKWARD,
+    _tanh_backward,
+    _tanh_backward_grad,
+    infer=_B,
+    expr=_expr(x * (1.0 - y * y)),
+)
 define(
     Op.SIGMOID_BACKWARD,
     _sigmoid_backward,
     _sigmoid_backward_grad,
-    template="({0} * {1} * (1 - {1}))",
+    infer=_B,
+    expr=_expr(x * y * (1.0 - y)),
 )
 define(
     Op.RELU_BACKWARD,
     lambda xp, g, y: g * (y > 0),
     _relu_backward_grad,
-    template="({1} > 0 ? {0} : 0)",
+    infer=_B,
+    expr=_expr(x * E.number(E.gt(y, 0.0))),
 )
 define(
     Op.LEAKY_RELU,
     lambda xp, a, slope: xp.where(a > 0, a, a * a.dtype.type(slope)),
     _leaky_relu_grad,
-    template="({0} > 0 ? {0} : {0} * {slope})",
+    infer=_U,
+    expr=lambda attrs: E.where(E.gt(x, 0.0), x, x * attrs["slope"]),
 )
-define(Op.GELU, _gelu, _gelu_grad, template="gelu({0})")
-define(Op.CLIP, _clip, _clip_grad, template="clip({0}, {lo}, {hi})")
+define(Op.GELU, _gelu, _gelu_grad, infer=_UF, expr=_gelu_expr)
+define(Op.CLIP, _clip, _clip_grad, infer=_U, expr=_clip_expr)
 define(
     Op.WHERE,
     lambda xp, c, a, b: xp.where(c, a, b),
     _where_grad,
-    template="({0} ? {1} : {2})",
+    infer=_where_infer,
+    expr=_expr(E.where(x, y, z)),
     nondiff=(0,),
 )
-define(Op.CAST, lambda xp, a, dtype: a.astype(dtype), _cast_grad, template="({dtype})({0})")
-define(Op.GT, lambda xp, a, b: a > b, None, template="({0} > {1})")
-define(Op.GE, lambda xp, a, b: a >= b, None, template="({0} >= {1})")
-define(Op.LT, lambda xp, a, b: a < b, None, template="({0} < {1})")
-define(Op.LE, lambda xp, a, b: a <= b, None, template="({0} <= {1})")
-define(Op.EQ, lambda xp, a, b: a == b, None, template="({0} == {1})")
+define(
+    Op.CAST,
+    lambda xp, a, dtype: a.astype(dtype),
+    _cast_grad,
+    infer=_cast_infer,
+    expr=_cast_expr,
+)
+_C = S.compare
+define(Op.GT, lambda xp, a, b: a > b, None, infer=_C, expr=_expr(E.gt(x, y)))
+define(Op.GE, lambda xp, a, b: a >= b, None, infer=_C, expr=_expr(E.ge(x, y)))
+define(Op.LT, lambda xp, a, b: a < b, None, infer=_C, expr=_expr(E.lt(x, y)))
+define(Op.LE, lambda xp, a, b: a <= b, None, infer=_C, expr=_expr(E.le(x, y)))
+define(Op.EQ, lambda xp, a, b: a == b, None, infer=_C, expr=_expr(E.eq(x, y)))
+define(Op.NE, lambda xp, a, b: a != b, None, infer=_C, expr=_expr(E.ne(x, y)))

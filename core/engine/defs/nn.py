@@ -1,7 +1,11 @@
-"""Linear algebra and network ops: forward through ``xp``, gradient in Tensor ops.
+"""Linear algebra and network ops: forward through ``xp``, gradient in Tensor ops,
+shape rule.
 
 Convolution and pooling go through ``unfold`` (im2col) and ``fold`` (col2im),
-each the other's gradient, so second derivatives need no extra rules.
+each the other's gradient, so second derivatives need no extra rules. What a
+forward computes on the way that its gradient reuses (a softmax, im2col
+columns, a pooling mask) is a side output of the op, which the rule reads with
+``ctx.out(1)``: a value of the graph, never an array kept aside.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import math
 import numpy as np
 
 from core.engine import functional as F
-from core.engine.defs.shape import reduce_max, reduce_sum
+from core.engine import shapes as S
+from core.engine.defs.shape import inverse, reduce_max, reduce_sum
 from core.engine.ops import Op, define
+from core.engine.random import dropout_mask
 
 # -- matmul ------------------------------------------------------------------
 
@@ -83,7 +89,24 @@ def _matmul_grad(ctx, g):
     return ga, gb
 
 
-define(Op.MATMUL, _matmul, _matmul_grad)
+def _matmul_infer(shapes, dtypes, attrs):
+    a, b = list(shapes[0]), list(shapes[1])
+    if attrs.get("transpose_a"):
+        a[-2], a[-1] = a[-1], a[-2]
+    if attrs.get("transpose_b"):
+        b[-2], b[-1] = b[-1], b[-2]
+    if len(a) == 1 and len(b) == 1:
+        shape = ()
+    elif len(a) == 1:
+        shape = (*b[:-2], b[-1])
+    elif len(b) == 1:
+        shape = tuple(a[:-1])
+    else:
+        shape = (*np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])), a[-2], b[-1])
+    return shape, np.result_type(*dtypes)
+
+
+define(Op.MATMUL, _matmul, _matmul_grad, infer=_matmul_infer)
 
 
 def _linear(xp, x, w, *bias):
@@ -113,7 +136,11 @@ def _linear_grad(ctx, g):
     return gx, gw
 
 
-define(Op.LINEAR, _linear, _linear_grad)
+def _linear_infer(shapes, dtypes, attrs):
+    return (*shapes[0][:-1], shapes[1][0]), np.result_type(*dtypes)
+
+
+define(Op.LINEAR, _linear, _linear_grad, infer=_linear_infer)
 
 # -- softmax and losses ------------------------------------------------------
 
@@ -160,21 +187,26 @@ def _cross_entropy(xp, logits, target):
     total = reduce_sum(xp, e, 1, True)
     lse = xp.log(total[:, 0])
     lse -= shifted[xp.arange(target.shape[0]), target]
-    loss = xp.asarray(reduce_sum(xp, lse) / lse.dtype.type(lse.size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = xp.asarray(reduce_sum(xp, lse) / lse.dtype.type(lse.size))
     e /= total
-    return loss, {"probs": e}  # the softmax, for the backward
+    return loss, e  # the softmax: a side output the backward reads
 
 
-def _cross_entropy_grad(ctx, g):
+def _cross_entropy_grad(ctx, g, g_probs):
     logits, target = ctx.inputs
-    probs = ctx.saved_or("probs", lambda: logits.softmax(axis=1))
-    return F.cross_entropy_backward(probs, target, g), None
+    probs = ctx.out(1)
+    gl = None if g is None else F.cross_entropy_backward(probs, target, g)
+    if g_probs is not None:  # the softmax used by a graph of the backward
+        through = probs * (g_probs - (g_probs * probs).sum(axis=1, keepdims=True))
+        gl = through if gl is None else gl + through
+    return gl, None
 
 
 def _cross_entropy_backward(xp, probs, target, g):
     # (probs - onehot(target)) * g / n in one op, as PyTorch's nll_loss_backward
     n = probs.shape[0]
-    scale = g * g.dtype.type(1.0 / n)
+    scale = g * g.dtype.type(inverse(n))
     out = probs * scale
     out[xp.arange(n), target] -= scale
     return out
@@ -183,36 +215,53 @@ def _cross_entropy_backward(xp, probs, target, g):
 def _cross_entropy_backward_grad(ctx, gz):
     probs, target, g = ctx.inputs
     n = probs.shape[0]
-    g_probs = gz * (g * (1.0 / n)) if ctx.needs(0) else None
+    g_probs = gz * (g * inverse(n)) if ctx.needs(0) else None
     g_g = None
     if ctx.needs(2):
         onehot = F.one_hot(target, probs.shape[1], probs.dtype)
-        g_g = ((probs - onehot) * gz).sum() * (1.0 / n)
+        g_g = ((probs - onehot) * gz).sum() * inverse(n)
     return g_probs, None, g_g
+
+
+def _one_hot(xp, target, classes, dtype):
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"one_hot needs integer class indices, got dtype {target.dtype}")
+    out = xp.zeros((*target.shape, classes), dtype=dtype)
+    flat = out.reshape(-1, classes)
+    flat[xp.arange(flat.shape[0]), target.reshape(-1)] = 1
+    return out
+
+
+def _one_hot_infer(shapes, dtypes, attrs):
+    return (*shapes[0], attrs["classes"]), np.dtype(attrs["dtype"])
 
 
 def _mse(xp, a, b):
     d = a - b
     squares = d * d
-    loss = xp.asarray(reduce_sum(xp, squares) / d.dtype.type(d.size))
-    return loss, {"diff": d}  # the backward reuses a - b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = xp.asarray(reduce_sum(xp, squares) / d.dtype.type(d.size))
+    return loss, d  # a - b, in the broadcast shape: a side output the backward reads
 
 
-def _mse_grad(ctx, g):
-    a, b = ctx.inputs
-    d = ctx.saved_or("diff", lambda: a - b)  # the broadcast shape the mean divides by
-    d = F.mse_loss_backward(d, g)
-    return d, (-d if ctx.needs(1) else None)
+def _mse_grad(ctx, g, g_diff):
+    d = ctx.out(1)
+    gd = None if g is None else F.mse_loss_backward(d, g)
+    if g_diff is not None:
+        gd = g_diff if gd is None else gd + g_diff
+    if gd is None:
+        return None, None
+    return gd, (-gd if ctx.needs(1) else None)
 
 
 def _mse_backward(xp, diff, g):
     # diff * g * 2 / n in one op, as PyTorch's mse_loss_backward
-    return diff * (g * g.dtype.type(2.0 / diff.size))
+    return diff * (g * g.dtype.type(2.0 * inverse(diff.size)))
 
 
 def _mse_backward_grad(ctx, gz):
     diff, g = ctx.inputs
-    scale = 2.0 / diff.numel()
+    scale = 2.0 * inverse(diff.numel())
     g_diff = gz * (g * scale) if ctx.needs(0) else None
     g_g = (gz * diff).sum() * scale if ctx.needs(1) else None
     return g_diff, g_g
@@ -220,29 +269,52 @@ def _mse_backward_grad(ctx, gz):
 
 def _bce_logits(xp, x, y):
     loss = xp.maximum(x, 0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))
-    return xp.asarray(loss.mean())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return xp.asarray(loss.mean())
 
 
 def _bce_logits_grad(ctx, g):
     x, y = ctx.inputs
     shape = np.broadcast_shapes(x.shape, y.shape)
-    scale = g * (1.0 / math.prod(shape))
+    scale = g * inverse(math.prod(shape))
     gy = -x.expand(*shape) * scale if ctx.needs(1) else None
     return (x.sigmoid() - y) * scale, gy
 
 
-define(Op.SOFTMAX, _softmax, _softmax_grad)
-define(Op.LOG_SOFTMAX, _log_softmax, _log_softmax_grad)
-define(Op.CROSS_ENTROPY, _cross_entropy, _cross_entropy_grad, nondiff=(1,), saves=True)
+def _cross_entropy_infer(shapes, dtypes, attrs):
+    return [((), np.dtype(dtypes[0])), (tuple(shapes[0]), np.dtype(dtypes[0]))]
+
+
+def _mse_infer(shapes, dtypes, attrs):
+    dtype = np.result_type(*dtypes)
+    return [((), dtype), (np.broadcast_shapes(*shapes), dtype)]
+
+
+def _bce_infer(shapes, dtypes, attrs):
+    return (), np.result_type(*dtypes)
+
+
+define(Op.SOFTMAX, _softmax, _softmax_grad, infer=S.same)
+define(Op.LOG_SOFTMAX, _log_softmax, _log_softmax_grad, infer=S.same)
+define(
+    Op.CROSS_ENTROPY,
+    _cross_entropy,
+    _cross_entropy_grad,
+    infer=_cross_entropy_infer,
+    nondiff=(1,),
+    outputs=("loss", "probs"),
+)
 define(
     Op.CROSS_ENTROPY_BACKWARD,
     _cross_entropy_backward,
     _cross_entropy_backward_grad,
+    infer=S.same,
     nondiff=(1,),
 )
-define(Op.MSE_LOSS, _mse, _mse_grad, saves=True)
-define(Op.MSE_LOSS_BACKWARD, _mse_backward, _mse_backward_grad)
-define(Op.BCE_WITH_LOGITS, _bce_logits, _bce_logits_grad)
+define(Op.ONE_HOT, _one_hot, None, infer=_one_hot_infer)
+define(Op.MSE_LOSS, _mse, _mse_grad, infer=_mse_infer, outputs=("loss", "diff"))
+define(Op.MSE_LOSS_BACKWARD, _mse_backward, _mse_backward_grad, infer=S.same)
+define(Op.BCE_WITH_LOGITS, _bce_logits, _bce_logits_grad, infer=_bce_infer)
 
 # -- im2col, convolution, pooling -----------------------------------------------
 
@@ -325,25 +397,27 @@ def _conv2d(xp, x, w, *bias, stride, padding):
     if bias:
         out += bias[0][:, None]
     oh, ow = out_size(h, kh, stride[0], padding[0]), out_size(wd, kw, stride[1], padding[1])
-    return out.reshape(n, o, oh, ow), {"cols": cols}
+    return out.reshape(n, o, oh, ow), cols  # im2col columns: a side output
 
 
-def _conv2d_grad(ctx, g):
+def _conv2d_grad(ctx, g, g_cols):
     x, w = ctx.inputs[:2]
     kernel = w.shape[2:]
     stride, padding = ctx.attrs["stride"], ctx.attrs["padding"]
     n, o = x.shape[0], w.shape[0]
-    g3 = g.reshape(n, o, -1)
-    gx = gw = None
-    if w.requires_grad:
-        cols = ctx.saved_or("cols", lambda: F.unfold(x, kernel, stride, padding))
-        gw = (g3 @ cols.transpose(1, 2)).sum(axis=0).reshape(*w.shape)
-    if x.requires_grad:
-        gcols = w.reshape(o, -1).transpose(0, 1) @ g3
-        gx = F.fold(gcols, x.shape[2:], kernel, stride, padding)
-    if len(ctx.inputs) == 3:
-        return gx, gw, g.sum(axis=(0, 2, 3))
-    return gx, gw
+    gx = gw = gb = None
+    if g is not None:
+        g3 = g.reshape(n, o, -1)
+        if w.requires_grad:
+            gw = (g3 @ ctx.out(1).transpose(1, 2)).sum(axis=0).reshape(*w.shape)
+        if x.requires_grad:
+            g_from_out = w.reshape(o, -1).transpose(0, 1) @ g3
+            g_cols = g_from_out if g_cols is None else g_cols + g_from_out
+        if len(ctx.inputs) == 3:
+            gb = g.sum(axis=(0, 2, 3))
+    if g_cols is not None and x.requires_grad:
+        gx = F.fold(g_cols, x.shape[2:], kernel, stride, padding)
+    return gx, gw, gb
 
 
 def _pool_windows(xp, x, kernel, stride):
@@ -370,18 +444,18 @@ def _max_pool2d(xp, x, kernel, stride):
     for i in range(1, k):
         count += hit[:, :, i]
     mask = hit.astype(x.dtype)
-    if int(count.max()) > 1:  # ties share the gradient
+    if count.size and int(count.max()) > 1:  # ties share the gradient
         mask /= count[:, :, None]
-    return out.reshape(_pool_shape(x, kernel, stride)), {"mask": mask}
+    return out.reshape(_pool_shape(x, kernel, stride)), mask
 
 
-def _max_pool2d_grad(ctx, g):
-    # The routing mask (ties share the gradient) is piecewise constant in x, so
-    # it is a constant even when a graph of the backward pass is built.
+def _max_pool2d_grad(ctx, g, _g_mask):
+    # The routing mask (ties share the gradient) is piecewise constant in x: a
+    # side output without a gradient, even when a graph of the backward is built.
     x = ctx.inputs[0]
     kernel, stride = ctx.attrs["kernel"], ctx.attrs["stride"]
     n, c = x.shape[:2]
-    mask = F.constant(ctx.saved["mask"], x.device)
+    mask = ctx.out(1)
     routed = (g.reshape(n, c, 1, -1) * mask).reshape(n, -1, mask.shape[-1])
     return (F.fold(routed, x.shape[2:], kernel, stride, (0, 0)),)
 
@@ -401,11 +475,55 @@ def _avg_pool2d_grad(ctx, g):
     return (F.fold(spread.reshape(n, c * k, length), x.shape[2:], kernel, stride, (0, 0)),)
 
 
-define(Op.UNFOLD, _unfold, _unfold_grad)
-define(Op.FOLD, _fold, _fold_grad)
-define(Op.CONV2D, _conv2d, _conv2d_grad, saves=True)
-define(Op.MAX_POOL2D, _max_pool2d, _max_pool2d_grad, saves=True)
-define(Op.AVG_POOL2D, _avg_pool2d, _avg_pool2d_grad)
+def _unfold_infer(shapes, dtypes, attrs):
+    n, c, h, w = shapes[0]
+    (kh, kw), (sh, sw), (ph, pw) = attrs["kernel"], attrs["stride"], attrs["padding"]
+    length = out_size(h, kh, sh, ph) * out_size(w, kw, sw, pw)
+    return (n, c * kh * kw, length), np.dtype(dtypes[0])
+
+
+def _fold_infer(shapes, dtypes, attrs):
+    n, ck, _length = shapes[0]
+    kh, kw = attrs["kernel"]
+    return (n, ck // (kh * kw), *attrs["size"]), np.dtype(dtypes[0])
+
+
+def _conv2d_infer(shapes, dtypes, attrs):
+    (n, c, h, w), (o, _c, kh, kw) = shapes[0], shapes[1]
+    (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    dtype = np.result_type(*dtypes)
+    return [((n, o, oh, ow), dtype), ((n, c * kh * kw, oh * ow), dtype)]
+
+
+def _max_pool2d_infer(shapes, dtypes, attrs):
+    shape = _pool_shape_of(shapes[0], attrs["kernel"], attrs["stride"])
+    k = attrs["kernel"][0] * attrs["kernel"][1]
+    mask = (*shape[:2], k, shape[2] * shape[3])
+    return [(shape, np.dtype(dtypes[0])), (mask, np.dtype(dtypes[0]))]
+
+
+def _avg_pool2d_infer(shapes, dtypes, attrs):
+    return _pool_shape_of(shapes[0], attrs["kernel"], attrs["stride"]), np.dtype(dtypes[0])
+
+
+def _pool_shape_of(shape, kernel, stride):
+    n, c, h, w = shape
+    return n, c, out_size(h, kernel[0], stride[0], 0), out_size(w, kernel[1], stride[1], 0)
+
+
+define(Op.UNFOLD, _unfold, _unfold_grad, infer=_unfold_infer)
+define(Op.FOLD, _fold, _fold_grad, infer=_fold_infer)
+define(Op.CONV2D, _conv2d, _conv2d_grad, infer=_conv2d_infer, outputs=("out", "cols"))
+define(
+    Op.MAX_POOL2D,
+    _max_pool2d,
+    _max_pool2d_grad,
+    infer=_max_pool2d_infer,
+    outputs=("out", "mask"),
+    nondiff_outputs=(1,),
+)
+define(Op.AVG_POOL2D, _avg_pool2d, _avg_pool2d_grad, infer=_avg_pool2d_infer)
 
 # -- normalisation, embedding, dropout ------------------------------------------
 
@@ -415,6 +533,10 @@ def _layer_norm(xp, x, w, b, dims, eps):
     centred = x - x.mean(axis=axes, keepdims=True)
     var = (centred * centred).mean(axis=axes, keepdims=True)
     return centred / xp.sqrt(var + x.dtype.type(eps)) * w + b
+
+
+def _linear_like_same(shapes, dtypes, attrs):
+    return np.broadcast_shapes(*shapes), np.result_type(*dtypes)
 
 
 def _layer_norm_grad(ctx, g):
@@ -443,23 +565,34 @@ def _embedding(xp, weight, indices):
 
 def _embedding_grad(ctx, g):
     weight, indices = ctx.inputs
-    return F.scatter_add(g, weight.shape, (indices.data,)), None
+    return F.index_add_into(g, weight.shape, indices), None
 
 
-def dropout_mask(shape, p: float, seed: int, dtype) -> np.ndarray:
-    """The scaled keep-mask of dropout, the same on every device for a seed."""
-    keep = np.random.default_rng(seed).random(shape) >= p
-    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+def _embedding_infer(shapes, dtypes, attrs):
+    return (*shapes[1], shapes[0][1]), np.dtype(dtypes[0])
 
 
-def _dropout(xp, x, p, seed):
-    return x * xp.asarray(dropout_mask(x.shape, p, seed, x.dtype))
+def _dropout(xp, x, seed, p):
+    mask = xp.asarray(dropout_mask(x.shape, p, int(seed), x.dtype))
+    return x * mask, mask  # the scaled keep-mask: a side output without gradient
 
 
-def _dropout_grad(ctx, g):
-    return (F.dropout(g, ctx.attrs["p"], seed=ctx.attrs["seed"]),)
+def _dropout_grad(ctx, g, _g_mask):
+    return g * ctx.out(1), None
 
 
-define(Op.LAYER_NORM, _layer_norm, _layer_norm_grad)
-define(Op.EMBEDDING, _embedding, _embedding_grad, nondiff=(1,))
-define(Op.DROPOUT, _dropout, _dropout_grad)
+def _dropout_infer(shapes, dtypes, attrs):
+    return [(tuple(shapes[0]), np.dtype(dtypes[0]))] * 2
+
+
+define(Op.LAYER_NORM, _layer_norm, _layer_norm_grad, infer=_linear_like_same)
+define(Op.EMBEDDING, _embedding, _embedding_grad, infer=_embedding_infer, nondiff=(1,))
+define(
+    Op.DROPOUT,
+    _dropout,
+    _dropout_grad,
+    infer=_dropout_infer,
+    nondiff=(1,),
+    outputs=("out", "mask"),
+    nondiff_outputs=(1,),
+)

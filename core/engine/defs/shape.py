@@ -1,4 +1,5 @@
-"""Reductions and movement ops: forward through ``xp``, gradient in Tensor ops."""
+"""Reductions and movement ops: forward through ``xp``, gradient in Tensor ops,
+shape rule."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import numpy as np
 
 from core.device import scatter_add
 from core.engine import functional as F
+from core.engine import indexing
+from core.engine import shapes as S
 from core.engine.ops import Op, define
+
+
+def inverse(n: int) -> float:
+    """1 / n, and NaN for an empty reduction (as a mean of nothing is NaN)."""
+    return 1.0 / n if n else math.nan
 
 
 def _size(shape, axis) -> int:
@@ -72,7 +80,7 @@ def _sum_grad(ctx, g):
 def _mean_grad(ctx, g):
     a = ctx.inputs[0]
     n = _size(a.shape, ctx.attrs["axis"])
-    return (unreduce(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]) * (1.0 / n),)
+    return (unreduce(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]) * inverse(n),)
 
 
 def _extreme_grad(ctx, g):
@@ -110,22 +118,39 @@ def _sum_to_grad(ctx, g):
     return (g.expand(*ctx.inputs[0].shape),)
 
 
-define(Op.SUM, _sum, _sum_grad)
+def _var_infer(shapes, dtypes, attrs):
+    shape = S.reduce_shape(tuple(shapes[0]), attrs["axis"], attrs["keepdims"])
+    return shape, S.floating(dtypes[0])
+
+
+define(Op.SUM, _sum, _sum_grad, infer=S.reduced)
 define(
     Op.MEAN,
     lambda xp, a, axis, keepdims: xp.mean(a, axis=axis, keepdims=keepdims),
     _mean_grad,
+    infer=_var_infer,
 )
-define(Op.MAX, lambda xp, a, axis, keepdims: xp.max(a, axis=axis, keepdims=keepdims), _extreme_grad)
-define(Op.MIN, lambda xp, a, axis, keepdims: xp.min(a, axis=axis, keepdims=keepdims), _extreme_grad)
+define(
+    Op.MAX,
+    lambda xp, a, axis, keepdims: xp.max(a, axis=axis, keepdims=keepdims),
+    _extreme_grad,
+    infer=S.reduced,
+)
+define(
+    Op.MIN,
+    lambda xp, a, axis, keepdims: xp.min(a, axis=axis, keepdims=keepdims),
+    _extreme_grad,
+    infer=S.reduced,
+)
 define(
     Op.VAR,
     lambda xp, a, axis, keepdims, correction: xp.var(
         a, axis=axis, keepdims=keepdims, ddof=correction
     ),
     _var_grad,
+    infer=_var_infer,
 )
-define(Op.SUM_TO, _sum_to, _sum_to_grad)
+define(Op.SUM_TO, _sum_to, _sum_to_grad, infer=S.fixed("shape"))
 
 
 # -- movement ----------------------------------------------------------------
@@ -147,26 +172,49 @@ def _expand_grad(ctx, g):
     return (g.sum_to(ctx.inputs[0].shape),)
 
 
-def _is_basic(index) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, int | slice) for p in parts)
+def _getitem(xp, a, *arrays, index):
+    return a[indexing.decode(index, arrays)]
 
 
-def _scatter_add(xp, g, shape, index):
+def _getitem_infer(shapes, dtypes, attrs):
+    # Index arrays of the given shapes (zeros: always in range); a boolean
+    # mask's result length depends on its values, so it is -1 here.
+    spec = attrs["index"]
+    masks = [d.kind == "b" for d in dtypes[1:]]
+    dummies = [np.zeros(s, np.intp) for s in shapes[1:]]
+    if any(masks):
+        return _masked_shape(shapes, spec, masks), np.dtype(dtypes[0])
+    probe = np.broadcast_to(np.empty((), dtypes[0]), shapes[0])
+    return probe[indexing.decode(spec, dummies)].shape, np.dtype(dtypes[0])
+
+
+def _masked_shape(shapes, spec, masks):
+    probe = np.broadcast_to(np.empty((), np.int8), shapes[0])
+    arrays = [np.ones(s, bool) if m else np.zeros(s, np.intp) for s, m in zip(shapes[1:], masks)]
+    shape = list(probe[indexing.decode(spec, arrays)].shape)
+    first = next(i for i, p in enumerate(spec) if not isinstance(p, int) and p[0] == "index")
+    shape[min(first, len(shape) - 1)] = -1
+    return tuple(shape)
+
+
+def _index_add(xp, g, *arrays, shape, index):
     out = xp.zeros(shape, dtype=g.dtype)
-    if _is_basic(index):
-        out[index] = g
+    where = indexing.decode(index, arrays)
+    if indexing.is_basic(index):
+        out[where] = g
     else:
-        scatter_add(xp, out, index, g)
+        scatter_add(xp, out, where, g)
     return out
 
 
 def _getitem_grad(ctx, g):
-    return (F.scatter_add(g, ctx.inputs[0].shape, ctx.attrs["index"]),)
+    x, *arrays = ctx.inputs
+    return (F.index_add_spec(g, x.shape, ctx.attrs["index"], tuple(arrays)),)
 
 
 def _scatter_add_grad(ctx, g):
-    return (g[ctx.attrs["index"]],)
+    _values, *arrays = ctx.inputs
+    return (g[indexing.decode(ctx.attrs["index"], arrays)],)
 
 
 def _concat_grad(ctx, g):
@@ -195,11 +243,55 @@ def _pad_grad(ctx, g):
     return (g[index],)
 
 
-define(Op.RESHAPE, lambda xp, a, shape: a.reshape(shape), _reshape_grad)
-define(Op.PERMUTE, lambda xp, a, axes: a.transpose(axes), _permute_grad)
-define(Op.EXPAND, lambda xp, a, shape: xp.broadcast_to(a, shape), _expand_grad)
-define(Op.GETITEM, lambda xp, a, index: a[index], _getitem_grad)
-define(Op.SCATTER_ADD, _scatter_add, _scatter_add_grad)
-define(Op.CONCAT, lambda xp, *arrays, axis: xp.concatenate(arrays, axis=axis), _concat_grad)
-define(Op.STACK, lambda xp, *arrays, axis: xp.stack(arrays, axis=axis), _stack_grad)
-define(Op.PAD, _pad, _pad_grad)
+def _permute_infer(shapes, dtypes, attrs):
+    return tuple(shapes[0][a] for a in attrs["axes"]), np.dtype(dtypes[0])
+
+
+def _concat_infer(shapes, dtypes, attrs):
+    axis = attrs["axis"]
+    shape = list(shapes[0])
+    shape[axis] = sum(s[axis] for s in shapes)
+    return tuple(shape), np.result_type(*dtypes)
+
+
+def _stack_infer(shapes, dtypes, attrs):
+    shape = list(shapes[0])
+    shape.insert(attrs["axis"], len(shapes))
+    return tuple(shape), np.result_type(*dtypes)
+
+
+def _pad_infer(shapes, dtypes, attrs):
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(shapes[0], attrs["pad"]))
+    return shape, np.dtype(dtypes[0])
+
+
+define(Op.RESHAPE, lambda xp, a, shape: a.reshape(shape), _reshape_grad, infer=S.fixed("shape"))
+define(Op.PERMUTE, lambda xp, a, axes: a.transpose(axes), _permute_grad, infer=_permute_infer)
+define(
+    Op.EXPAND,
+    lambda xp, a, shape: xp.broadcast_to(a, shape),
+    _expand_grad,
+    infer=S.fixed("shape"),
+)
+define(Op.GETITEM, _getitem, _getitem_grad, infer=_getitem_infer)
+define(
+    Op.SCATTER_ADD,
+    _index_add,
+    _scatter_add_grad,
+    infer=S.fixed("shape"),
+)
+define(
+    Op.CONCAT,
+    lambda xp, *arrays, axis: xp.concatenate(arrays, axis=axis),
+    _concat_grad,
+    infer=_concat_infer,
+)
+define(
+    Op.STACK,
+    lambda xp, *arrays, axis: xp.stack(arrays, axis=axis),
+    _stack_grad,
+    infer=_stack_infer,
+)
+define(Op.PAD, _pad, _pad_grad, infer=_pad_infer)
+# the same value, cut from the graph (as aten::detach): no copy, no gradient
+define(Op.DETACH, lambda xp, a: a, None, infer=S.same)

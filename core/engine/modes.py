@@ -1,0 +1,74 @@
+"""Modes the engine reads while it runs: gradient recording, module scope, phase.
+
+Each is a context variable behind a context manager, so runs in worker threads
+(the debugger's Session) keep their own.
+
+>>> import core
+>>> w = core.tensor(1.0, requires_grad=True)
+>>> with no_grad():
+...     (w * 2).requires_grad
+False
+>>> with phase("update"):
+...     current_phase()
+'update'
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+grad_enabled: ContextVar[bool] = ContextVar("gradstep_grad_enabled", default=True)
+scope_path: ContextVar[str] = ContextVar("gradstep_scope", default="")
+phase_name: ContextVar[str] = ContextVar("gradstep_phase", default="forward")
+# the forward node whose gradient rule is running (events of the backward's own
+# ops name it); set only while a subscriber asks for those events
+rule_node: ContextVar[int | None] = ContextVar("gradstep_rule_node", default=None)
+
+
+class Mode:
+    """A context manager that sets one context variable and restores it."""
+
+    __slots__ = ("_var", "_value", "_token")
+
+    def __init__(self, var: ContextVar, value: Any) -> None:
+        self._var = var
+        self._value = value
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        self._var.reset(self._token)
+
+
+def no_grad() -> Mode:
+    """Ops inside record no graph (as ``torch.no_grad``)."""
+    return Mode(grad_enabled, False)
+
+
+def enable_grad() -> Mode:
+    """Record the graph again inside a ``no_grad`` block."""
+    return Mode(grad_enabled, True)
+
+
+def is_grad_enabled() -> bool:
+    return grad_enabled.get()
+
+
+def phase(name: str) -> Mode:
+    """Mark ops inside as belonging to ``name`` ("forward", "backward", "update")."""
+    return Mode(phase_name, name)
+
+
+def current_phase() -> str:
+    return phase_name.get()
+
+
+def scope(path: str) -> Mode:
+    """Ops inside are attributed to module path ``path`` ("model.fc1")."""
+    return Mode(scope_path, path)
+
+
+def current_scope() -> str:
+    return scope_path.get()
