@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core  # noqa: E402
+import core.device  # noqa: E402
 import core.functional as F  # noqa: E402
 import core.observe.moments  # noqa: E402
 from core import nn, optim  # noqa: E402
@@ -125,7 +126,7 @@ class Device:
             self.sync = sync
 
     def host(self, a) -> np.ndarray:
-        return core.cuda.to_host(a)
+        return core.device.to_host(a)
 
 
 # -- baselines -------------------------------------------------------------------
@@ -200,7 +201,7 @@ class NumpyMLP:
         """Weights back in the engine's (out, in) layout, on the host."""
         out = []
         for w, b in zip(self.W, self.b):
-            out += [core.cuda.to_host(w).T, core.cuda.to_host(b)]
+            out += [core.device.to_host(w).T, core.device.to_host(b)]
         return out
 
 
@@ -261,7 +262,7 @@ class NumpyConvNet:
         return loss
 
     def params(self):
-        h = core.cuda.to_host
+        h = core.device.to_host
         o = self.o
         classes = self.Wl.shape[1]
         wl = h(self.Wl).reshape(14, 14, o, classes).transpose(3, 2, 0, 1).reshape(classes, -1)

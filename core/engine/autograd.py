@@ -109,11 +109,17 @@ def backward(
             f"requires_grad=True, or it was made under no_grad()){where()}"
         )
     start = perf_counter_ns()
-    with modes.phase("backward"):
+    phase_token = modes.phase_name.set("backward")
+    try:
         seed = _seed(root, gradient)
-    leaves = _run(root, seed, retain_graph, create_graph, None)
-    with modes.phase("backward"), modes.Mode(modes.grad_enabled, create_graph):
-        _accumulate(leaves, create_graph)
+        leaves = _run(root, seed, retain_graph, create_graph, None)
+        grad_token = modes.grad_enabled.set(create_graph)
+        try:
+            _accumulate(leaves, create_graph)
+        finally:
+            modes.grad_enabled.reset(grad_token)
+    finally:
+        modes.phase_name.reset(phase_token)
     if BUS.active:
         BUS.emit(BackwardEnded(root=root.id, duration_ns=perf_counter_ns() - start))
 
@@ -146,79 +152,72 @@ def _run(
         found[root.id] = (root, seed)
     grads: dict[Node, Any] = {root._node: _slots(root._node, root, seed)}
     label_rules = BUS.want_backward_ops
-    with modes.phase("backward"), modes.Mode(modes.grad_enabled, create_graph):
+    outer_rule = modes.rule_node.set(None) if label_rules else None
+    phase_token = modes.phase_name.set("backward")
+    grad_token = modes.grad_enabled.set(create_graph)
+    try:
         for node in order:
             g = grads.pop(node, None)
             if g is None:
                 continue
             t0 = perf_counter_ns() if emit else 0
-            token = modes.rule_node.set(node.id) if label_rules else None
-            try:
-                given = _rule(node, g)
-                _route(node, given, grads, found, wanted)
-            finally:
-                if token is not None:
-                    modes.rule_node.reset(token)
+            if label_rules:  # the backward's own ops name the node whose rule ran them
+                modes.rule_node.set(node.id)
+            rule = node.opdef.grad
+            given = list(rule(node, *g) if type(g) is list else rule(node, g))
+            inputs = node.inputs
+            if len(given) < len(inputs):  # rules may leave out trailing index inputs
+                given += [None] * (len(inputs) - len(given))
+            for i, inp in enumerate(inputs):
+                gi = given[i]
+                if gi is None:
+                    continue
+                if not inp.requires_grad:
+                    given[i] = None  # as the event reports it
+                    continue
+                shape = inp.data.shape
+                if gi.data.shape != shape:  # broadcast: sum back to the input
+                    gi = given[i] = apply(Op.SUM_TO, (gi,), {"shape": shape})
+                producer = inp._node
+                if wanted is not None and inp.id in wanted:
+                    _found(found, inp, gi)
+                if producer is not None:
+                    prev = grads.get(producer)
+                    if prev is None:
+                        grads[producer] = _slots(producer, inp, gi)
+                    elif type(prev) is list:  # a multi-output node: one entry per output
+                        slot = getattr(inp, "_slot", 0)
+                        prev[slot] = gi if prev[slot] is None else prev[slot] + gi
+                    else:
+                        grads[producer] = prev + gi
+                elif wanted is None:
+                    _found(found, inp, gi)
             if emit:
                 _emit_backward(node, g, given, perf_counter_ns() - t0)
             if not retain_graph:
                 node.freed = True
                 node.side = None
+    finally:
+        modes.grad_enabled.reset(grad_token)
+        modes.phase_name.reset(phase_token)
+        if outer_rule is not None:
+            modes.rule_node.reset(outer_rule)
     return found
 
 
-def _route(node: Node, given: list, grads: dict, found: dict, wanted: set[int] | None) -> None:
-    """Send each input's gradient on: to its producer's entry, or to ``found``
-    (leaves; or, with ``wanted``, the tensors asked for)."""
-    for i, inp in enumerate(node.inputs):
-        gi = given[i]
-        if gi is None:
-            continue
-        if not inp.requires_grad:
-            given[i] = None  # as the event reports it
-            continue
-        shape = inp.data.shape
-        if gi.data.shape != shape:  # broadcast: sum back to the input
-            gi = given[i] = apply(Op.SUM_TO, (gi,), {"shape": shape})
-        if wanted is not None and inp.id in wanted:
-            prev = found.get(inp.id)
-            found[inp.id] = (inp, gi if prev is None else prev[1] + gi)
-        producer = inp._node
-        if producer is None:
-            if wanted is None:
-                prev = found.get(inp.id)
-                found[inp.id] = (inp, gi if prev is None else prev[1] + gi)
-        else:
-            _add(grads, producer, inp, gi)
+def _found(found: dict, t: Any, g: Any) -> None:
+    prev = found.get(t.id)
+    found[t.id] = (t, g if prev is None else prev[1] + g)
 
 
 def _slots(node: Node, t: Any, g: Any) -> Any:
-    """The gradient entry of ``node`` holding ``g`` for its output ``t``."""
-    if node.side is None and len(node.opdef.outputs) == 1:
+    """The gradient entry of ``node`` holding ``g`` for its output ``t``: ``g``
+    itself, or for a multi-output node a list with one place per output."""
+    if len(node.opdef.outputs) == 1:
         return g
     entry = [None] * len(node.opdef.outputs)
     entry[getattr(t, "_slot", 0)] = g
     return entry
-
-
-def _add(grads: dict[Node, Any], producer: Node, t: Any, g: Any) -> None:
-    prev = grads.get(producer)
-    if len(producer.opdef.outputs) == 1:
-        grads[producer] = g if prev is None else prev + g
-        return
-    if prev is None:
-        grads[producer] = _slots(producer, t, g)
-        return
-    slot = getattr(t, "_slot", 0)
-    prev[slot] = g if prev[slot] is None else prev[slot] + g
-
-
-def _rule(node: Node, g: Any) -> list:
-    """One gradient (or None) per input, from the node's rule (which may leave
-    out trailing inputs that take none: index arrays, targets)."""
-    given = list(node.opdef.grad(node, *g) if type(g) is list else node.opdef.grad(node, g))
-    missing = len(node.inputs) - len(given)
-    return given + [None] * missing if missing else given
 
 
 def _emit_backward(node: Node, g: Any, given: list, duration: int) -> None:

@@ -72,6 +72,7 @@ class Module:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "_name", "")
+        object.__setattr__(self, "_paths", {})  # scope of the caller -> this call's path
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -90,6 +91,7 @@ class Module:
         elif isinstance(value, Module):
             modules[name] = value
             object.__setattr__(value, "_name", name)
+            value._paths.clear()
         object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -97,8 +99,10 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         outer = scope_path.get()
-        own = self._name or "model"
-        path = f"{outer}.{own}" if outer else own
+        path = self._paths.get(outer)
+        if path is None:  # the same call site gives the same path: made once
+            own = self._name or "model"
+            path = self._paths[outer] = f"{outer}.{own}" if outer else own
         token = scope_path.set(path)
         try:
             if not BUS.active:

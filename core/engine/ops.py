@@ -218,6 +218,7 @@ class OpDef:
     # ``op.label``, computed once (events name the op on every emit); in place: "add_"
     label: str = ""
     label_: str = ""
+    multi: bool = False  # more than one output (computed from ``outputs``)
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -251,6 +252,7 @@ def define(
         op in SAME_DTYPE,
         op.label,
         op.label + "_",
+        len(outputs) > 1,
     )
     REGISTRY[op] = definition
     return definition
