@@ -386,9 +386,7 @@ def test_parameter_values_follow_the_cursor(mlp):
         if type(e) is ParameterUpdated and e.tensor_id == weight.id
     ]
     assert len(updates) == 3
-    writes = [
-        i for i, e in enumerate(rec.events) if type(e) is OpForward and e.writes == weight.id
-    ]
+    writes = [i for i, e in enumerate(rec.events) if type(e) is OpForward and e.writes == weight.id]
     assert len(writes) == 3 and writes[0] < updates[0]  # the in-place op writes the value
     before = rec.value(weight.id, at=writes[0] - 1)
     after = rec.value(weight.id, at=writes[0])

@@ -7,7 +7,8 @@ takes the computation's float dtype when printed (``np.float32(0.5)``,
 ``0.5f``), so float32 work is never widened to float64. Inner nodes call one
 function of ``FUNCS``; each function's three spellings sit side by side there
 and agree with NumPy on NaN, Inf and signed zeros (the helpers in the preludes
-spell out NumPy's rules where C's differ: ``maximum`` propagates NaN, ``sign``
+spell out NumPy's rules where C's differ: ``maximum`` propagates NaN and
+answers its second argument on a tie, so ``maximum(-0.0, 0.0)`` is 0.0; ``sign``
 of -0.0 is 0).
 
 >>> x, y = In(0), In(1)
@@ -291,12 +292,12 @@ import numpy as np
 
 @numba.njit(inline="always")
 def gs_maximum(a, b):
-    return a if (a >= b or a != a) else b
+    return a if (a > b or a != a) else b
 
 
 @numba.njit(inline="always")
 def gs_minimum(a, b):
-    return a if (a <= b or a != a) else b
+    return a if (a < b or a != a) else b
 
 
 @numba.njit(inline="always")
@@ -316,8 +317,8 @@ C_PRELUDE = """
 using namespace std;
 #define GS_FN static inline
 #endif
-template <typename T> GS_FN T gs_maximum(T a, T b) { return (a >= b || a != a) ? a : b; }
-template <typename T> GS_FN T gs_minimum(T a, T b) { return (a <= b || a != a) ? a : b; }
+template <typename T> GS_FN T gs_maximum(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T> GS_FN T gs_minimum(T a, T b) { return (a < b || a != a) ? a : b; }
 template <typename T> GS_FN T gs_sign(T a) {
     return a > 0 ? (T)1 : (a < 0 ? (T)-1 : (a != a ? a : (T)0));
 }
