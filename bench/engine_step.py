@@ -17,6 +17,14 @@ script exits 1 after printing the ``check`` line.
 
 Figures and targets: mlp_step (<= 1.25), mlp_step_events (<= 1.6),
 tiny_mlp_step (<= 3), add_us (<= 5 microseconds), conv_step (<= 1.2).
+
+The ratios depend on the machine as well as the engine, so the ``check`` line
+names what they depend on: the CPU model, the CPU Numba compiles the
+statistics kernels for, and the kernel set OpenBLAS picked (the baseline's
+matmuls: an AVX-512 ``SkylakeX`` set makes NumPy faster, so the same engine
+overhead is a larger ratio than on ``Haswell`` kernels). After
+``mlp_step_events`` a ``mlp_step_events_breakdown`` line splits the figure's
+extra time into event building and statistics.
 """
 
 from __future__ import annotations
@@ -95,6 +103,87 @@ def set_malloc(mode: str) -> None:
         from core.memory import keep_freed_memory
 
         keep_freed_memory()
+
+
+def machine_facts() -> dict:
+    """What the ratios depend on besides the engine: the CPU, the code paths
+    the libraries chose on it, and the Python running them."""
+    facts = {"python": sys.version.split()[0], "numpy": np.__version__}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            facts["cpu_model"] = next(
+                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
+                "unknown",
+            )
+    except OSError:
+        facts["cpu_model"] = "unknown"
+    try:  # the CPU Numba compiles the statistics kernels for
+        import llvmlite.binding as llvm
+
+        facts["numba_target_cpu"] = llvm.get_host_cpu_name()
+    except Exception as exc:  # Numba absent or broken: the NumPy fallback is used
+        facts["numba_target_cpu"] = f"unavailable ({type(exc).__name__})"
+    facts.update(_openblas_facts())
+    return facts
+
+
+def _openblas_facts() -> dict:
+    """OpenBLAS's version and the kernel set it picked for this CPU (Haswell,
+    SkylakeX, Zen...): the baseline's matmuls run on those kernels."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:
+        return {"blas": "unknown"}
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        # NumPy's wheels: scipy_openblas_get_corename64_; plain OpenBLAS: openblas_get_corename
+        for pattern in ("scipy_openblas_get_{}64_", "scipy_openblas_get_{}", "openblas_get_{}"):
+            core_name = getattr(lib, pattern.format("corename"), None)
+            config = getattr(lib, pattern.format("config"), None)
+            if core_name is not None and config is not None:
+                core_name.restype = config.restype = ctypes.c_char_p
+                return {
+                    "blas_kernels": core_name().decode(),
+                    "blas_config": config().decode().strip(),
+                }
+    return {"blas": "not OpenBLAS"}
+
+
+def events_breakdown(dev, steps: int = 150, rounds: int = 5) -> dict:
+    """Per-step time of the events figure's MLP step with no subscriber, with
+    one taking sources only, and with one taking statistics too (medians of
+    interleaved rounds): the figure's extra time, split into its two parts."""
+    engine_step = setup_mlp(dev)[0]
+    modes = {"none": None, "sources": {"source": True}, "stats": {"stats": True, "source": True}}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for mode, flags in modes.items():
+            unsubscribe = BUS.subscribe(lambda e: None, **flags) if flags else None
+            try:
+                engine_step()
+                dev.sync()
+                start = CLOCK()
+                for _ in range(steps):
+                    engine_step()
+                dev.sync()
+                times[mode].append((CLOCK() - start) / steps)
+            finally:
+                if unsubscribe is not None:
+                    unsubscribe()
+    med = {m: statistics.median(t) * 1e3 for m, t in times.items()}
+    return {
+        "figure": "mlp_step_events_breakdown",
+        "step_ms": round(med["none"], 4),
+        "events_without_stats_ms": round(med["sources"] - med["none"], 4),
+        "statistics_ms": round(med["stats"] - med["sources"], 4),
+        "device": dev.name,
+    }
 
 
 def minflt() -> int:
@@ -535,6 +624,7 @@ def main(argv=None) -> int:
         "loadavg_start": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
         "stats": core.observe.moments.backend(),
+        **machine_facts(),
     }
     figures = args.only or list(FIGURES)
 
@@ -563,6 +653,8 @@ def main(argv=None) -> int:
         missed |= not record["meets_target"]
         record["loadavg"] = round(os.getloadavg()[0], 2)
         emit(record)
+        if name == "mlp_step_events":
+            emit(events_breakdown(dev))
     return 2 if (args.strict and missed) else 0
 
 

@@ -222,10 +222,13 @@ def test_grad_touches_no_dot_grad() -> None:
     np.testing.assert_allclose(w.grad.numpy(), numeric, rtol=1e-3)
 
 
-def test_grad_of_an_unused_input_is_none() -> None:
+def test_grad_of_an_unused_input_is_an_error_or_none() -> None:
+    """As torch.autograd.grad: allow_unused=False by default."""
     a = core.tensor(1.0, requires_grad=True)
     b = core.tensor(2.0, requires_grad=True)
-    ga, gb = core.grad(a * 3.0, [a, b])
+    with pytest.raises(core.GradError, match="does not depend on input"):
+        core.grad(a * 3.0, [a, b])
+    ga, gb = core.grad(a * 3.0, [a, b], allow_unused=True)
     assert ga.item() == 3.0 and gb is None
 
 

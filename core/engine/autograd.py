@@ -275,11 +275,11 @@ def grad(
     *,
     retain_graph: bool | None = None,
     create_graph: bool = False,
-    allow_unused: bool = True,
+    allow_unused: bool = False,
 ) -> tuple[Any, ...]:
     """d(outputs)/d(inputs), as ``torch.autograd.grad``: only the rules on a path
     to ``inputs`` run, and no ``.grad`` anywhere is touched. An input the
-    output does not depend on gets None.
+    output does not depend on is an error, or gets None with ``allow_unused``.
 
     >>> import core
     >>> a = core.tensor(2.0, requires_grad=True)
@@ -303,7 +303,10 @@ def grad(
         entry = found.get(t.id)
         if entry is None:
             if not allow_unused:
-                raise GradError(f"grad: the output does not depend on input {t.name or t.id}")
+                raise GradError(
+                    f"grad: the output does not depend on input {t.name or t.id}; pass "
+                    f"allow_unused=True to get None for it{where()}"
+                )
             result.append(None)
             continue
         g = entry[1]
