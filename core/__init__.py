@@ -16,6 +16,7 @@ import sys
 
 from core import cuda
 from core.engine import defs, functional, nn, optim  # noqa: F401  (defs registers the ops)
+from core.deferred.api import compile
 from core.engine.autograd import grad
 from core.engine.creation import (
     arange,
@@ -50,6 +51,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "arange",
+    "compile",
     "cuda",
     "enable_grad",
     "float32",

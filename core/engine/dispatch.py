@@ -152,9 +152,11 @@ class Node:
 
 # -- the trace hook -----------------------------------------------------------------------
 
-# Called as hook(kind, payload) for every op ("op") and constant ("constant")
-# while set; the deferred compiler's tracer sets it. None costs one global read.
-_hook: Callable[[str, Any], None] | None = None
+# Called as hook(kind, payload) for every op ("op"), constant ("constant"),
+# declared input ("leaf") and value read out as Python data ("read", whose
+# answer replaces the value) while set; the deferred compiler's tracer sets it.
+# None costs one global read.
+_hook: Callable[[str, Any], Any] | None = None
 
 
 def set_hook(hook: Callable[[str, Any], None] | None) -> Callable[[str, Any], None] | None:
@@ -162,6 +164,22 @@ def set_hook(hook: Callable[[str, Any], None] | None) -> Callable[[str, Any], No
     global _hook
     previous, _hook = _hook, hook
     return previous
+
+
+def read(t: Tensor, kind: str, value: Any) -> Any:
+    """A tensor's value leaving the engine as Python data (``item``: a number,
+    ``array``: a host array): what the trace hook makes of it, or itself."""
+    if _hook is None:
+        return value
+    return _hook("read", (t, kind, value))
+
+
+def forget_grad(t: Tensor) -> None:
+    """``t.grad = None`` (``zero_grad``), told to the trace hook: a step that
+    resets a gradient does not depend on whether it had one."""
+    t.grad = None
+    if _hook is not None:
+        _hook("zero_grad", t)
 
 
 # -- constants --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from core.engine.dispatch import (
     is_tensor,
     lift,
     new_id,
+    read,
     wrap,
 )
 from core.engine.modes import no_grad
@@ -111,12 +112,14 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The value as a host NumPy array (a copy for "cuda" tensors)."""
-        return to_host(self.data)
+        return read(self, "array", to_host(self.data))
 
     def item(self) -> float:
+        """The one element as a Python number. While a step is traced, the
+        tracer learns of the read (a decision the graph must guard)."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return read(self, "item", self.data.reshape(()).item())
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
@@ -128,7 +131,7 @@ class Tensor:
         return float(self.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        body = np.array2string(to_host(self.data), separator=", ", prefix="tensor(")
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"

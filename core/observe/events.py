@@ -16,6 +16,12 @@ The vocabulary, in the order a training step produces it::
     BackwardEnded     ``.backward()`` returned
     ParameterUpdated  an optimizer wrote a new value into a parameter
     StepEnded         the step returned its loss
+
+A compiled step (``core.compile``) adds::
+
+    PassApplied       a compiler pass rewrote the graph (node counts before, after)
+    KernelRun         a compiled kernel ran: which graph nodes it covers, how long
+    StepRetraced      a call's guard failed: it ran eagerly and was traced again
     RunFinished       the run ended (finished, stopped or errored)
 
 Events never hold arrays or Qt objects: ids link them to tensors, whose values a
@@ -209,6 +215,30 @@ class ParameterUpdated:
     stats: Stats | None = None  # statistics of the new value
 
 
+@event
+class PassApplied:
+    name: str  # the pass, e.g. "fuse_elementwise"
+    nodes_before: int  # op nodes in the graph before the pass
+    nodes_after: int  # and after it
+    changes: int  # rewrites it made (0: the graph is unchanged)
+
+
+@event
+class KernelRun:
+    kernel: int  # the kernel's index in the compiled step
+    name: str  # its readable name, e.g. "fused_3" or "matmul_2"
+    nodes: tuple[int, ...]  # the eager node ids (traced origins) it covers
+    outputs: tuple[int, ...]  # graph value ids it writes
+    duration_ns: int  # wall time (on the GPU, measured with CUDA events)
+    device: str  # "cpu" or "cuda"
+
+
+@event
+class StepRetraced:
+    reason: str  # the guard that failed, with the user's line
+    graphs: int  # graphs in the step's cache after the retrace
+
+
 Event = (
     RunStarted
     | RunFinished
@@ -223,4 +253,7 @@ Event = (
     | GradAccumulated
     | BackwardEnded
     | ParameterUpdated
+    | PassApplied
+    | KernelRun
+    | StepRetraced
 )
