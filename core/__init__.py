@@ -15,8 +15,8 @@ True
 import sys
 
 from core import cuda
-from core.engine import defs, functional, nn, optim  # noqa: F401  (defs registers the ops)
 from core.deferred.api import compile
+from core.engine import defs, functional, nn, optim  # noqa: F401  (defs registers the ops)
 from core.engine.autograd import grad
 from core.engine.creation import (
     arange,

@@ -45,9 +45,12 @@ def dispatched() -> Iterator[list[tuple]]:
             seen.append(("op", nid, label, ids, out, tuple(attrs.items()), result.shape))
         elif kind == "constant":
             seen.append((kind, payload.id, payload.shape, str(payload.dtype)))
-        else:
+        elif kind == "leaf":
             t, what = payload
             seen.append((kind, t.id, t.shape, str(t.dtype), what))
+        elif kind == "read":
+            return payload[2]  # the value read out, unchanged
+        return None
 
     previous = dispatch.set_hook(hook)
     try:
