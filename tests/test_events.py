@@ -299,7 +299,7 @@ def test_every_event_class_behaves_as_a_frozen_dataclass():
     import core.observe.events as ev
 
     classes = [c for c in vars(ev).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
-    assert OpForward in classes and ev.Stats in classes and len(classes) == 15
+    assert OpForward in classes and ev.Stats in classes and len(classes) == 18
     for cls in classes:
         fields = dataclasses.fields(cls)
         required = {f.name: i for i, f in enumerate(fields) if f.default is dataclasses.MISSING}
