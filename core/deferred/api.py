@@ -99,9 +99,9 @@ class CompiledStep:
         traced_at = perf_counter_ns()
         graph, reports = passes.optimize(traced.graph, self.passes)
         device = _device(traced, leaves)
-        program = codegen.generate(graph, device)
-        executable = program.function if self.backend == "codegen" else None
-        bound = Bound(graph, traced.state, traced.grad_owners, device, executable)
+        program = codegen.generate(graph, device, tuple(traced.grad_owners))
+        runner = program if self.backend == "codegen" else None
+        bound = Bound(graph, traced.state, traced.grad_owners, device, runner)
         entry = Compiled(
             traced, graph, reports, program, bound, traced_at - start, perf_counter_ns() - traced_at
         )

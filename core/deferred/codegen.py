@@ -1,12 +1,10 @@
 """Code generation: an optimized Graph becomes one readable Python function.
 
-Each op node is one call of its registered forward (the same code eager mode
-runs, so compiled and eager agree by construction) or, for the ops that are
-most of a small step's time, the NumPy call itself; each ``fused`` node is a
-kernel printed from its expressions: NumPy ufuncs in cache-sized blocks with
-scratch buffers reused, so a long elementwise chain reads memory once per
-block instead of once per op. Guards are checked where their value is made.
-On the GPU the same code runs with CuPy as ``np``.
+The function reads its inputs and state, checks the guards on their shapes,
+dtypes, devices and ``.grad``, runs one kernel per node (see ``lower``),
+checks each data-dependent guard where its value is made, and only then
+writes state and ``.grad`` back and returns the outputs: a call whose guard
+fails has written nothing. On the GPU the same code runs with CuPy as ``np``.
 
 With an event subscriber, a second version of the function, timed per
 kernel, emits ``KernelRun`` events; without one the plain version runs.
@@ -14,7 +12,6 @@ kernel, emits ``KernelRun`` events; without one the plain version runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter_ns
@@ -22,16 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from core.deferred.graph import Graph, Node
-from core.deferred.interpret import check_guard, value_guards
-from core.deferred.passes import expr_from_json
+from core.deferred.graph import Graph, Guard, Node
+from core.deferred.interpret import GuardFailed, check_guard, value_guards
+from core.deferred.lower import LOWERINGS, fused_kernel
 from core.device import synchronize, xp_for
-from core.engine import expr as E
-from core.engine.ops import REGISTRY, Op
+from core.engine.dispatch import wrap
+from core.engine.ops import REGISTRY
 from core.observe.bus import BUS
 from core.observe.events import KernelRun
-
-BLOCK = 1 << 15  # elements per block of a fused kernel (128 KiB of float32 per operand)
 
 
 @dataclass
@@ -47,128 +42,211 @@ class Kernel:
 
 @dataclass
 class Program:
-    """The generated code of one graph and the function it defines."""
+    """The generated code of one graph and the functions it defines."""
 
     source: str
-    plain: Callable[[dict[str, Any], list[Any]], dict[int, Any]]
-    timed: Callable[[dict[str, Any], list[Any]], dict[int, Any]]
+    namespace: dict[str, Any]
+    state_names: list[str]  # S0, S1... in the code
+    grad_names: list[str]  # R0, R1...: the tensors whose .grad is read
     kernels: list[Kernel] = field(default_factory=list)
 
-    def function(self, state: dict[str, Any], inputs: list[Any]) -> dict[int, Any]:
-        """Run the graph: the timed version when someone listens."""
+    def bind(self, state: dict[str, Any], grad_owners: dict[str, Any]) -> None:
+        """Point the code at the live tensors (by state name)."""
+        for i, name in enumerate(self.state_names):
+            self.namespace[f"S{i}"] = state[name]
+        for i, name in enumerate(self.grad_names):
+            self.namespace[f"R{i}"] = grad_owners[name]
+
+    def run(self, inputs: list[Any]) -> tuple:
+        """One call: the output arrays (state and .grad are written by the code)."""
         if BUS.active:
-            return self.timed(state, inputs)
-        return self.plain(state, inputs)
+            return self.namespace["step_timed"](inputs)
+        return self.namespace["step"](inputs)
 
 
-def generate(graph: Graph, device: str = "cpu") -> Program:
-    """Generate, compile and bind the code of ``graph`` for ``device``."""
+class Literals:
+    """Typed number literals, bound once as names (``L0 = np.float32(0.5)``)."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.on_numpy = xp is np
+        self.names: dict[tuple[float, str], str] = {}
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: float, dtype: str) -> str:
+        key = (float(value), dtype)
+        name = self.names.get(key)
+        if name is None:
+            name = self.names[key] = f"L{len(self.names)}"
+            self.values[name] = getattr(np, dtype)(value)
+        return name
+
+
+def generate(graph: Graph, device: str = "cpu", grad_names: tuple[str, ...] = ()) -> Program:
+    """Generate and compile the code of ``graph`` for ``device``; ``grad_names``
+    are the state names that stand for another tensor's ``.grad``. Bind the
+    program to live tensors before running it."""
     xp = xp_for(device)
-    writer = _Writer(graph, xp)
+    writer = _Writer(graph, xp, device, grad_names)
     source = writer.module()
-    namespace = writer.namespace(device)
+    namespace = writer.namespace()
     exec(compile(source, "<gradstep generated step>", "exec"), namespace)  # noqa: S102
-    return Program(source, namespace["step"], namespace["step_timed"], writer.kernels)
+    state = [n.name for n in graph.state if n.name not in writer.grad_reads]
+    return Program(source, namespace, state, list(writer.grad_reads), writer.kernels)
 
 
 class _Writer:
-    def __init__(self, graph: Graph, xp: Any) -> None:
+    def __init__(self, graph: Graph, xp: Any, device: str, grad_names: tuple[str, ...]) -> None:
         self.g = graph
         self.xp = xp
+        self.device = device
         self.kernels: list[Kernel] = []
         self.guards = value_guards(graph)
-        self.guard_list = list(graph.guards)
+        self.guard_list: list[Guard] = list(graph.guards)
         self.attrs: list[dict] = []
         self.ops: dict[str, Callable] = {}
-        self.fused_sources: list[str] = []
-
-    # -- the module ----------------------------------------------------------------------
+        self.fused: list[str] = []
+        self.lit = Literals(xp)
+        self.grad_reads = [n.name for n in graph.state if n.name in grad_names]
+        names = [n.name for n in graph.state if n.name not in self.grad_reads]
+        self.state_index = {name: i for i, name in enumerate(names)}
 
     def module(self) -> str:
-        body_plain = self.body(timed=False)
-        body_timed = self.body(timed=True)
-        header = [
-            f"# generated by gradstep from a graph of {len(self.g.nodes)} nodes",
-            "# np is NumPy on the CPU, CuPy on the GPU; OP_* are the registry's forwards",
-        ]
-        kernels = "\n\n".join(self.fused_sources)
-        ends = ", ".join(f"{v}: v{v}" for v in sorted(self.g.live_ends()))
-        plain = "def step(S, I):\n" + "\n".join(body_plain) + f"\n    return {{{ends}}}\n"
-        timed = "def step_timed(S, I):\n" + "\n".join(body_timed) + f"\n    return {{{ends}}}\n"
-        return "\n".join(header) + "\n\n" + kernels + "\n\n" + plain + "\n\n" + timed
+        plain = self.function("step", timed=False)
+        timed = self.function("step_timed", timed=True)
+        header = (
+            f"# generated by gradstep: {len(self.kernels)} kernels for a graph of "
+            f"{len(self.g.nodes)} nodes\n# np is NumPy on the CPU, CuPy on the GPU; S*: state "
+            "tensors, R*: tensors whose .grad is read, L*: typed literals, OP_*: the "
+            "registry's forwards\n"
+        )
+        return header + "\n\n".join([*self.fused, plain, timed])
 
-    def namespace(self, device: str) -> dict[str, Any]:
-        ns: dict[str, Any] = {"np": self.xp, "C": self.g.constants, "A": self.attrs}
-        ns["scipy_special"] = _special(self.xp)
-        ns["G"] = self.guard_list
-        ns["check_guard"] = check_guard
-        ns["KERNELS"] = self.kernels
-        ns["perf_counter_ns"] = perf_counter_ns
-        ns["emit_kernel"] = _emitter(self.kernels, device)
+    def namespace(self) -> dict[str, Any]:
+        ns: dict[str, Any] = {"np": self.xp, "A": self.attrs, "G": self.guard_list}
+        ns["C"] = {k: self.xp.asarray(v) for k, v in self.g.constants.items()}
+        ns.update(self.lit.values)
         ns.update(self.ops)
-        if device != "cpu":
-            ns["C"] = {k: self.xp.asarray(v) for k, v in self.g.constants.items()}
+        ns["check_guard"] = check_guard
+        ns["fail"] = _fail
+        ns["wrap"] = wrap
+        ns["DEVICE"] = self.device
+        ns["perf_counter_ns"] = perf_counter_ns
+        ns["emit_kernel"] = _emitter(self.kernels, self.device)
+        ns["scipy_special"] = _special(self.xp)
+        for dtype in {v.dtype for v in self.g.values.values()}:
+            ns[f"D_{dtype}"] = np.dtype(dtype)
         return ns
 
-    # -- the body ------------------------------------------------------------------------
+    # -- one function ----------------------------------------------------------------------
 
-    def body(self, timed: bool) -> list[str]:
-        lines: list[str] = []
-        position = 0
+    def function(self, name: str, timed: bool) -> str:
         self.kernels.clear()
         self.attrs.clear()
-        self.fused_sources.clear()
+        self.fused.clear()
+        lines = [f"def {name}(I):"]
+        position = 0
         for n in self.g.nodes:
-            out = n.outputs
             if n.kind == "input":
-                lines.append(f"    v{out[0]} = I[{position}]")
+                lines += self.read_input(n, position)
                 position += 1
-                continue
-            if n.kind == "state":
-                lines.append(f"    v{out[0]} = S[{n.name!r}]")
-                continue
-            if n.kind == "constant":
-                lines.append(f"    v{out[0]} = C[{out[0]}]")
-                continue
-            k = len(self.kernels)
-            self.kernels.append(Kernel(k, n.name or n.kind, _covers(n), list(out), n.source))
-            call = self.fused_call(n, k) if n.kind == "fused" else self.op_call(n)
-            comment = f"  # {n.name}" + (f"  {n.scope}" if n.scope else "")
-            if timed:
-                lines.append("    t0 = perf_counter_ns()")
-            lines.append(f"    {self.targets(n)} = {call}{comment}")
-            if timed:
-                lines.append(f"    emit_kernel({k}, t0)")
-            for vid in out:
-                for guard in self.guards.get(vid, ()):
-                    lines.append(f"    check_guard(G[{self.guard_list.index(guard)}], v{vid})")
+            elif n.kind == "state":
+                lines += self.read_state(n)
+            elif n.kind == "constant":
+                lines.append(f"    v{n.outputs[0]} = C[{n.outputs[0]}]")
+            else:
+                lines += self.kernel(n, timed)
+        lines += self.write_back()
+        outs = "".join(f"v{v}, " for v in self.g.outputs)
+        lines.append(f"    return ({outs})")
+        return "\n".join(lines) + "\n"
+
+    def _guard_index(self, kind: str, name: str) -> int | None:
+        for i, guard in enumerate(self.guard_list):
+            if guard.kind == kind and guard.detail.get("name") == name:
+                return i
+        return None
+
+    def _facts(self, ref: str, holder: str, name: str) -> list[str]:
+        k = self._guard_index("shape", name)
+        if k is None:
+            return []
+        shape, dtype, device = self.guard_list[k].expected
+        test = f"{ref}.shape != {tuple(shape)!r} or {ref}.dtype is not D_{dtype}"
+        return [f"    if {test} or {holder}.device != {device!r}:", f"        fail(G[{k}], {ref})"]
+
+    def read_input(self, n: Node, position: int) -> list[str]:
+        v = f"v{n.outputs[0]}"
+        return [f"    {v} = I[{position}].data", *self._facts(v, f"I[{position}]", n.name)]
+
+    def read_state(self, n: Node) -> list[str]:
+        v = f"v{n.outputs[0]}"
+        if n.name in self.grad_reads:
+            owner = f"R{self.grad_reads.index(n.name)}"
+            lines = [f"    if {owner}.grad is None:", f"        fail(None, {n.name!r})"]
+            facts = self._facts(v, f"{owner}.grad", n.name)
+            return [*lines, f"    {v} = {owner}.grad.data", *facts]
+        holder = f"S{self.state_index[n.name]}"
+        lines = [f"    {v} = {holder}.data  # {n.name}", *self._facts(v, holder, n.name)]
+        k = self._guard_index("grad", n.name)
+        if k is not None:
+            expected = self.guard_list[k].expected
+            test = f"({holder}.grad is None) != {expected}"
+            lines += [f"    if {test}:", f"        fail(G[{k}], None)"]
         return lines
 
-    def targets(self, n: Node) -> str:
-        names = [f"v{v}" for v in n.outputs]
-        if n.kind == "op" and REGISTRY[n.op].multi:
-            return ", ".join(names) if len(names) > 1 else names[0] + ","
-        if n.kind == "fused" and len(names) > 1:
-            return ", ".join(names)
-        return names[0]
-
-    def op_call(self, n: Node) -> str:
+    def kernel(self, n: Node, timed: bool) -> list[str]:
+        k = len(self.kernels)
+        self.kernels.append(Kernel(k, n.name or n.kind, _covers(n), list(n.outputs), n.source))
+        outs = [f"v{v}" for v in n.outputs]
         args = [f"v{v}" for v in n.inputs]
-        special = _SPECIAL.get(n.op)
-        if special is not None:
-            text = special(self.g, n, args)
-            if text is not None:
-                return text
+        body = self.fused_call(n, k, args, outs) if n.kind == "fused" else self.op(n, args, outs)
+        where = f"  # {n.name}" + (f"  {n.scope}" if n.scope else "")
+        lines = ["    t0 = perf_counter_ns()"] if timed else []
+        lines += [f"    {line}" for line in body]
+        lines[-1] += where
+        if timed:
+            lines.append(f"    emit_kernel({k}, t0)")
+        for vid in n.outputs:
+            for guard in self.guards.get(vid, ()):
+                lines.append(f"    check_guard(G[{self.guard_list.index(guard)}], v{vid})")
+        return lines
+
+    def op(self, n: Node, args: list[str], outs: list[str]) -> list[str]:
+        lowering = LOWERINGS.get(n.op)
+        if lowering is not None:
+            lines = lowering(self.g, n, args, outs, self.lit)
+            if lines is not None:
+                return lines
         name = f"OP_{n.op.name}"
         self.ops[name] = REGISTRY[n.op].forward
-        if not n.attrs:
-            return f"{name}(np, {', '.join(args)})"
-        self.attrs.append(n.attrs)
-        return f"{name}(np, {', '.join(args)}, **A[{len(self.attrs) - 1}])"
+        call = f"{name}(np, {', '.join(args)}"
+        if n.attrs:
+            self.attrs.append(n.attrs)
+            call += f", **A[{len(self.attrs) - 1}]"
+        targets = ", ".join(outs) if len(outs) > 1 else outs[0]
+        return [f"{targets} = {call})"]
 
-    def fused_call(self, n: Node, k: int) -> str:
-        self.fused_sources.append(_fused_kernel(self.g, n, k, self.xp))
-        return f"K{k}({', '.join(f'v{v}' for v in n.inputs)})"
+    def fused_call(self, n: Node, k: int, args: list[str], outs: list[str]) -> list[str]:
+        self.fused.append(fused_kernel(self.g, n, f"K{k}", self.lit))
+        targets = ", ".join(outs) if len(outs) > 1 else outs[0]
+        return [f"{targets} = K{k}({', '.join(args)})"]
+
+    def write_back(self) -> list[str]:
+        """State and .grad, after every guard held."""
+        lines = []
+        for name, vid in self.g.writes.items():
+            lines.append(f"    S{self.state_index[name]}.data = v{vid}  # {name}")
+        for name, vid in self.g.grads.items():
+            holder = f"S{self.state_index[name]}"
+            lines.append(f"    {holder}.grad = wrap(v{vid}, DEVICE)  # {name}.grad")
+        return lines
+
+
+def _fail(guard: Guard | None, seen: Any) -> None:
+    if guard is None:
+        raise GuardFailed(Guard("grad", None, False, {"name": str(seen)}), "no .grad")
+    raise GuardFailed(guard, getattr(seen, "shape", seen))
 
 
 def _covers(n: Node) -> list[int]:
@@ -203,93 +281,3 @@ def _emitter(kernels: list[Kernel], device: str) -> Callable[[int, int], None]:
         )
 
     return emit_kernel
-
-
-# -- fused kernels ---------------------------------------------------------------------------
-
-
-def _fused_kernel(g: Graph, n: Node, k: int, xp: Any) -> str:
-    """A function computing every output of a fused node from its inputs."""
-    dtype = n.attrs["dtype"]
-    trees = [expr_from_json(t) for t in n.attrs["exprs"]]
-    shape = g.values[n.outputs[0]].shape
-    size = math.prod(shape)
-    names = [f"a{i}" for i in range(len(n.inputs))]
-    header = f"def K{k}({', '.join(names)}):  # {', '.join(n.attrs['ops'])}"
-    in_shapes = [g.values[v].shape for v in n.inputs]
-    if xp is not np or size <= BLOCK or not _rows_blockable(shape, in_shapes):
-        return header + "\n" + _straight(g, n, trees, names, dtype, shape, in_shapes)
-    return header + "\n" + _blocked(g, n, trees, names, dtype, shape, in_shapes)
-
-
-def _straight(g, n, trees, names, dtype, shape, in_shapes) -> str:
-    lines = []
-    full = np.broadcast_shapes(*in_shapes) if in_shapes else ()
-    outs = []
-    for i, (vid, tree) in enumerate(zip(n.outputs, trees, strict=True)):
-        text = E.to_numpy(tree, names, dtype)
-        value = g.values[vid]
-        if tuple(full) != tuple(shape) or E.inputs_of(tree) != set(range(len(names))):
-            text = f"np.broadcast_to({text}, {tuple(shape)!r})"
-        if value.dtype != dtype and value.dtype != "bool":
-            text = f"np.asarray({text}).astype(np.{value.dtype})"
-        lines.append(f"    o{i} = {text}")
-        outs.append(f"o{i}")
-    return "\n".join(lines) + f"\n    return {', '.join(outs)}\n"
-
-
-def _rows_blockable(shape: tuple, in_shapes: list[tuple]) -> bool:
-    """Blocks along the first axis: every input is either full along it or 1
-    (or has fewer dims, broadcasting over it)."""
-    if not shape:
-        return False
-    for s in in_shapes:
-        if len(s) == len(shape) and s[0] not in (1, shape[0]):
-            return False
-    return True
-
-
-def _blocked(g, n, trees, names, dtype, shape, in_shapes) -> str:
-    """Row blocks of about BLOCK elements; each op writes a scratch buffer."""
-    row = max(1, math.prod(shape[1:]))
-    rows = max(1, BLOCK // row)
-    lines = [f"    n0 = {shape[0]}"]
-    for i, vid in enumerate(n.outputs):
-        lines.append(f"    o{i} = np.empty({tuple(shape)!r}, np.{g.values[vid].dtype})")
-    slices = []
-    for name, s in zip(names, in_shapes, strict=True):
-        full = len(s) == len(shape) and s[0] == shape[0] and shape[0] != 1
-        slices.append(f"{name}[r:r + {rows}]" if full else name)
-    lines.append(f"    for r in range(0, n0, {rows}):")
-    for i, tree in enumerate(trees):
-        text = E.to_numpy(tree, slices, dtype)
-        lines.append(f"        o{i}[r:r + {rows}] = {text}")
-    outs = ", ".join(f"o{i}" for i in range(len(trees)))
-    return "\n".join(lines) + f"\n    return {outs}\n"
-
-
-# -- ops written out -------------------------------------------------------------------------
-
-
-def _reshape(g: Graph, n: Node, args: list[str]) -> str:
-    return f"{args[0]}.reshape({tuple(n.attrs['shape'])!r})"
-
-
-def _expand(g: Graph, n: Node, args: list[str]) -> str:
-    return f"np.broadcast_to({args[0]}, {tuple(n.attrs['shape'])!r})"
-
-
-def _permute(g: Graph, n: Node, args: list[str]) -> str:
-    return f"{args[0]}.transpose({tuple(n.attrs['axes'])!r})"
-
-
-def _detach(g: Graph, n: Node, args: list[str]) -> str:
-    return args[0]
-
-
-_SPECIAL: dict[Op, Callable[[Graph, Node, list[str]], str | None]] = {
-    Op.RESHAPE: _reshape,
-    Op.EXPAND: _expand,
-    Op.PERMUTE: _permute,
-    Op.DETACH: _detach,
-}

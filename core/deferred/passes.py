@@ -33,7 +33,7 @@ from core.deferred.graph import Graph, Node
 from core.engine import expr as E
 from core.engine.ops import ELEMENTWISE, REGISTRY, Op
 
-DEFAULT = ("dce", "cse", "fold", "dce", "fuse")
+DEFAULT = ("dce", "cse", "fold", "dce", "fuse", "recompute", "dce")
 FOLD_LIMIT = 1 << 16  # elements: bigger constant results are computed each call instead
 
 
@@ -202,29 +202,39 @@ FUSABLE = ELEMENTWISE - {Op.CAST}
 
 
 def fuse(graph: Graph) -> tuple[Graph, Report]:
-    """Runs of consecutive elementwise nodes that feed each other, all of one
-    output shape and float dtype, become one ``fused`` node: its inputs are the
-    run's outside inputs, its outputs the run's values used after it, each
-    with its expression over the inputs."""
+    """Runs of consecutive elementwise nodes with one output shape (float or
+    truth values) become one ``fused`` node: its inputs are the run's outside
+    inputs (scalar constants are folded in as literals), its outputs the run's
+    values used after it, each with its expression over the inputs. A run is
+    consecutive in the node order, so every outside input is made before it
+    and every use comes after it."""
     g = graph.copy()
     report = Report("fuse", _op_count(g), 0, 0)
     users = g.users()
+    scalars = {
+        n.outputs[0]: float(g.constants[n.outputs[0]])
+        for n in g.nodes
+        if n.kind == "constant"
+        and g.constants[n.outputs[0]].shape == ()
+        and g.constants[n.outputs[0]].dtype.kind == "f"
+    }
     nodes: list[Node] = []
     run: list[Node] = []
 
     def close() -> None:
         if len(run) > 1:
-            node = _fused_node(g, list(run), users)
-            nodes.append(node)
+            nodes.append(_fused_node(g, list(run), users, scalars))
             report.changes += 1
-            report.details.append(
-                f"fused {len(run)} ops ({', '.join(m.name or m.op.label for m in run)})"
-            )
+            names = ", ".join(m.name or m.op.label for m in run)
+            report.details.append(f"fused {len(run)} ops ({names})")
         else:
             nodes.extend(run)
         run.clear()
 
     for n in g.nodes:
+        if n.kind == "constant" and n.outputs[0] in scalars:
+            nodes.append(n)  # a scalar constant never splits a run
+            continue
         if _fusable(g, n) and run and _joins(g, run, n):
             run.append(n)
             continue
@@ -240,20 +250,28 @@ def fuse(graph: Graph) -> tuple[Graph, Report]:
 
 
 def _fusable(g: Graph, n: Node) -> bool:
-    if n.kind != "op" or n.op not in FUSABLE or n.inplace:
+    if n.kind != "op" or n.inplace:
+        return False
+    if n.op == Op.EXPAND:  # a broadcast: in an expression it is implicit
+        return g.values[n.inputs[0]].dtype == g.values[n.outputs[0]].dtype
+    if n.op not in FUSABLE:
         return False
     return g.values[n.outputs[0]].dtype in ("float32", "float64", "bool")
 
 
 def _joins(g: Graph, run: list[Node], n: Node) -> bool:
-    shape = g.values[run[-1].outputs[0]].shape
-    if g.values[n.outputs[0]].shape != shape:
-        return False
-    defined = {v for m in run for v in m.outputs}
-    return any(v in defined for v in n.inputs)
+    return g.values[n.outputs[0]].shape == g.values[run[-1].outputs[0]].shape
 
 
-def _fused_node(g: Graph, run: list[Node], users: dict[int, list[Node]]) -> Node:
+def _expression(m: Node) -> E.Expr:
+    if m.op == Op.EXPAND:
+        return E.In(0)
+    return REGISTRY[m.op].expr(m.attrs)
+
+
+def _fused_node(
+    g: Graph, run: list[Node], users: dict[int, list[Node]], scalars: dict[int, float]
+) -> Node:
     members = {id(m) for m in run}
     inside = {v for m in run for v in m.outputs}
     inputs: list[int] = []
@@ -263,11 +281,13 @@ def _fused_node(g: Graph, run: list[Node], users: dict[int, list[Node]]) -> Node
         for v in m.inputs:
             if v in trees:
                 args.append(trees[v])
+            elif v in scalars:
+                args.append(E.Lit(scalars[v]))
             else:
                 if v not in inputs:
                     inputs.append(v)
                 args.append(E.In(inputs.index(v)))
-        trees[m.outputs[0]] = E.substitute(REGISTRY[m.op].expr(m.attrs), args)
+        trees[m.outputs[0]] = E.simplify(E.substitute(_expression(m), args))
     ends = g.live_ends()
     outputs = [
         v
@@ -295,6 +315,65 @@ def _fused_node(g: Graph, run: list[Node], users: dict[int, list[Node]]) -> Node
     )
 
 
+# -- recomputation -----------------------------------------------------------------------------
+
+RECOMPUTE_LIMIT = 64  # calls in a producer's expressions that a consumer may repeat
+
+
+def recompute(graph: Graph) -> tuple[Graph, Report]:
+    """A fused node whose values only other fused nodes read is computed again
+    inside each of them instead of being kept: the saved activations of an
+    elementwise chain (GELU's) never go to memory, and the backward kernel
+    reads the chain's input once. Such producers become dead (``dce``)."""
+    g = graph.copy()
+    report = Report("recompute", _op_count(g), 0, 0)
+    ends = g.live_ends()
+    for producer in [n for n in g.nodes if n.kind == "fused"]:
+        users = g.users()
+        readers = {id(u): u for v in producer.outputs for u in users.get(v, ())}
+        if not readers or any(v in ends for v in producer.outputs):
+            continue
+        if any(u.kind != "fused" for u in readers.values()):
+            continue
+        trees = {
+            vid: expr_from_json(t)
+            for vid, t in zip(producer.outputs, producer.attrs["exprs"], strict=True)
+        }
+        if sum(_calls(t) for t in trees.values()) > RECOMPUTE_LIMIT:
+            continue
+        for user in readers.values():
+            _inline(user, producer, trees)
+        report.changes += 1
+        report.details.append(f"{producer.name} computed again where it is read")
+    report.nodes_after = _op_count(g)
+    return g, report
+
+
+def _calls(e: E.Expr) -> int:
+    return 1 + sum(_calls(a) for a in e.args) if isinstance(e, E.Call) else 0
+
+
+def _inline(user: Node, producer: Node, trees: dict[int, E.Expr]) -> None:
+    """Rewrite ``user`` to compute ``producer``'s values from its inputs."""
+    inputs = [v for v in user.inputs if v not in trees]
+    for v in producer.inputs:
+        if v not in inputs:
+            inputs.append(v)
+    position = {v: i for i, v in enumerate(inputs)}
+    moved = {
+        vid: E.substitute(t, [E.In(position[v]) for v in producer.inputs])
+        for vid, t in trees.items()
+    }
+    values = [moved[v] if v in moved else E.In(position[v]) for v in user.inputs]
+    user.attrs["exprs"] = [
+        expr_to_json(E.simplify(E.substitute(expr_from_json(t), values)))
+        for t in user.attrs["exprs"]
+    ]
+    user.inputs = inputs
+    user.attrs["covers"] = [*producer.attrs["covers"], *user.attrs["covers"]]
+    user.attrs["ops"] = [*producer.attrs["ops"], *user.attrs["ops"]]
+
+
 def expr_to_json(e: E.Expr) -> Any:
     if isinstance(e, E.In):
         return ["in", e.index]
@@ -313,7 +392,7 @@ def expr_from_json(data: Any) -> E.Expr:
 
 # -- the pipeline ---------------------------------------------------------------------------
 
-PASSES = {"dce": dce, "cse": cse, "fold": fold, "fuse": fuse}
+PASSES = {"dce": dce, "cse": cse, "fold": fold, "fuse": fuse, "recompute": recompute}
 
 
 def optimize(graph: Graph, names: tuple[str, ...] | list[str]) -> tuple[Graph, list[Report]]:

@@ -7,7 +7,6 @@ that fails a guard leaves every tensor as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from core.deferred.graph import Graph, Guard
@@ -15,9 +14,6 @@ from core.deferred.interpret import GuardFailed, Interpreter
 from core.device import to_device, xp_for
 from core.engine.dispatch import wrap
 from core.engine.tensor import Tensor
-
-# (state arrays by name, input arrays) -> {value id: array} for the values handed out
-Executable = Callable[[dict[str, Any], list[Any]], dict[int, Any]]
 
 
 def flatten(value: Any, out: list) -> Any:
@@ -48,7 +44,8 @@ def rebuild(tree: Any, outputs: list[Any], device: str) -> Any:
 
 
 class Bound:
-    """A graph bound to the tensors it reads and writes, ready to run."""
+    """A graph bound to the tensors it reads and writes, ready to run: through
+    its generated ``program``, or with the reference interpreter (None)."""
 
     def __init__(
         self,
@@ -56,21 +53,42 @@ class Bound:
         state: dict[str, Tensor],
         grad_owners: dict[str, Tensor],
         device: str,
-        executable: Executable | None = None,
+        program: Any = None,
     ) -> None:
         self.graph = graph
         self.state = state
         self.grad_owners = grad_owners
         self.device = device
+        self.program = program
+        if program is not None:
+            program.bind(state, grad_owners)
         self.xp = xp_for(device)
         self.constants = {k: to_device(v, device) for k, v in graph.constants.items()}
-        self.executable = executable or self.interpret
         self.static = [g for g in graph.guards if g.value is None]
 
-    def interpret(self, state: dict[str, Any], inputs: list[Any]) -> dict[int, Any]:
-        return Interpreter(self.graph, self.xp, self.constants).run(state, inputs)
+    def run(self, inputs: list[Tensor]) -> Any:
+        """Run once; raises ``GuardFailed`` (having written nothing) when a guard breaks."""
+        if self.program is not None:
+            outputs = self.program.run(inputs)
+            return rebuild(self.graph.output_tree, outputs, self.device)
+        return self.interpret(inputs)
 
-    # -- guards ---------------------------------------------------------------------
+    # -- the reference path ------------------------------------------------------------
+
+    def interpret(self, inputs: list[Tensor]) -> Any:
+        failed = self.static_failure(inputs)
+        if failed is not None:
+            raise GuardFailed(failed, "a different tensor")
+        arrays = {name: t.data for name, t in self.state.items()}
+        for name, owner in self.grad_owners.items():
+            arrays[name] = owner.grad.data
+        env = Interpreter(self.graph, self.xp, self.constants).run(arrays, [t.data for t in inputs])
+        g = self.graph
+        for name, vid in g.writes.items():
+            self.state[name].data = env[vid]
+        for name, vid in g.grads.items():
+            self.state[name].grad = wrap(env[vid], self.device)
+        return rebuild(g.output_tree, [env[vid] for vid in g.outputs], self.device)
 
     def static_failure(self, inputs: list[Tensor]) -> Guard | None:
         """The first guard on shapes, dtypes, devices or ``.grad`` that the live
@@ -94,21 +112,3 @@ class Bound:
         if name in self.grad_owners:
             return self.grad_owners[name].grad
         return self.state.get(name)
-
-    # -- a call --------------------------------------------------------------------------
-
-    def run(self, inputs: list[Tensor]) -> Any:
-        """Run once; raises ``GuardFailed`` (having written nothing) when a guard breaks."""
-        failed = self.static_failure(inputs)
-        if failed is not None:
-            raise GuardFailed(failed, "a different tensor")
-        arrays = {name: t.data for name, t in self.state.items()}
-        for name, owner in self.grad_owners.items():
-            arrays[name] = owner.grad.data
-        env = self.executable(arrays, [t.data for t in inputs])
-        g = self.graph
-        for name, vid in g.writes.items():
-            self.state[name].data = env[vid]
-        for name, vid in g.grads.items():
-            self.state[name].grad = wrap(env[vid], self.device)
-        return rebuild(g.output_tree, [env[vid] for vid in g.outputs], self.device)

@@ -88,9 +88,9 @@ class LoadedStep:
     def __init__(self, graph: Graph, state: dict[str, Any], grad_owners: dict, device: str):
         self.graph = graph
         self.state = state
-        program = codegen.generate(graph, device)
+        program = codegen.generate(graph, device, tuple(grad_owners))
         self.code = program.source
-        self.bound = Bound(graph, state, grad_owners, device, program.function)
+        self.bound = Bound(graph, state, grad_owners, device, program)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves: list = []

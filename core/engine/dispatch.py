@@ -87,7 +87,7 @@ def wrap(data: Any, device: str, requires_grad: bool = False) -> Tensor:
     t.data = data
     t.device = device
     t.requires_grad = requires_grad
-    t.grad = None
+    t._grad = None
     t._node = None
     t.id = next(_tensor_ids)
     t.name = None
@@ -138,7 +138,7 @@ class Node:
         t.data = data
         t.device = self.inputs[0].device
         t.requires_grad = i not in self.opdef.nondiff_outputs
-        t.grad = None
+        t._grad = None
         t._node = self if t.requires_grad else None
         t._slot = i
         t.id = tid
@@ -174,10 +174,9 @@ def read(t: Tensor, kind: str, value: Any) -> Any:
     return _hook("read", (t, kind, value))
 
 
-def forget_grad(t: Tensor) -> None:
-    """``t.grad = None`` (``zero_grad``), told to the trace hook: a step that
-    resets a gradient does not depend on whether it had one."""
-    t.grad = None
+def grad_reset(t: Tensor) -> None:
+    """``t.grad = None`` (``zero_grad``) happened: the trace hook learns that the
+    step does not depend on whether the tensor had a gradient."""
     if _hook is not None:
         _hook("zero_grad", t)
 
@@ -327,7 +326,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     result.data = out
     result.device = device
     result.requires_grad = requires
-    result.grad = None
+    result._grad = None
     result.id = next(_tensor_ids)
     result.name = None
     if requires:

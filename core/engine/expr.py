@@ -191,6 +191,20 @@ def substitute(expr: Expr, values: Sequence[Expr]) -> Expr:
     return expr
 
 
+def simplify(expr: Expr) -> Expr:
+    """``expr`` without multiplications by 1 (exact for every value, NaN and
+    signed zeros included; additions of 0 are kept: -0.0 + 0.0 is 0.0)."""
+    if not isinstance(expr, Call):
+        return expr
+    args = tuple(simplify(a) for a in expr.args)
+    if expr.fn == "mul":  # not for a truth value: 1.0 * (x > 0) is a number
+        if args[0] == Lit(1.0) and not is_boolean(args[1]):
+            return args[1]
+        if args[1] == Lit(1.0) and not is_boolean(args[0]):
+            return args[0]
+    return Call(expr.fn, args)
+
+
 def is_boolean(expr: Expr) -> bool:
     return isinstance(expr, Call) and FUNCS[expr.fn].boolean
 

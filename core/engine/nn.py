@@ -27,7 +27,7 @@ import numpy as np
 
 from core.device import to_device, xp_for
 from core.engine import functional as F
-from core.engine.dispatch import announce, forget_grad
+from core.engine.dispatch import announce
 from core.engine.modes import scope_path
 from core.engine.random import generator
 from core.engine.tensor import Tensor
@@ -161,7 +161,7 @@ class Module:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            forget_grad(p)
+            p.grad = None
 
     def to(self, device: str) -> Module:
         """Move every parameter to ``device`` in place; returns self."""

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable
 
 from core.device import xp_for
-from core.engine.dispatch import apply_, forget_grad, leaf
+from core.engine.dispatch import apply_, leaf
 from core.engine.modes import no_grad, phase
 from core.engine.ops import Op
 from core.engine.tensor import Tensor
@@ -56,7 +56,7 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Forget every gradient (``.grad = None``, PyTorch's default)."""
         for p in self.params:
-            forget_grad(p)
+            p.grad = None
 
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""

@@ -31,6 +31,7 @@ from core.engine.dispatch import (
     apply_,
     bind_tensor_type,
     constant,
+    grad_reset,
     is_tensor,
     lift,
     new_id,
@@ -58,7 +59,7 @@ class Tensor:
     [[7.0, 10.0], [15.0, 22.0]]
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "_node", "id", "name", "__weakref__")
+    __slots__ = ("data", "device", "requires_grad", "_grad", "_node", "id", "name", "__weakref__")
     __array_ufunc__ = None  # NumPy defers to our reflected operators
 
     def __init__(
@@ -73,7 +74,7 @@ class Tensor:
         self.data = array
         self.device = device
         self.requires_grad = requires_grad
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self._node: Node | None = None
         self.id = new_id()
         self.name: str | None = None
@@ -91,6 +92,17 @@ class Tensor:
     @property
     def ndim(self) -> int:
         return self.data.ndim
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient backward accumulated here (None until one did)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        self._grad = value
+        if value is None:
+            grad_reset(self)  # a tracer learns the step does not depend on the old one
 
     @property
     def is_leaf(self) -> bool:
