@@ -107,6 +107,7 @@ class _Writer:
         self.ops: dict[str, Callable] = {}
         self.fused: list[str] = []
         self.lit = Literals(xp)
+        self.buffers: dict[str, int] = {}  # B<slot> names the code uses
         self.grad_reads = [n.name for n in graph.state if n.name in grad_names]
         names = [n.name for n in graph.state if n.name not in self.grad_reads]
         self.state_index = {name: i for i, name in enumerate(names)}
@@ -136,6 +137,9 @@ class _Writer:
         ns["scipy_special"] = _special(self.xp)
         for dtype in {v.dtype for v in self.g.values.values()}:
             ns[f"D_{dtype}"] = np.dtype(dtype)
+        for name, slot in self.buffers.items():  # allocated once, reused by every call
+            shape, dtype = self.g.slots[slot]
+            ns[name] = self.xp.empty(shape, dtype)
         return ns
 
     # -- one function ----------------------------------------------------------------------
@@ -146,7 +150,8 @@ class _Writer:
         self.fused.clear()
         lines = [f"def {name}(I):"]
         position = 0
-        for n in self.g.nodes:
+        dead_after = self.dead_after()
+        for i, n in enumerate(self.g.nodes):
             if n.kind == "input":
                 lines += self.read_input(n, position)
                 position += 1
@@ -156,10 +161,26 @@ class _Writer:
                 lines.append(f"    v{n.outputs[0]} = C[{n.outputs[0]}]")
             else:
                 lines += self.kernel(n, timed)
+            if dead_after.get(i):  # let go of arrays nobody reads again (peak memory)
+                lines.append(f"    del {', '.join(f'v{v}' for v in dead_after[i])}")
         lines += self.write_back()
         outs = "".join(f"v{v}, " for v in self.g.outputs)
         lines.append(f"    return ({outs})")
         return "\n".join(lines) + "\n"
+
+    def dead_after(self) -> dict[int, list[int]]:
+        """Node position -> the values last read there (outputs, writes and
+        .grad writes live to the end)."""
+        last: dict[int, int] = {}
+        for i, n in enumerate(self.g.nodes):
+            for v in n.inputs:
+                last[v] = i
+        keep = self.g.live_ends()
+        out: dict[int, list[int]] = {}
+        for v, i in last.items():
+            if v not in keep:
+                out.setdefault(i, []).append(v)
+        return {i: sorted(vs) for i, vs in out.items()}
 
     def _guard_index(self, kind: str, name: str) -> int | None:
         for i, guard in enumerate(self.guard_list):
@@ -200,7 +221,11 @@ class _Writer:
         self.kernels.append(Kernel(k, n.name or n.kind, _covers(n), list(n.outputs), n.source))
         outs = [f"v{v}" for v in n.outputs]
         args = [f"v{v}" for v in n.inputs]
-        body = self.fused_call(n, k, args, outs) if n.kind == "fused" else self.op(n, args, outs)
+        dest = [self.destination(n, v) for v in n.outputs]
+        if n.kind == "fused":
+            body = self.fused_call(n, k, args, outs, dest)
+        else:
+            body = self.op(n, args, outs, dest)
         where = f"  # {n.name}" + (f"  {n.scope}" if n.scope else "")
         lines = ["    t0 = perf_counter_ns()"] if timed else []
         lines += [f"    {line}" for line in body]
@@ -212,10 +237,21 @@ class _Writer:
                 lines.append(f"    check_guard(G[{self.guard_list.index(guard)}], v{vid})")
         return lines
 
-    def op(self, n: Node, args: list[str], outs: list[str]) -> list[str]:
+    def destination(self, n: Node, vid: int) -> str | None:
+        """Where the plan says ``vid`` is written: a kept buffer, the state's
+        own array (the old value's variable), or None (a new array)."""
+        where = self.g.plan.get(vid)
+        if where is None:
+            return None
+        if isinstance(where, str):
+            return f"v{n.inputs[0]}"
+        self.buffers[f"B{where}"] = where
+        return f"B{where}"
+
+    def op(self, n: Node, args: list[str], outs: list[str], dest: list) -> list[str]:
         lowering = LOWERINGS.get(n.op)
         if lowering is not None:
-            lines = lowering(self.g, n, args, outs, self.lit)
+            lines = lowering(self.g, n, args, outs, self.lit, dest)
             if lines is not None:
                 return lines
         name = f"OP_{n.op.name}"
@@ -227,10 +263,13 @@ class _Writer:
         targets = ", ".join(outs) if len(outs) > 1 else outs[0]
         return [f"{targets} = {call})"]
 
-    def fused_call(self, n: Node, k: int, args: list[str], outs: list[str]) -> list[str]:
+    def fused_call(self, n: Node, k: int, args: list[str], outs: list[str], dest) -> list[str]:
         self.fused.append(fused_kernel(self.g, n, f"K{k}", self.lit))
         targets = ", ".join(outs) if len(outs) > 1 else outs[0]
-        return [f"{targets} = K{k}({', '.join(args)})"]
+        given = [d if d is not None else "None" for d in dest]
+        if all(d is None for d in dest):
+            given = []
+        return [f"{targets} = K{k}({', '.join([*args, *given])})"]
 
     def write_back(self) -> list[str]:
         """State and .grad, after every guard held."""

@@ -32,6 +32,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.engine import expr as E
 from core.engine.ops import Op
 
 KINDS = ("input", "state", "constant", "op", "fused")
@@ -105,6 +106,10 @@ class Graph:
         self.output_tree: Any = None  # the step's return structure (see tracer)
         self.input_tree: Any = None  # the step's arguments' structure
         self.guards: list[Guard] = []
+        # the memory plan (core.deferred.memory): value id -> buffer slot, or the
+        # name of the state whose own array it is written into; slot -> (shape, dtype)
+        self.plan: dict[int, int | str] = {}
+        self.slots: dict[int, tuple] = {}
         self._next = 1
 
     # -- building ------------------------------------------------------------------
@@ -193,6 +198,8 @@ class Graph:
         other.output_tree = self.output_tree
         other.input_tree = self.input_tree
         other.guards = list(self.guards)
+        other.plan = dict(self.plan)
+        other.slots = dict(self.slots)
         other._next = self._next
         return other
 
@@ -254,6 +261,8 @@ class Graph:
             "outputs": self.outputs,
             "output_tree": self.output_tree,
             "input_tree": self.input_tree,
+            "plan": [[vid, where] for vid, where in self.plan.items()],
+            "slots": [[slot, list(shape), dtype] for slot, (shape, dtype) in self.slots.items()],
             "guards": [
                 {"kind": g.kind, "value": g.value, "expected": g.expected}
                 | {"detail": g.detail, "source": g.source}
@@ -274,6 +283,8 @@ class Graph:
         g.outputs = [int(v) for v in data["outputs"]]
         g.output_tree = data["output_tree"]
         g.input_tree = data["input_tree"]
+        g.plan = {int(vid): where for vid, where in data.get("plan", [])}
+        g.slots = {int(k): (tuple(shape), dtype) for k, shape, dtype in data.get("slots", [])}
         g.guards = [
             Guard(x["kind"], x["value"], x["expected"], x.get("detail", {}), x.get("source"))
             for x in data["guards"]
@@ -331,3 +342,19 @@ def _tuples(value: Any) -> Any:
 
 def dumps(graph: Graph) -> str:
     return json.dumps(graph.to_json(), allow_nan=True)
+
+
+def expr_to_json(e: E.Expr) -> Any:
+    if isinstance(e, E.In):
+        return ["in", e.index]
+    if isinstance(e, E.Lit):
+        return ["lit", e.value]
+    return ["call", e.fn, [expr_to_json(a) for a in e.args]]
+
+
+def expr_from_json(data: Any) -> E.Expr:
+    if data[0] == "in":
+        return E.In(int(data[1]))
+    if data[0] == "lit":
+        return E.Lit(float(data[1]))
+    return E.Call(str(data[1]), tuple(expr_from_json(a) for a in data[2]))

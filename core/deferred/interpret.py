@@ -111,7 +111,7 @@ class Interpreter:
         return list(out) if opdef.multi else [out]
 
     def run_fused(self, node: Node, arrays: list[Any]) -> list[Any]:
-        from core.deferred.passes import expr_from_json
+        from core.deferred.graph import expr_from_json
 
         out = []
         for vid, tree in zip(node.outputs, node.attrs["exprs"], strict=True):

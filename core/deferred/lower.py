@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from core.deferred.graph import Graph, Node
-from core.deferred.passes import expr_from_json
+from core.deferred.graph import Graph, Node, expr_from_json
 from core.engine import expr as E
 from core.engine.ops import Op
 
 BLOCK = 1 << 15  # elements per block of a fused kernel (128 KiB of float32 per operand)
 
-# A lowering: (graph, node, argument names, output names, literal maker) -> the
-# lines of code, or None to call the op's forward instead.
-Lowering = Callable[[Graph, Node, list[str], list[str], Callable[[float, str], str]], list | None]
+# A lowering: (graph, node, argument names, output names, literal maker,
+# destination per output or None) -> the lines of code, or None to call the
+# op's forward instead. Only the ops ``accepts_out`` names are given destinations.
+Lowering = Callable[..., list | None]
 
 
 def _shape(g: Graph, vid: int) -> tuple:
@@ -36,16 +36,22 @@ def _dtype(g: Graph, vid: int) -> str:
     return g.values[vid].dtype
 
 
+_BINARY_UFUNCS = {"+": "np.add", "-": "np.subtract", "*": "np.multiply", "/": "np.divide"}
+
+
 def _binary(symbol: str) -> Lowering:
-    def lower(g, n, a, o, lit):
+    def lower(g, n, a, o, lit, dest=None):
+        if dest and dest[0]:
+            return [f"{o[0]} = {_BINARY_UFUNCS[symbol]}({a[0]}, {a[1]}, out={dest[0]})"]
         return [f"{o[0]} = {a[0]} {symbol} {a[1]}"]
 
     return lower
 
 
 def _ufunc(name: str) -> Lowering:
-    def lower(g, n, a, o, lit):
-        return [f"{o[0]} = np.{name}({a[0]})"]
+    def lower(g, n, a, o, lit, dest=None):
+        out = f", out={dest[0]}" if dest and dest[0] else ""
+        return [f"{o[0]} = np.{name}({a[0]}{out})"]
 
     return lower
 
@@ -57,7 +63,7 @@ def _matmul_nt(g: Graph, a_vid: int, b_vid: int, a: str, b: str, out: str, on_np
     return f"{out} = np.matmul({a}, {b}.T)"
 
 
-def _linear(g, n, a, o, lit):
+def _linear(g, n, a, o, lit, dest=None):
     x_vid, w_vid = n.inputs[0], n.inputs[1]
     if len(_shape(g, x_vid)) != 2:
         return None
@@ -67,7 +73,14 @@ def _linear(g, n, a, o, lit):
     return lines
 
 
-def _matmul(g, n, a, o, lit):
+def _plain_matmul(g: Graph, n: Node) -> bool:
+    """2-D operands, not the ``a @ b.T`` form (which has a layout rule)."""
+    ta, tb = n.attrs.get("transpose_a", False), n.attrs.get("transpose_b", False)
+    sa, sb = _shape(g, n.inputs[0]), _shape(g, n.inputs[1])
+    return len(sa) == 2 and len(sb) == 2 and not (tb and not ta)
+
+
+def _matmul(g, n, a, o, lit, dest=None):
     ta, tb = n.attrs.get("transpose_a", False), n.attrs.get("transpose_b", False)
     sa, sb = _shape(g, n.inputs[0]), _shape(g, n.inputs[1])
     if len(sa) != 2 or len(sb) != 2:
@@ -76,37 +89,44 @@ def _matmul(g, n, a, o, lit):
         return [_matmul_nt(g, n.inputs[0], n.inputs[1], a[0], a[1], o[0], lit.on_numpy)]
     left = f"{a[0]}.T" if ta else a[0]
     right = f"{a[1]}.T" if tb else a[1]
-    return [f"{o[0]} = np.matmul({left}, {right})"]
+    out = f", out={dest[0]}" if dest and dest[0] else ""
+    return [f"{o[0]} = np.matmul({left}, {right}{out})"]
 
 
-def _add_scaled(g, n, a, o, lit):
-    if _shape(g, n.inputs[1]) != _shape(g, n.inputs[0]):
+def _same_operands(g: Graph, n: Node) -> bool:
+    a, b = n.inputs[0], n.inputs[1]
+    return _shape(g, a) == _shape(g, b) and _dtype(g, a) == _dtype(g, b)
+
+
+def _add_scaled(g, n, a, o, lit, dest=None):
+    if not _same_operands(g, n):
         return None  # the forward's broadcasting path
-    if _dtype(g, n.inputs[0]) != _dtype(g, n.inputs[1]):
-        return None
     alpha = lit(n.attrs["alpha"], _dtype(g, n.inputs[1]))
+    if dest and dest[0]:
+        scaled = f"{o[0]}_scaled"
+        return [f"{scaled} = {a[1]} * {alpha}", f"{o[0]} = np.add({a[0]}, {scaled}, out={dest[0]})"]
     return [f"{o[0]} = {a[1]} * {alpha}", f"{o[0]} += {a[0]}"]
 
 
-def _tanh_backward(g, n, a, o, lit):
+def _tanh_backward(g, n, a, o, lit, dest=None):
     one = lit(1.0, _dtype(g, n.inputs[1]))
     return [f"{o[0]} = {a[0]} * ({one} - {a[1]} * {a[1]})"]
 
 
-def _sigmoid_backward(g, n, a, o, lit):
+def _sigmoid_backward(g, n, a, o, lit, dest=None):
     one = lit(1.0, _dtype(g, n.inputs[1]))
     return [f"{o[0]} = {a[0]} * {a[1]} * ({one} - {a[1]})"]
 
 
-def _relu(g, n, a, o, lit):
+def _relu(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = np.maximum({a[0]}, {lit(0.0, _dtype(g, n.inputs[0]))})"]
 
 
-def _relu_backward(g, n, a, o, lit):
+def _relu_backward(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = {a[0]} * ({a[1]} > 0)"]
 
 
-def _sum_to(g, n, a, o, lit):
+def _sum_to(g, n, a, o, lit, dest=None):
     shape, target = _shape(g, n.inputs[0]), tuple(n.attrs["shape"])
     lead = len(shape) - len(target)
     if lead != 1 or shape[1:] != target or math.prod(shape) >= 4096:
@@ -114,7 +134,7 @@ def _sum_to(g, n, a, o, lit):
     return [f"{o[0]} = np.add.reduce({a[0]}, axis=0)"]
 
 
-def _mse_loss(g, n, a, o, lit):
+def _mse_loss(g, n, a, o, lit, dest=None):
     if _shape(g, n.inputs[0]) != _shape(g, n.inputs[1]):
         return None
     dtype = _dtype(g, n.inputs[0])
@@ -125,25 +145,25 @@ def _mse_loss(g, n, a, o, lit):
     ]
 
 
-def _mse_loss_backward(g, n, a, o, lit):
+def _mse_loss_backward(g, n, a, o, lit, dest=None):
     size = math.prod(_shape(g, n.inputs[0]))
     scale = lit(2.0 / size if size else math.nan, _dtype(g, n.inputs[1]))
     return [f"{o[0]} = {a[0]} * ({a[1]} * {scale})"]
 
 
-def _reshape(g, n, a, o, lit):
+def _reshape(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = {a[0]}.reshape({tuple(n.attrs['shape'])!r})"]
 
 
-def _expand(g, n, a, o, lit):
+def _expand(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = np.broadcast_to({a[0]}, {tuple(n.attrs['shape'])!r})"]
 
 
-def _permute(g, n, a, o, lit):
+def _permute(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = {a[0]}.transpose({tuple(n.attrs['axes'])!r})"]
 
 
-def _detach(g, n, a, o, lit):
+def _detach(g, n, a, o, lit, dest=None):
     return [f"{o[0]} = {a[0]}"]
 
 
@@ -153,7 +173,7 @@ LOWERINGS: dict[Op, Lowering] = {
     Op.SUB: _binary("-"),
     Op.MUL: _binary("*"),
     Op.DIV: _binary("/"),
-    Op.NEG: lambda g, n, a, o, lit: [f"{o[0]} = -{a[0]}"],
+    Op.NEG: _ufunc("negative"),
     Op.EXP: _ufunc("exp"),
     Op.LOG: _ufunc("log"),
     Op.SQRT: _ufunc("sqrt"),
@@ -174,6 +194,27 @@ LOWERINGS: dict[Op, Lowering] = {
     Op.PERMUTE: _permute,
     Op.DETACH: _detach,
 }
+
+
+_OUT_BINARY = {Op.ADD, Op.ACCUMULATE_GRAD, Op.SUB, Op.MUL, Op.DIV}
+_OUT_UNARY = {Op.NEG, Op.EXP, Op.LOG, Op.SQRT, Op.TANH, Op.ABS}
+
+
+def accepts_out(g: Graph, n: Node) -> bool:
+    """Whether the code of ``n`` can write its outputs into given arrays."""
+    if n.kind == "fused":
+        return True
+    if n.op in _OUT_BINARY:
+        a, b = n.inputs
+        out = g.values[n.outputs[0]]
+        return _dtype(g, a) == _dtype(g, b) == out.dtype
+    if n.op in _OUT_UNARY:
+        return _dtype(g, n.inputs[0]) == g.values[n.outputs[0]].dtype
+    if n.op == Op.MATMUL:
+        return _plain_matmul(g, n) and _dtype(g, n.inputs[0]) == _dtype(g, n.inputs[1])
+    if n.op == Op.ADD_SCALED:
+        return _same_operands(g, n)
+    return False
 
 
 # -- fused kernels ---------------------------------------------------------------------------
@@ -231,12 +272,14 @@ def _dag(trees: list[E.Expr]) -> tuple[list[tuple], list[Any]]:
 
 
 def fused_kernel(g: Graph, n: Node, name: str, lit: Any) -> str:
-    """A function ``name(*inputs)`` returning every output of a fused node."""
+    """A function ``name(*inputs, *destinations)`` returning every output of a
+    fused node, written into its destination array where one is given."""
     dtype = n.attrs["dtype"]
     trees = [expr_from_json(t) for t in n.attrs["exprs"]]
     shape = _shape(g, n.outputs[0])
     in_shapes = [_shape(g, v) for v in n.inputs]
-    header = f"def {name}({', '.join(f'a{i}' for i in range(len(n.inputs)))}):"
+    params = [f"a{i}" for i in range(len(n.inputs))] + [f"d{i}=None" for i in range(len(trees))]
+    header = f"def {name}({', '.join(params)}):"
     header += f"  # {', '.join(n.attrs['ops'])}"
     if not lit.on_numpy or math.prod(shape) <= BLOCK or not _rows_blockable(shape, in_shapes):
         body = _straight(g, n, trees, dtype, shape, in_shapes, lit)
@@ -266,21 +309,34 @@ def _call_text(fn: str, args: list[str], dtype: str, out: str | None) -> str:
 
 
 def _straight(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
-    """One call per distinct subexpression, on whole arrays."""
+    """One call per distinct subexpression, on whole arrays; an output whose
+    value has the output's shape is computed into its destination."""
     order, roots = _dag(trees)
     names: dict[Any, str] = {("in", i): f"a{i}" for i in range(len(n.inputs))}
+    full = []
+    for root in roots:
+        used = _inputs_of_key(root, order)
+        reach = tuple(np.broadcast_shapes(*[in_shapes[i] for i in used])) if used else ()
+        full.append(root[0] == "call" and reach == tuple(shape))
+    into = {}
+    for i, root in enumerate(roots):
+        if full[i] and root not in into:
+            into[root] = i
     lines = []
     for k, (key, fn, args) in enumerate(order):
         names[key] = f"t{k}"
         operands = [_operand(a, names, lit, dtype) for a in args]
-        lines.append(f"    t{k} = {_call_text(fn, operands, dtype, None)}")
+        out = f"d{into[key]}" if key in into and UFUNCS[fn] is not None else None
+        lines.append(f"    t{k} = {_call_text(fn, operands, dtype, out)}")
     outs = []
-    for root in roots:
+    for i, root in enumerate(roots):
         text = _operand(root, names, lit, dtype)
-        used = _inputs_of_key(root, order)
-        full = tuple(np.broadcast_shapes(*[in_shapes[i] for i in used])) if used else ()
-        if full != tuple(shape) or root[0] != "call":
+        if not full[i]:
             text = f"np.broadcast_to({text}, {tuple(shape)!r})"
+        if into.get(root) != i or UFUNCS.get(root[1] if root[0] == "call" else "", None) is None:
+            lines.append(f"    if d{i} is not None:")
+            lines.append(f"        np.copyto(d{i}, {text})")
+            text = f"(d{i} if d{i} is not None else {text})"
         outs.append(text)
     return [*lines, f"    return {', '.join(outs)}"]
 
@@ -317,7 +373,8 @@ def _blocked(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
     out_of = {root: i for i, root in enumerate(roots) if root[0] == "call"}
     lines = []
     for i, vid in enumerate(n.outputs):
-        lines.append(f"    o{i} = np.empty({tuple(shape)!r}, np.{_dtype(g, vid)})")
+        empty = f"np.empty({tuple(shape)!r}, np.{_dtype(g, vid)})"
+        lines.append(f"    o{i} = {empty} if d{i} is None else d{i}")
     free: dict[str, list[int]] = {}
     slot_of: dict[Any, int] = {}
     kinds: list[str] = []

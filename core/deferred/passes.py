@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from core.deferred.graph import Graph, Node
+from core.deferred.graph import Graph, Node, expr_from_json, expr_to_json
 from core.engine import expr as E
 from core.engine.ops import ELEMENTWISE, REGISTRY, Op
 
-DEFAULT = ("dce", "cse", "fold", "dce", "fuse", "recompute", "dce")
+DEFAULT = ("dce", "cse", "fold", "dce", "fuse", "recompute", "dce", "plan")
 FOLD_LIMIT = 1 << 16  # elements: bigger constant results are computed each call instead
 
 
@@ -374,22 +374,6 @@ def _inline(user: Node, producer: Node, trees: dict[int, E.Expr]) -> None:
     user.attrs["ops"] = [*producer.attrs["ops"], *user.attrs["ops"]]
 
 
-def expr_to_json(e: E.Expr) -> Any:
-    if isinstance(e, E.In):
-        return ["in", e.index]
-    if isinstance(e, E.Lit):
-        return ["lit", e.value]
-    return ["call", e.fn, [expr_to_json(a) for a in e.args]]
-
-
-def expr_from_json(data: Any) -> E.Expr:
-    if data[0] == "in":
-        return E.In(int(data[1]))
-    if data[0] == "lit":
-        return E.Lit(float(data[1]))
-    return E.Call(str(data[1]), tuple(expr_from_json(a) for a in data[2]))
-
-
 # -- the pipeline ---------------------------------------------------------------------------
 
 PASSES = {"dce": dce, "cse": cse, "fold": fold, "fuse": fuse, "recompute": recompute}
@@ -397,6 +381,9 @@ PASSES = {"dce": dce, "cse": cse, "fold": fold, "fuse": fuse, "recompute": recom
 
 def optimize(graph: Graph, names: tuple[str, ...] | list[str]) -> tuple[Graph, list[Report]]:
     """Run the named passes in order; each one's report, in order."""
+    from core.deferred.memory import plan
+
+    PASSES.setdefault("plan", plan)
     reports = []
     for name in names:
         if name not in PASSES:
