@@ -40,7 +40,7 @@ from core.deferred.interpret import GuardFailed
 from core.deferred.runtime import Bound, flatten
 from core.deferred.tracer import Trace, trace
 from core.observe.bus import BUS
-from core.observe.events import StepRetraced
+from core.observe.events import PassApplied, StepRetraced
 
 
 @dataclass
@@ -98,6 +98,9 @@ class CompiledStep:
         result, traced = trace(self.step, args, kwargs)
         traced_at = perf_counter_ns()
         graph, reports = passes.optimize(traced.graph, self.passes)
+        if BUS.active:
+            for r in reports:
+                BUS.emit(PassApplied(r.name, r.nodes_before, r.nodes_after, r.changes))
         device = _device(traced, leaves)
         program = codegen.generate(graph, device, tuple(traced.grad_owners))
         runner = program if self.backend == "codegen" else None

@@ -75,7 +75,7 @@ def _owner_name(bound: Bound, owner: Any) -> str:
 
 def _npy(array: Any) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(to_host(array)), allow_pickle=False)
+    np.save(buffer, np.asarray(to_host(array), order="C"), allow_pickle=False)  # keeps 0-d
     return buffer.getvalue()
 
 

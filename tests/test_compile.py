@@ -1,0 +1,286 @@
+"""Deferred mode: ``core.compile`` against eager on every sample and on random
+programs, the guards, the text and file forms, and the events."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import core
+import core.functional as F
+from core import nn, optim
+from core.debug import program as programs
+from core.deferred import saved
+from core.deferred.graph import Graph
+from core.deferred.interpret import GuardFailed
+from core.observe.bus import BUS
+from core.observe.events import KernelRun, PassApplied, StepRetraced
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "samples")
+SAMPLE_FILES = sorted(f for f in os.listdir(SAMPLES) if f.endswith(".py"))
+
+
+def run_sample(name: str, mode: str, steps: int = 20, **compile_args):
+    core.reset_ids()
+    run = programs.load(os.path.join(SAMPLES, name)).build("cpu")
+    step = core.compile(run.step, **compile_args) if mode == "compiled" else run.step
+    losses = []
+    with np.errstate(all="ignore"):
+        for i in range(steps):
+            loss = step(run.batches(i)) if run.batches else step()
+            losses.append(loss.item())
+    params = {n: p.numpy().copy() for n, p in run.named_parameters()}
+    return losses, params, step
+
+
+def assert_close(a, b, what: str) -> None:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    same_nan = np.isnan(a) == np.isnan(b)
+    assert same_nan.all(), what
+    finite = ~np.isnan(a)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=1e-5, atol=1e-7, err_msg=what)
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_every_sample_matches_eager_step_by_step(name: str) -> None:
+    eager_losses, eager_params, _ = run_sample(name, "eager")
+    losses, params, compiled = run_sample(name, "compiled")
+    assert_close(losses, eager_losses, f"{name} losses")
+    for key in eager_params:
+        assert_close(params[key], eager_params[key], f"{name} {key}")
+    if name == "control_flow.py":
+        assert compiled.retraces and len(compiled.graphs) > 1
+        assert any("control_flow.py" in r for r in compiled.retraces), compiled.retraces
+    else:
+        assert compiled.eager_calls == 1 and not compiled.retraces, compiled.retraces
+
+
+def test_interpreter_and_generated_code_agree() -> None:
+    losses, params, _ = run_sample("mlp_moons.py", "compiled", 5)
+    ref_losses, ref_params, _ = run_sample("mlp_moons.py", "compiled", 5, backend="interpret")
+    assert losses == ref_losses
+    for key in params:
+        np.testing.assert_array_equal(params[key], ref_params[key])
+
+
+# -- guards ------------------------------------------------------------------------------
+
+
+def branchy():
+    core.manual_seed(0)
+    w = core.tensor([0.5, -0.25], requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        y = (w * x).sum()
+        if y.item() > 0:  # a decision on a value
+            y = y * 3.0
+        y.backward()
+        with core.no_grad():
+            w.sub_(w.grad * 0.01)
+        return y
+
+    return w, step
+
+
+def test_a_failed_guard_runs_eagerly_and_retraces() -> None:
+    w, step = branchy()
+    compiled = core.compile(step)
+    positive, negative = core.tensor([1.0, 1.0]), core.tensor([-1.0, 1.0])
+    compiled(positive)
+    compiled(positive)
+    assert compiled.eager_calls == 1
+    guard = [g for g in compiled.graph.guards if g.kind == "compare"]
+    assert len(guard) == 1 and guard[0].detail == {"op": ">", "other": 0.0}
+    assert guard[0].source.endswith(f"test_compile.py:{branchy.__code__.co_firstlineno + 7}")
+    compiled(negative)  # the other way: eager, and traced again
+    assert compiled.eager_calls == 2 and len(compiled.graphs) == 2
+    assert "was True" in compiled.retraces[0]
+    compiled(negative)
+    compiled(positive)
+    assert compiled.eager_calls == 2  # both paths are cached now
+    w2, eager = branchy()
+    for x in (positive, positive, negative, negative, positive):
+        eager(x)
+    np.testing.assert_allclose(w.numpy(), w2.numpy(), rtol=1e-6)
+
+
+def test_a_failed_guard_writes_nothing() -> None:
+    w, step = branchy()
+    compiled = core.compile(step)
+    compiled(core.tensor([1.0, 1.0]))
+    before = w.numpy().copy()
+    with pytest.raises(GuardFailed):
+        compiled.latest.bound.run([core.tensor([-1.0, 1.0])])
+    np.testing.assert_array_equal(w.numpy(), before)
+
+
+def test_other_shapes_are_another_graph() -> None:
+    core.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).tanh().sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = core.compile(step)
+    compiled(core.randn(4, 3))
+    compiled(core.randn(5, 3))
+    assert len(compiled.graphs) == 2 and "in0" in compiled.retraces[0]
+
+
+def test_random_values_inside_a_step_are_noted() -> None:
+    x = core.tensor([1.0, 2.0], requires_grad=True)
+
+    def step():
+        return (x * core.randn(2)).sum()
+
+    compiled = core.compile(step)
+    compiled()
+    assert any("random values" in note for note in compiled.latest.trace.notes)
+
+
+# -- forms -------------------------------------------------------------------------------
+
+
+def test_text_and_json_forms() -> None:
+    _, _, compiled = run_sample("mlp_moons.py", "compiled", 2)
+    graph = compiled.graph
+    text = str(graph)
+    assert text.startswith("graph(") and "linear(" in text and "fc1.weight <- " in text
+    again = Graph.from_json(graph.to_json(), graph.constants)
+    assert str(again) == text
+    annotated = compiled.latest.trace.graph.annotated()
+    assert "model.fc1" in annotated and "mlp_moons.py:" in annotated and "backward" in annotated
+    assert "def step(I):" in compiled.code
+
+
+def test_saved_graph_runs_in_a_fresh_process_from_another_folder(tmp_path) -> None:
+    losses, _, compiled = run_sample("mlp_moons.py", "compiled", 3)
+    path = tmp_path / "moons.gsgraph"
+    compiled.save(path)
+    more = [compiled().item() for _ in range(3)]
+    script = (
+        "import core, sys\n"
+        f"step = core.compile.load({str(path)!r})\n"
+        "print(' '.join(repr(step().item()) for _ in range(3)))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert [float(v) for v in out.stdout.split()] == more
+
+
+def test_a_broken_graph_file_names_the_file(tmp_path) -> None:
+    path = tmp_path / "not.gsgraph"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(saved.GraphFileError, match="not.gsgraph"):
+        core.compile.load(path)
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def test_kernel_and_pass_events_only_when_someone_listens() -> None:
+    events: list = []
+    unsubscribe = BUS.subscribe(events.append)
+    try:
+        _, _, compiled = run_sample("neuron.py", "compiled", 3)
+    finally:
+        unsubscribe()
+    passes = [e for e in events if isinstance(e, PassApplied)]
+    kernels = [e for e in events if isinstance(e, KernelRun)]
+    assert [p.name for p in passes] == list(compiled.passes)
+    assert len(kernels) == 2 * len(compiled.latest.program.kernels)  # two compiled calls
+    assert all(k.duration_ns > 0 and k.device == "cpu" for k in kernels)
+    covered = {n for k in kernels for n in k.nodes}
+    assert covered  # each kernel names the eager nodes it covers
+    assert not [e for e in events if isinstance(e, StepRetraced)]
+
+
+# -- random programs ---------------------------------------------------------------------
+
+UNARY = [
+    lambda a: a.tanh(),
+    lambda a: a.exp(),
+    lambda a: a.sigmoid(),
+    lambda a: F.relu(a),
+    lambda a: a * a,
+    lambda a: F.gelu(a, approximate="tanh"),
+    lambda a: a.abs(),
+    lambda a: -a,
+]
+BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b, lambda a, b: a / b]
+REDUCE = [
+    lambda a: a.sum(axis=0, keepdims=True),
+    lambda a: a.mean(axis=-1, keepdims=True),
+    lambda a: a.max(axis=0, keepdims=True),
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=st.lists(
+        st.tuples(st.sampled_from(["unary", "binary", "reduce"]), st.integers(0, 7)),
+        min_size=2,
+        max_size=9,
+    ),
+    specials=st.lists(st.sampled_from([math.nan, math.inf, -math.inf, -0.0]), max_size=3),
+    seed=st.integers(0, 2**16),
+)
+def test_random_programs_agree_compiled_and_eager(program, specials, seed) -> None:
+    """Elementwise, broadcasting and reduction ops, NaN and Inf among the values:
+    the same values and gradients compiled as eager."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((4, 3))
+    for i, value in enumerate(specials):
+        base.flat[(i * 5) % base.size] = value
+    row = rng.standard_normal((1, 3))
+
+    def build():
+        x = core.tensor(base, dtype="float64", requires_grad=True)
+        r = core.tensor(row, dtype="float64", requires_grad=True)
+
+        def step():
+            x.grad = None
+            r.grad = None
+            values = [x, r]
+            for kind, k in program:
+                a = values[-1]
+                if kind == "unary":
+                    values.append(UNARY[k % len(UNARY)](a))
+                elif kind == "binary":
+                    values.append(BINARY[k % len(BINARY)](a, values[k % len(values)]))
+                else:
+                    values.append(REDUCE[k % len(REDUCE)](a))
+            out = values[-1] * 1.0 + x
+            out.sum().backward()
+            return out
+
+        return x, r, step
+
+    with np.errstate(all="ignore"):
+        x1, r1, eager = build()
+        want = [eager().numpy() for _ in range(2)]
+        x2, r2, step = build()
+        compiled = core.compile(step)
+        got = [compiled().numpy() for _ in range(2)]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True)
+    np.testing.assert_allclose(x2.grad.numpy(), x1.grad.numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(r2.grad.numpy(), r1.grad.numpy(), rtol=1e-12, equal_nan=True)
+    assert compiled.eager_calls == 1
