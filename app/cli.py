@@ -2,8 +2,10 @@
 
     gradstep                       the desktop app, on the last program or the neuron
     gradstep PROGRAM.py|FILE.gsrec the desktop app on that file
-    gradstep run PROGRAM.py [--steps N] [--device cpu|cuda] [--record FILE]
+    gradstep run PROGRAM.py|FILE.gsgraph [--steps N] [--device cpu|cuda]
+                            [--mode eager|compiled] [--record FILE]
                             [--trace FILE] [--break-on-nan]
+    gradstep compile PROGRAM.py --out FILE.gsgraph [--device cpu|cuda]
     gradstep inspect FILE.gsrec
     gradstep doctor
     gradstep screenshot PROGRAM.py --steps N --out FILE.png [--until backward]
@@ -23,7 +25,7 @@ from typing import Any, TextIO
 
 from core.errors import GradstepError
 
-SUBCOMMANDS = ("run", "inspect", "doctor", "screenshot", "gui")
+SUBCOMMANDS = ("run", "compile", "inspect", "doctor", "screenshot", "gui")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a program headless, with a progress bar")
-    run.add_argument("program", help="a model program (.py)")
+    run.add_argument("program", help="a model program (.py) or a saved graph (.gsgraph)")
     run.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the program's)"
     )
@@ -41,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE", help="save a Chrome trace (.json)")
     run.add_argument("--break-on-nan", action="store_true", help="stop at the first NaN/Inf")
     run.add_argument("--cap-mib", type=int, default=512, help="memory cap for recorded values")
+    run.add_argument(
+        "--mode",
+        choices=("eager", "compiled"),
+        default="eager",
+        help="compiled: run the step through core.compile (traced on the first step)",
+    )
+    comp = sub.add_parser("compile", help="trace, optimize and save a program's step")
+    comp.add_argument("program", help="a model program (.py)")
+    comp.add_argument("--out", required=True, help="the graph file to write (.gsgraph)")
+    comp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     inspect = sub.add_parser("inspect", help="describe what a recording holds")
     inspect.add_argument("file", help="a .gsrec recording")
     sub.add_parser("doctor", help="check Python, NumPy, CuPy/GPU and Qt")
@@ -72,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, sys.stdout, sys.stderr)
+        if args.command == "compile":
+            from app.cli_compile import cmd_compile
+
+            return cmd_compile(args, sys.stdout)
         if args.command == "inspect":
             return cmd_inspect(args.file, sys.stdout)
         if args.command == "gui":
@@ -156,6 +172,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         steps=args.steps,
         breakpoints=breakpoints,
         cap_bytes=args.cap_mib * 2**20,
+        mode=args.mode,
     )
     print(f"{session.program.title} — {session.program.path} on {args.device}", file=out)
     progress: Progress | None = None

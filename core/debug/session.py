@@ -31,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from core.debug import graphfile
 from core.debug import program as programs
 from core.debug.recording import DEFAULT_CAP, Recording
+from core.deferred.api import compile as compile_step
 from core.engine.dispatch import announce, reset_ids
 from core.observe.bus import BUS
 from core.observe.events import (
@@ -51,6 +53,7 @@ from core.observe.events import (
 )
 
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
+MODES = ("eager", "compiled")
 OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
 FREEZE_EVERY = 20_000  # events between gc.freeze() calls while recording
 BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
@@ -123,9 +126,13 @@ class Session:
         record: bool = True,
         cap_bytes: int = DEFAULT_CAP,
         breakpoints: list[Breakpoint] | None = None,
+        mode: str = "eager",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
         self.program = program
         self.device = device
+        self.mode = mode  # "compiled": the step runs through core.compile
         self.steps = steps
         meta = {"program": program.path, "title": program.title, "device": device}
         if recording is None and record:
@@ -154,7 +161,10 @@ class Session:
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Session:
-        """Load a program file and make a Session for it (ProgramError on failure)."""
+        """Load a program file (or a saved ``.gsgraph``) and make a Session for
+        it (ProgramError on failure)."""
+        if graphfile.is_graph_file(path):
+            return cls(graphfile.load_program(path), **kwargs)
         return cls(programs.load(path), **kwargs)
 
     # -- listeners -----------------------------------------------------------------
@@ -259,6 +269,8 @@ class Session:
         try:
             BUS.emit(RunStarted(program=self.program.path, device=self.device))
             run = self.run = self.program.build(self.device)
+            if self.mode == "compiled":
+                run.step = compile_step(run.step)
             for name, t in run.named_parameters():
                 announce(t, "parameter", name)
             steps = run.steps if self.steps is None else self.steps

@@ -130,12 +130,13 @@ class CompiledStep:
         """The generated Python source of the most recent trace."""
         return self.latest.program.source
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, initial: bool = False, **info: Any) -> None:
         """Write the latest graph, its generated code's inputs and its state to
-        one file (JSON and .npy in a zip, no pickle); ``core.compile.load`` runs it."""
+        one file (JSON and .npy in a zip, no pickle); ``core.compile.load`` runs
+        it. ``initial``: the state as it was before the traced call."""
         from core.deferred import saved
 
-        saved.save(self.latest, path)
+        saved.save(self.latest, path, initial=initial, **info)
 
 
 def _device(traced: Trace, leaves: list) -> str:

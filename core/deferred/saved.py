@@ -32,11 +32,19 @@ class GraphFileError(GradstepError):
     """A saved graph could not be written or read; the message names the file."""
 
 
-def save(compiled: Any, path: str | os.PathLike) -> None:
-    """Write a ``Compiled`` entry (graph, constants, state values) to ``path``."""
+def save(compiled: Any, path: str | os.PathLike, *, initial: bool = False, **info: Any) -> None:
+    """Write a ``Compiled`` entry (graph, constants, state values) to ``path``.
+
+    With ``initial`` the state is saved as it was before the traced call (so
+    the file starts where the program started); ``info`` goes into the file
+    (a title, the program's step count).
+    """
     graph: Graph = compiled.graph
     bound: Bound = compiled.bound
     names = list(bound.state)
+    values = {
+        name: compiled.trace.initial[name] if initial else bound.state[name].data for name in names
+    }
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -45,6 +53,7 @@ def save(compiled: Any, path: str | os.PathLike) -> None:
         "grad_state": {name: _owner_name(bound, o) for name, o in bound.grad_owners.items()},
         "device": bound.device,
         "notes": list(compiled.trace.notes),
+        "info": info,
     }
     target = os.fspath(path)
     temporary = f"{target}.tmp-{os.getpid()}"
@@ -54,9 +63,9 @@ def save(compiled: Any, path: str | os.PathLike) -> None:
             for vid, array in graph.constants.items():
                 z.writestr(f"constants/{vid}.npy", _npy(array))
             for i, name in enumerate(names):
-                z.writestr(f"state/{i}.npy", _npy(bound.state[name].data))
+                z.writestr(f"state/{i}.npy", _npy(values[name]))
             for name, owner in bound.grad_owners.items():
-                if owner.grad is not None:
+                if owner.grad is not None and not initial:
                     z.writestr(f"grad/{name}.npy", _npy(owner.grad.data))
         os.replace(temporary, target)
     except OSError as exc:
@@ -85,9 +94,12 @@ class LoadedStep:
     Its state (parameters, optimizer slots) lives in ``state``, by name.
     """
 
-    def __init__(self, graph: Graph, state: dict[str, Any], grad_owners: dict, device: str):
+    def __init__(
+        self, graph: Graph, state: dict[str, Any], grad_owners: dict, device: str, info: dict
+    ):
         self.graph = graph
         self.state = state
+        self.info = info  # what the file says of itself: title, program, steps
         program = codegen.generate(graph, device, tuple(grad_owners))
         self.code = program.source
         self.bound = Bound(graph, state, grad_owners, device, program)
@@ -139,7 +151,7 @@ def load(path: str | os.PathLike, device: str | None = None) -> LoadedStep:
         if saved is not None:
             owner.grad = leaf(saved, "cpu", False, "state")
         owners[grad_name] = owner
-    return LoadedStep(graph, state, owners, device)
+    return LoadedStep(graph, state, owners, device, dict(meta.get("info") or {}))
 
 
 def _check_meta(meta: Any, name: str) -> None:

@@ -40,6 +40,9 @@ class Trace:
     state: dict[str, Tensor]  # state name -> the tensor it reads (and writes)
     grad_owners: dict[str, Tensor] = field(default_factory=dict)  # "p.grad" -> p
     notes: list[str] = field(default_factory=list)  # things a user should know
+    # each state's array when the traced call first read it: its value before
+    # the step (in-place ops rebind a tensor, they never write its old array)
+    initial: dict[str, Any] = field(default_factory=dict)
 
 
 def _where() -> str | None:
@@ -61,6 +64,7 @@ class Tracer:
         self.counts: dict[str, int] = {}
         self.grad_at_start: dict[int, bool] = {}  # state tensor id -> .grad was None
         self.reset: set[int] = set()  # tensors whose .grad the step set to None
+        self.initial: dict[str, Any] = {}
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -100,6 +104,7 @@ class Tracer:
             name = f"{base}#{n}"
         vid = self.graph.add_state(name, t.shape, t.dtype)
         self.values[t.id] = vid
+        self.initial[name] = t.data
         self.state_names[t.id] = name
         if grad_of is None:
             self.state[name] = t
@@ -207,7 +212,7 @@ class Tracer:
             if touched and t.id not in self.reset:
                 expected = self.grad_at_start[t.id]
                 g.guards.append(Guard("grad", None, expected, {"name": name}))
-        return Trace(g, dict(self.state), dict(self.grad_owners), self.notes)
+        return Trace(g, dict(self.state), dict(self.grad_owners), self.notes, self.initial)
 
     def _output(self, t: Tensor | GuardedNumber) -> dict:
         if isinstance(t, GuardedNumber):  # a number read from a value: read again each call

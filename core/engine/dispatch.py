@@ -377,9 +377,9 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
         )
     nid = next(_node_ids)
     value_id = next(_tensor_ids)
-    target.data = out
-    if _hook is not None:
+    if _hook is not None:  # before the write: the hook may still read the old value
         _hook("op", (nid, opdef, inputs, attrs, target, None, value_id))
+    target.data = out
     if emit:
         _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
     return value_id

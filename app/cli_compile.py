@@ -1,0 +1,62 @@
+"""``gradstep compile PROGRAM.py --out FILE.gsgraph``: trace one step of a
+program, optimize it, and save it so ``gradstep run FILE.gsgraph`` runs it
+without the program. The saved state is the program's state before that step,
+so the file's run gives the same losses as ``gradstep run PROGRAM.py --mode
+compiled``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+import numpy as np
+
+import core
+from core import cuda
+from core.debug import program as programs
+from core.errors import GradstepError
+
+
+def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.out.endswith(".gsgraph"):
+        raise GradstepError(f"--out {args.out}: a graph file ends in .gsgraph")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise GradstepError(f"--out {args.out}: the folder {folder} does not exist")
+    if args.device == "cuda" and not cuda.is_available():
+        raise GradstepError(f"--device cuda: {cuda.unavailable_reason()}")
+    program = programs.load(args.program)
+    core.reset_ids()
+    run = program.build(args.device)
+    compiled = core.compile(run.step)
+    with np.errstate(all="ignore"):
+        compiled(run.batches(0)) if run.batches is not None else compiled()
+    entry = compiled.latest
+    compiled.save(
+        args.out, initial=True, title=program.title, program=program.path, steps=run.steps
+    )
+    traced = entry.trace.graph
+    print(f"{program.title} — {program.path}", file=out)
+    print(
+        f"traced {len(traced.ops)} ops in {entry.trace_ns / 1e6:.1f} ms; after the passes "
+        f"{len(entry.graph.ops) + sum(n.kind == 'fused' for n in entry.graph.nodes)} nodes, "
+        f"{len(entry.program.kernels)} kernels ({entry.compile_ns / 1e6:.1f} ms)",
+        file=out,
+    )
+    for report in entry.reports:
+        print(f"  {report}", file=out)
+    guards = [g for g in entry.graph.guards if g.value is not None]
+    if guards:
+        print(f"guards on values: {len(guards)} (a call that breaks one runs eagerly)", file=out)
+    for note in entry.trace.notes:
+        print(f"note: {note}", file=out)
+    if entry.graph.inputs:
+        print(
+            f"note: the step takes {len(entry.graph.inputs)} input(s) (its batches): "
+            "`gradstep run` on the file needs a program to give them",
+            file=out,
+        )
+    size = os.path.getsize(args.out) / 2**20
+    print(f"graph: {args.out} ({size:.2f} MiB)", file=out)
+    return 0
