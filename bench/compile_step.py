@@ -148,10 +148,10 @@ def gelu_chain(dev, n=4 * 2**20):
     return step
 
 
-def sample_figures() -> dict:
+def sample_figures(device: str = "cpu") -> dict:
     rows = {}
     for name in sorted(f for f in os.listdir(SAMPLES) if f.endswith(".py")):
-        run = programs.load(os.path.join(SAMPLES, name)).build("cpu")
+        run = programs.load(os.path.join(SAMPLES, name)).build(device)
         compiled = core.compile(run.step)
 
         def do_eager(i, run=run):
@@ -172,7 +172,7 @@ def sample_figures() -> dict:
             "compiled_peak_kib": round(compiled_peak / 1024, 1),
             "graphs": len(compiled.graphs),
         }
-    return {"figure": "samples", "per_sample": rows}
+    return {"figure": "samples", "device": device, "per_sample": rows}
 
 
 def _count_ops(fn) -> int:
@@ -227,9 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-ms", type=float, default=40.0)
     ap.add_argument("--only", choices=FIGURES, action="append")
     ap.add_argument("--blas-threads", default=None, help="as engine_step.py")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = ap.parse_args(argv)
+    if args.device == "cuda" and not core.cuda.is_available():
+        emit({"figure": "skipped", "device": "cuda", "reason": core.cuda.unavailable_reason()})
+        return 0
     set_malloc("keep")
-    dev = Device("cpu")
+    dev = Device(args.device)
     emit({"figure": "environment", **machine_facts(), "cpus": os.cpu_count()})
     figures = args.only or list(FIGURES)
     for name in figures:
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "gelu_chain":
             emit(speedup(name, dev, args, gelu_chain(dev), 2.0))
         elif name == "samples":
-            emit(sample_figures())
+            emit(sample_figures(dev.name))
         elif name == "first_call":
             emit(first_call())
     return 0

@@ -284,3 +284,92 @@ def test_random_programs_agree_compiled_and_eager(program, specials, seed) -> No
     np.testing.assert_allclose(x2.grad.numpy(), x1.grad.numpy(), rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(r2.grad.numpy(), r1.grad.numpy(), rtol=1e-12, equal_nan=True)
     assert compiled.eager_calls == 1
+
+
+# -- the GPU's code, checked here ----------------------------------------------------------
+
+
+def test_fused_cuda_code_computes_what_the_numpy_kernel_does(tmp_path) -> None:
+    """The CUDA C of a fused kernel (the body CuPy's ElementwiseKernel compiles)
+    built with g++ on the host, against the NumPy kernel of the same node."""
+    import ctypes
+    import shutil
+
+    from core.deferred.codegen import Literals
+    from core.deferred.lower import cuda_operation, fused_kernel
+    from core.engine.expr import C_PRELUDE
+
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("g++ is not installed")
+    core.manual_seed(0)
+    x = core.randn(64, 8, requires_grad=True)
+
+    def step():
+        x.grad = None
+        y = F.gelu(x, approximate="tanh") * x.sigmoid() + x * 0.5
+        y.sum().backward()
+        return x.grad
+
+    compiled = core.compile(step)
+    compiled()
+    graph = compiled.graph
+    fused = [n for n in graph.nodes if n.kind == "fused"]
+    assert fused, str(graph)
+    rng = np.random.default_rng(0)
+    for k, node in enumerate(fused):
+        _ins, _outs, body = cuda_operation(graph, node)
+        arrays = [
+            rng.standard_normal(graph.values[v].shape).astype(graph.values[v].dtype)
+            for v in node.inputs
+        ]
+        literals = Literals(np)
+        source = fused_kernel(graph, node, "numpy_kernel", literals)
+        namespace = {"np": np, **literals.values}
+        exec(source, namespace)  # noqa: S102
+        want = namespace["numpy_kernel"](*arrays)
+        want = want if isinstance(want, tuple) else (want,)
+        params = ", ".join(f"float a{i}" for i in range(len(arrays)))
+        outs = ", ".join(f"float& o{i}" for i in range(len(want)))
+        pointers_in = ", ".join(f"const float* p{i}" for i in range(len(arrays)))
+        pointers_out = ", ".join(f"float* q{i}" for i in range(len(want)))
+        reads = ", ".join(f"p{i}[i]" for i in range(len(arrays)))
+        writes = ", ".join(f"q{i}[i]" for i in range(len(want)))
+        source = C_PRELUDE + (
+            f"static inline void element({params}, {outs}) {{ {body}; }}\n"
+            f'extern "C" void run(long n, {pointers_in}, {pointers_out}) {{\n'
+            f"  for (long i = 0; i < n; i++) element({reads}, {writes});\n}}\n"
+        )
+        src, lib = tmp_path / f"k{k}.cpp", tmp_path / f"k{k}.so"
+        src.write_text(source)
+        subprocess.run(
+            [compiler, "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(lib), str(src)],
+            check=True,
+            capture_output=True,
+        )
+        got = [np.empty_like(w) for w in want]
+        full = [np.ascontiguousarray(np.broadcast_to(a, want[0].shape)) for a in arrays]
+        pointers = [a.ctypes.data_as(ctypes.c_void_p) for a in (*full, *got)]
+        ctypes.CDLL(str(lib)).run(ctypes.c_long(want[0].size), *pointers)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["mlp_moons.py", "cnn_digits.py", "attention.py"])
+def test_samples_match_eager_on_cuda(name: str) -> None:
+    if not core.cuda.is_available():
+        pytest.skip(f"needs a CUDA device: {core.cuda.unavailable_reason()}")
+
+    def run(mode: str):
+        core.reset_ids()
+        r = programs.load(os.path.join(SAMPLES, name)).build("cuda")
+        step = core.compile(r.step) if mode == "compiled" else r.step
+        out = [float((step(r.batches(i)) if r.batches else step()).item()) for i in range(10)]
+        return out, step
+
+    eager, _ = run("eager")
+    compiled_losses, compiled = run("compiled")
+    np.testing.assert_allclose(compiled_losses, eager, rtol=1e-4)
+    fused = [k for k in compiled.latest.program.kernels if k.name.startswith("fused")]
+    assert fused and "ElementwiseKernel" in compiled.code

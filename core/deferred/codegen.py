@@ -24,6 +24,7 @@ from core.deferred.interpret import GuardFailed, check_guard, value_guards
 from core.deferred.lower import LOWERINGS, fused_kernel
 from core.device import synchronize, xp_for
 from core.engine.dispatch import wrap
+from core.engine.expr import C_PRELUDE
 from core.engine.ops import REGISTRY
 from core.observe.bus import BUS
 from core.observe.events import KernelRun
@@ -135,6 +136,9 @@ class _Writer:
         ns["perf_counter_ns"] = perf_counter_ns
         ns["emit_kernel"] = _emitter(self.kernels, self.device)
         ns["scipy_special"] = _special(self.xp)
+        if self.xp is not np:  # the fused kernels are CuPy ElementwiseKernels
+            ns["cupy"] = self.xp
+            ns["C_PRELUDE"] = C_PRELUDE
         for dtype in {v.dtype for v in self.g.values.values()}:
             ns[f"D_{dtype}"] = np.dtype(dtype)
         for name, slot in self.buffers.items():  # allocated once, reused by every call

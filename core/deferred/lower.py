@@ -281,7 +281,9 @@ def fused_kernel(g: Graph, n: Node, name: str, lit: Any) -> str:
     params = [f"a{i}" for i in range(len(n.inputs))] + [f"d{i}=None" for i in range(len(trees))]
     header = f"def {name}({', '.join(params)}):"
     header += f"  # {', '.join(n.attrs['ops'])}"
-    if not lit.on_numpy or math.prod(shape) <= BLOCK or not _rows_blockable(shape, in_shapes):
+    if not lit.on_numpy:
+        return _cuda_kernel(g, n, name, trees, dtype, header)
+    if math.prod(shape) <= BLOCK or not _rows_blockable(shape, in_shapes):
         body = _straight(g, n, trees, dtype, shape, in_shapes, lit)
     else:
         body = _blocked(g, n, trees, dtype, shape, in_shapes, lit)
@@ -411,3 +413,48 @@ def _blocked(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
             lines.append(f"        o{i}[r:e] = {_operand(root, names, lit, dtype)}")
         outs.append(f"o{i}")
     return [*lines, f"    return {', '.join(outs)}"]
+
+
+def cuda_operation(g: Graph, n: Node) -> tuple[str, str, str]:
+    """(input params, output params, operation) of a fused node as CuPy's
+    ``ElementwiseKernel`` takes them; the operation is CUDA C printed from the
+    node's expressions (inputs ``a0``..., outputs ``o0``...)."""
+    trees = [expr_from_json(t) for t in n.attrs["exprs"]]
+    ins = ", ".join(f"{_dtype(g, v)} a{i}" for i, v in enumerate(n.inputs))
+    outs = ", ".join(f"{_dtype(g, v)} o{i}" for i, v in enumerate(n.outputs))
+    names = [f"a{i}" for i in range(len(n.inputs))]
+    body = "; ".join(
+        f"o{i} = ({_C_TYPE[_dtype(g, v)]})({E.to_c(t, names, n.attrs['dtype'])})"
+        for i, (v, t) in enumerate(zip(n.outputs, trees, strict=True))
+    )
+    return ins, outs, body
+
+
+def _cuda_kernel(g: Graph, n: Node, name: str, trees: list, dtype: str, header: str) -> str:
+    """One CuPy ``ElementwiseKernel`` for the whole group (broadcasting and the
+    launch are CuPy's); its CUDA C is printed from the expressions."""
+    ins, outs, body = cuda_operation(g, n)
+    names = [f"a{i}" for i in range(len(n.inputs))]
+    given = ", ".join(f"d{i}" for i in range(len(trees)))
+    args = ", ".join(names)
+    return "\n".join(
+        [
+            f"E{name} = cupy.ElementwiseKernel(",
+            f"    {ins!r},",
+            f"    {outs!r},",
+            f"    {body!r},",
+            f"    'gradstep_{name}',",
+            "    preamble=C_PRELUDE,",
+            ")",
+            "",
+            "",
+            header,
+            f"    if {' is None or '.join(f'd{i}' for i in range(len(trees)))} is None:",
+            f"        return E{name}({args})",
+            f"    return E{name}({args}, {given})",
+            "",
+        ]
+    )
+
+
+_C_TYPE = {"float32": "float", "float64": "double", "bool": "bool"}

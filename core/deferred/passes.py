@@ -335,6 +335,9 @@ def recompute(graph: Graph) -> tuple[Graph, Report]:
             continue
         if any(u.kind != "fused" for u in readers.values()):
             continue
+        shape = g.values[producer.outputs[0]].shape
+        if any(g.values[u.outputs[0]].shape != shape for u in readers.values()):
+            continue  # a scalar read by a big kernel is read once, not computed per element
         trees = {
             vid: expr_from_json(t)
             for vid, t in zip(producer.outputs, producer.attrs["exprs"], strict=True)
