@@ -222,7 +222,9 @@ def fuse(graph: Graph) -> tuple[Graph, Report]:
     run: list[Node] = []
 
     def close() -> None:
-        if len(run) > 1:
+        # one big op is worth a kernel too: its expression runs in cached blocks
+        alone = len(run) == 1 and run[0].op != Op.EXPAND and _size(g, run[0]) > LARGE
+        if len(run) > 1 or alone:
             nodes.append(_fused_node(g, list(run), users, scalars))
             report.changes += 1
             names = ", ".join(m.name or m.op.label for m in run)
@@ -247,6 +249,13 @@ def fuse(graph: Graph) -> tuple[Graph, Report]:
     g.nodes = nodes
     report.nodes_after = _op_count(g)
     return g, report
+
+
+LARGE = 1 << 16  # elements above which a single elementwise op becomes a blocked kernel
+
+
+def _size(g: Graph, n: Node) -> int:
+    return int(np.prod(g.values[n.outputs[0]].shape))
 
 
 def _fusable(g: Graph, n: Node) -> bool:
