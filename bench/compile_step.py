@@ -27,7 +27,6 @@ import math
 import os
 import statistics
 import sys
-import time
 import tracemalloc
 
 if __name__ == "__main__":
@@ -200,23 +199,63 @@ def _peak(fn) -> int:
         tracemalloc.stop()
 
 
+_FIRST_CALL = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+import core
+import core.functional as F
+from core import nn, optim
+from core.debug import program as programs
+if {which!r} == "mlp_moons.py":
+    step = programs.load(os.path.join({samples!r}, "mlp_moons.py")).build("cpu").step
+else:  # a 784-256-256-10 MLP with Adam: its updates are Numba candidates
+    core.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                          nn.Linear(256, 10))
+    opt = optim.Adam(model.parameters())
+    x, y = core.randn(64, 784), core.randint(0, 10, (64,))
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+compiled = core.compile(step, kernels={kernels!r})
+start = time.perf_counter()
+compiled()
+entry = compiled.latest
+numba = sum("[numba]" in k.name for k in entry.program.kernels)
+print(time.perf_counter() - start, entry.trace_ns / 1e9, entry.compile_ns / 1e9, numba)
+"""
+
+
 def first_call() -> dict:
-    times = []
-    for _ in range(5):
-        run = programs.load(os.path.join(SAMPLES, "mlp_moons.py")).build("cpu")
-        compiled = core.compile(run.step)
-        start = time.perf_counter()
-        compiled()
-        entry = compiled.latest
-        times.append((time.perf_counter() - start, entry.trace_ns / 1e6, entry.compile_ns / 1e6))
-    total, tracing, compiling = (statistics.median(x) for x in zip(*times))
-    return {
-        "figure": "first_call",
-        "sample": "mlp_moons.py",
-        "first_call_ms": round(total * 1e3, 2),
-        "trace_ms": round(tracing, 2),
-        "passes_and_codegen_ms": round(compiling, 2),
-    }
+    """Trace + passes + code generation of mlp_moons's step in a fresh process:
+    with NumPy kernels only, and with Numba's where they win, cold (an empty
+    kernel cache) and warm (the cache the cold run left)."""
+    import subprocess
+    import tempfile
+
+    root = os.path.dirname(SAMPLES)
+    out: dict = {"figure": "first_call"}
+    for which in ("mlp_moons.py", "adam_mlp_784"):
+        row = {}
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "GRADSTEP_CACHE": cache}
+            for label, kernels in (("numpy_kernels", "numpy"), ("cold", "auto"), ("warm", "auto")):
+                code = _FIRST_CALL.format(root=root, samples=SAMPLES, kernels=kernels, which=which)
+                done = subprocess.run(
+                    [sys.executable, "-c", code], env=env, capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(done.stderr)
+                total, _tracing, compiling, numba = done.stdout.split()
+                row[f"{label}_ms"] = round(float(total) * 1e3, 1)
+                row[f"{label}_passes_and_codegen_ms"] = round(float(compiling) * 1e3, 1)
+                row[f"{label}_numba_kernels"] = int(numba)
+        out[which] = row
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -373,3 +373,86 @@ def test_samples_match_eager_on_cuda(name: str) -> None:
     np.testing.assert_allclose(compiled_losses, eager, rtol=1e-4)
     fused = [k for k in compiled.latest.program.kernels if k.name.startswith("fused")]
     assert fused and "ElementwiseKernel" in compiled.code
+
+
+def test_numba_kernels_are_kept_only_where_they_win_and_cached_on_disk(tmp_path, monkeypatch):
+    """An arithmetic-only fused group big enough is compiled with Numba and
+    timed; whichever kernel is kept, the values are the eager ones, and the
+    kernel's source sits in the cache folder for the next process."""
+    pytest.importorskip("numba")
+    monkeypatch.setenv("GRADSTEP_CACHE", str(tmp_path))
+    core.manual_seed(0)
+    model = nn.Linear(128, 64)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    x, y = core.randn(32, 128), core.randn(32, 64)
+
+    def step():
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = core.compile(step)
+    losses = [compiled().item() for _ in range(3)]
+    core.manual_seed(0)
+    model2 = nn.Linear(128, 64)
+    opt2 = optim.Adam(model2.parameters(), lr=1e-3)
+
+    def eager():
+        opt2.zero_grad()
+        loss = F.mse_loss(model2(x), y)
+        loss.backward()
+        opt2.step()
+        return loss
+
+    np.testing.assert_allclose(losses, [eager().item() for _ in range(3)], rtol=1e-6)
+    np.testing.assert_allclose(model.weight.numpy(), model2.weight.numpy(), rtol=1e-5, atol=1e-7)
+    assert list((tmp_path / "kernels").glob("gs_*.py")), "the candidate's source is cached"
+    names = [k.name for k in compiled.latest.program.kernels]
+    assert any(name.startswith("fused") for name in names)
+
+
+# -- every op through the code generator ----------------------------------------------------
+
+
+def _rows():
+    """The gradient table, but the dropout rows: they reseed inside the step
+    (``core.manual_seed``), a Python side effect a compiled step does not replay."""
+    from test_op_grads import ROWS
+
+    return [r for r in ROWS if not r.name.startswith("dropout")]
+
+
+@pytest.mark.parametrize("r", _rows(), ids=lambda r: r.name)
+def test_every_op_of_the_gradient_table_compiles_to_the_same_values(r) -> None:
+    """Each row's function and its gradients, compiled (the second call runs the
+    generated code): the same shapes, dtypes and values as eager."""
+    from test_op_grads import make_inputs
+
+    inputs = make_inputs(r, "cpu")
+    wanted = [t for t in inputs if t.requires_grad]
+
+    def step():
+        for t in wanted:
+            t.grad = None
+        out = r.fn(*inputs)
+        if out.requires_grad:
+            (out * out).sum().backward()
+        return out
+
+    with np.errstate(all="ignore"):
+        eager = step()
+        eager_grads = [t.grad.numpy().copy() if t.grad is not None else None for t in wanted]
+        compiled = core.compile(step)
+        compiled()
+        got = compiled()
+    assert compiled.eager_calls == 1, compiled.retraces
+    assert got.shape == eager.shape and got.dtype == eager.dtype, r.name
+    np.testing.assert_allclose(got.numpy(), eager.numpy(), rtol=1e-12, atol=1e-14)
+    for t, want in zip(wanted, eager_grads, strict=True):
+        if want is None:
+            assert t.grad is None
+            continue
+        assert t.grad.shape == want.shape, r.name
+        np.testing.assert_allclose(t.grad.numpy(), want, rtol=1e-12, atol=1e-14, err_msg=r.name)

@@ -65,6 +65,7 @@ class CompiledStep:
     passes: Sequence[str] = passes.DEFAULT
     backend: str = "codegen"  # or "interpret": the reference interpreter
     cache_size: int = 4
+    kernels: str = "auto"  # "numpy": never Numba kernels
     graphs: list[Compiled] = field(default_factory=list)
     retraces: list[str] = field(default_factory=list)  # why each retrace happened
     eager_calls: int = 0
@@ -102,7 +103,7 @@ class CompiledStep:
             for r in reports:
                 BUS.emit(PassApplied(r.name, r.nodes_before, r.nodes_after, r.changes))
         device = _device(traced, leaves)
-        program = codegen.generate(graph, device, tuple(traced.grad_owners))
+        program = codegen.generate(graph, device, tuple(traced.grad_owners), self.kernels)
         runner = program if self.backend == "codegen" else None
         bound = Bound(graph, traced.state, traced.grad_owners, device, runner)
         entry = Compiled(
@@ -151,14 +152,23 @@ def compile(  # noqa: A001  (PyTorch's name: torch.compile)
     passes: Sequence[str] = passes.DEFAULT,
     backend: str = "codegen",
     cache_size: int = 4,
+    kernels: str = "auto",
 ) -> Any:
     """Compile ``step`` (a function running one training step) into a static
-    graph on its first call; usable as ``@core.compile`` too."""
+    graph on its first call; usable as ``@core.compile`` too.
+
+    ``passes``: the passes to run, in order (``core.deferred.passes.DEFAULT``;
+    leave one out to switch it off). ``backend``: "codegen", or "interpret" for
+    the reference interpreter. ``kernels``: "auto" times Numba against NumPy
+    for arithmetic-only fused groups and keeps the faster; "numpy" never uses
+    Numba."""
     if backend not in ("codegen", "interpret"):
         raise ValueError(f"backend must be 'codegen' or 'interpret', got {backend!r}")
     if step is None:
-        return lambda fn: compile(fn, passes=passes, backend=backend, cache_size=cache_size)
-    return CompiledStep(step, tuple(passes), backend, cache_size)
+        return lambda fn: compile(
+            fn, passes=passes, backend=backend, cache_size=cache_size, kernels=kernels
+        )
+    return CompiledStep(step, tuple(passes), backend, cache_size, kernels=kernels)
 
 
 def _load(path: str | os.PathLike) -> Any:

@@ -12,6 +12,8 @@ kernel, emits ``KernelRun`` events; without one the plain version runs.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter_ns
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.deferred import kernels_numba
 from core.deferred.graph import Graph, Guard, Node
 from core.deferred.interpret import GuardFailed, check_guard, value_guards
 from core.deferred.lower import LOWERINGS, fused_kernel
@@ -83,15 +86,26 @@ class Literals:
         return name
 
 
-def generate(graph: Graph, device: str = "cpu", grad_names: tuple[str, ...] = ()) -> Program:
+KERNEL_CHOICES = ("numpy", "auto")
+
+
+def generate(
+    graph: Graph, device: str = "cpu", grad_names: tuple[str, ...] = (), kernels: str = "auto"
+) -> Program:
     """Generate and compile the code of ``graph`` for ``device``; ``grad_names``
-    are the state names that stand for another tensor's ``.grad``. Bind the
+    are the state names that stand for another tensor's ``.grad``. With
+    ``kernels="auto"`` an arithmetic-only fused group on the CPU is also
+    compiled with Numba and timed, and the faster kernel kept. Bind the
     program to live tensors before running it."""
+    if kernels not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
     xp = xp_for(device)
     writer = _Writer(graph, xp, device, grad_names)
+    writer.try_numba = kernels == "auto" and xp is np
     source = writer.module()
     namespace = writer.namespace()
     exec(compile(source, "<gradstep generated step>", "exec"), namespace)  # noqa: S102
+    namespace.update(writer.numba_kernels)  # replace the NumPy kernels Numba beat
     state = [n.name for n in graph.state if n.name not in writer.grad_reads]
     return Program(source, namespace, state, list(writer.grad_reads), writer.kernels)
 
@@ -109,6 +123,9 @@ class _Writer:
         self.fused: list[str] = []
         self.lit = Literals(xp)
         self.buffers: dict[str, int] = {}  # B<slot> names the code uses
+        self.try_numba = False
+        self.numba_kernels: dict[str, Callable] = {}  # K<k> -> the Numba kernel kept
+        self.choices: dict[int, str] = {}  # id(node) -> "numba" or "numpy"
         self.grad_reads = [n.name for n in graph.state if n.name in grad_names]
         names = [n.name for n in graph.state if n.name not in self.grad_reads]
         self.state_index = {name: i for i, name in enumerate(names)}
@@ -135,7 +152,8 @@ class _Writer:
         ns["DEVICE"] = self.device
         ns["perf_counter_ns"] = perf_counter_ns
         ns["emit_kernel"] = _emitter(self.kernels, self.device)
-        ns["scipy_special"] = _special(self.xp)
+        if any("scipy_special" in text for text in self.fused):  # SciPy costs 0.25 s to import
+            ns["scipy_special"] = _special(self.xp)
         if self.xp is not np:  # the fused kernels are CuPy ElementwiseKernels
             ns["cupy"] = self.xp
             ns["C_PRELUDE"] = C_PRELUDE
@@ -268,12 +286,34 @@ class _Writer:
         return [f"{targets} = {call})"]
 
     def fused_call(self, n: Node, k: int, args: list[str], outs: list[str], dest) -> list[str]:
-        self.fused.append(fused_kernel(self.g, n, f"K{k}", self.lit))
+        text = fused_kernel(self.g, n, f"K{k}", self.lit)
+        if self.choose(n, text, k) == "numba":
+            text = f"# K{k}: a Numba kernel (faster here than this NumPy one)\n" + text
+            self.kernels[k].name += " [numba]"
+        self.fused.append(text)
         targets = ", ".join(outs) if len(outs) > 1 else outs[0]
         given = [d if d is not None else "None" for d in dest]
         if all(d is None for d in dest):
             given = []
         return [f"{targets} = K{k}({', '.join([*args, *given])})"]
+
+    def choose(self, n: Node, numpy_text: str, k: int) -> str:
+        """"numba" when Numba compiles the group and runs it faster on the
+        graph's shapes than the NumPy kernel (decided once per node)."""
+        if not self.try_numba or not kernels_numba.candidate(self.g, n) or not _numba_usable():
+            return "numpy"  # (Numba is imported only for a candidate: it takes 0.5 s)
+        choice = self.choices.get(id(n))
+        if choice is None:
+            namespace = {"np": np, **self.lit.values}
+            exec(numpy_text, namespace)  # noqa: S102  (printed above)
+            compiled = kernels_numba.load(kernels_numba.source(self.g, n))
+            numba_kernel = kernels_numba.wrapper(compiled, self.g, n)
+            arrays = kernels_numba.sample_inputs(self.g, n)
+            choice = kernels_numba.faster(namespace[f"K{k}"], numba_kernel, arrays)
+            self.choices[id(n)] = choice
+            if choice == "numba":
+                self.numba_kernels[f"K{k}"] = numba_kernel
+        return choice
 
     def write_back(self) -> list[str]:
         """State and .grad, after every guard held."""
@@ -284,6 +324,15 @@ class _Writer:
             holder = f"S{self.state_index[name]}"
             lines.append(f"    {holder}.grad = wrap(v{vid}, DEVICE)  # {name}.grad")
         return lines
+
+
+@functools.cache
+def _numba_usable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except Exception:  # not installed, or no build for this Python/NumPy
+        return False
+    return os.environ.get("GRADSTEP_KERNELS", "").lower() != "numpy"
 
 
 def _fail(guard: Guard | None, seen: Any) -> None:

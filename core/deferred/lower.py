@@ -141,7 +141,7 @@ def _mse_loss(g, n, a, o, lit, dest=None):
     size = math.prod(_shape(g, n.inputs[0]))
     return [
         f"{o[1]} = {a[0]} - {a[1]}",
-        f"{o[0]} = np.asarray(np.add.reduce({o[1]} * {o[1]}) / {lit(size, dtype)})",
+        f"{o[0]} = np.asarray(np.add.reduce({o[1]} * {o[1]}, axis=None) / {lit(size, dtype)})",
     ]
 
 

@@ -216,7 +216,10 @@ _C_TYPES = {"float32": "float", "float64": "double"}
 
 
 def _literal_numpy(value: float, dtype: str) -> str:
-    return f"np.{dtype}({_float_text(value)})"
+    text = _float_text(value)
+    if text in ("inf", "-inf", "nan"):
+        return f"np.{dtype}({text!r})"
+    return f"np.{dtype}({text})"
 
 
 def _literal_c(value: float, dtype: str) -> str:
