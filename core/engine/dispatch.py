@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.device import xp_for
+from core.device import synchronize, xp_for
 from core.engine import modes
 from core.engine.ops import REGISTRY, Op, OpDef
 from core.errors import DeviceError, DtypeError, GradError, OpError, ShapeError
@@ -300,6 +300,8 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     xp = np if device == "cpu" else xp_for(device)
     emit = BUS.active and (BUS.want_backward_ops or _phase.get() != "backward")
     if emit:
+        if BUS.want_sync and device != "cpu":
+            synchronize(device)
         start = perf_counter_ns()
     try:
         if n == 2:
@@ -363,6 +365,8 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     xp = np if device == "cpu" else xp_for(device)
     emit = BUS.active and (BUS.want_backward_ops or _phase.get() != "backward")
     if emit:
+        if BUS.want_sync and device != "cpu":
+            synchronize(device)
         start = perf_counter_ns()
     try:
         out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
@@ -446,6 +450,8 @@ def _emit_forward(
     value_id: int | None,
     start: int,
 ) -> None:
+    if BUS.want_sync and result.device != "cpu":  # the op's run, not its launch
+        synchronize(result.device)
     duration = perf_counter_ns() - start
     data = result.data
     phase_name = _phase.get()

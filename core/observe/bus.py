@@ -32,6 +32,7 @@ class Bus:
         self.want_source = False
         self.want_values = False
         self.want_backward_ops = False
+        self.want_sync = False
 
     def subscribe(
         self,
@@ -41,6 +42,7 @@ class Bus:
         source: bool = False,
         values: bool = False,
         backward_ops: bool = False,
+        sync: bool = False,
     ) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns the unsubscribe function.
 
@@ -50,8 +52,10 @@ class Bus:
         tensor the event names; it is valid only during the call, so copy what
         you keep. ``backward_ops`` adds an ``OpForward`` (phase "backward") for
         each op a gradient rule runs, beside the ``OpBackward`` of its node.
+        ``sync`` (a profiler's) waits for the GPU before and after each timed op,
+        so ``duration_ns`` is the op's run, not its asynchronous launch.
         """
-        entry = (callback, stats, source, values, backward_ops)
+        entry = (callback, stats, source, values, backward_ops, sync)
         with self._lock:
             self._subs = [*self._subs, entry]
             self._refresh()
@@ -69,9 +73,10 @@ class Bus:
         self.want_source = any(s[2] for s in self._subs)
         self.want_values = any(s[3] for s in self._subs)
         self.want_backward_ops = any(s[4] for s in self._subs)
+        self.want_sync = any(s[5] for s in self._subs)
 
     def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
-        for callback, _stats, _source, values, _backward in self._subs:
+        for callback, _stats, _source, values, _backward, _sync in self._subs:
             if values:
                 callback(event, arrays or {})
             else:
@@ -79,7 +84,7 @@ class Bus:
 
     def emit_backward_op(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
         """``emit``, to the subscribers that asked for the backward's own ops."""
-        for callback, _stats, _source, values, backward in self._subs:
+        for callback, _stats, _source, values, backward, _sync in self._subs:
             if not backward:
                 continue
             if values:
