@@ -6,6 +6,9 @@
                             [--mode eager|compiled] [--record FILE]
                             [--trace FILE] [--break-on-nan]
     gradstep compile PROGRAM.py --out FILE.gsgraph [--device cpu|cuda]
+    gradstep profile PROGRAM.py [...] [--devices cpu,cuda] [--modes eager,compiled]
+                            [--steps N] [--trace FILE] [--json FILE]
+    gradstep compare PROGRAM.py [--steps N]
     gradstep inspect FILE.gsrec
     gradstep doctor
     gradstep screenshot PROGRAM.py --steps N --out FILE.png [--until backward]
@@ -25,7 +28,7 @@ from typing import Any, TextIO
 
 from core.errors import GradstepError
 
-SUBCOMMANDS = ("run", "compile", "inspect", "doctor", "screenshot", "gui")
+SUBCOMMANDS = ("run", "compile", "profile", "compare", "inspect", "doctor", "screenshot", "gui")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("program", help="a model program (.py)")
     comp.add_argument("--out", required=True, help="the graph file to write (.gsgraph)")
     comp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    from app.cli_profile import add_commands
+
+    add_commands(sub)
     inspect = sub.add_parser("inspect", help="describe what a recording holds")
     inspect.add_argument("file", help="a .gsrec recording")
     sub.add_parser("doctor", help="check Python, NumPy, CuPy/GPU and Qt")
@@ -84,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, sys.stdout, sys.stderr)
+        if args.command in ("profile", "compare"):
+            from app import cli_profile
+
+            if args.command == "profile":
+                return cli_profile.cmd_profile(args, sys.stdout, sys.stderr)
+            return cli_profile.cmd_compare(args, sys.stdout, sys.stderr)
         if args.command == "compile":
             from app.cli_compile import cmd_compile
 

@@ -42,6 +42,8 @@ class Kernel:
     covers: list[int]  # eager node ids (traced origins) it computes
     outputs: list[int]  # graph value ids it writes
     source: str | None  # the user's line
+    scope: str = ""  # module path of the node
+    phase: str = "forward"
 
 
 @dataclass
@@ -241,7 +243,8 @@ class _Writer:
 
     def kernel(self, n: Node, timed: bool) -> list[str]:
         k = len(self.kernels)
-        self.kernels.append(Kernel(k, n.name or n.kind, _covers(n), list(n.outputs), n.source))
+        name = n.name or n.kind
+        self.kernels.append(Kernel(k, name, _covers(n), n.outputs, n.source, n.scope, n.phase))
         outs = [f"v{v}" for v in n.outputs]
         args = [f"v{v}" for v in n.inputs]
         dest = [self.destination(n, v) for v in n.outputs]
@@ -380,6 +383,8 @@ def _emitter(kernels: list[Kernel], device: str) -> Callable[[int, int], None]:
                 outputs=tuple(kernel.outputs),
                 duration_ns=perf_counter_ns() - start,
                 device=device,
+                scope=kernel.scope,
+                phase=kernel.phase,
             )
         )
 

@@ -229,8 +229,10 @@ class KernelRun:
     name: str  # its readable name, e.g. "fused_3" or "matmul_2"
     nodes: tuple[int, ...]  # the eager node ids (traced origins) it covers
     outputs: tuple[int, ...]  # graph value ids it writes
-    duration_ns: int  # wall time (on the GPU, measured with CUDA events)
+    duration_ns: int  # wall time (on the GPU, synchronized when a profiler asks)
     device: str  # "cpu" or "cuda"
+    scope: str = ""  # module path of the last op it covers
+    phase: str = "forward"  # "forward", "backward" or "update"
 
 
 @event
