@@ -20,11 +20,10 @@ ENV = {**os.environ, "PYTHONPATH": REPO, "QT_QPA_PLATFORM": "offscreen"}
 
 @pytest.mark.parametrize("mode", ["eager", "compiled"])
 def test_per_op_times_add_up_to_the_step(mode: str) -> None:
-    run = profile_run(MOONS, "cpu", mode, steps=5, warmup=2, profiled=5)
+    run = profile_run(MOONS, "cpu", mode, steps=5, warmup=2, profiled=7)
+    assert 0.9 <= run.coverage <= 1.0, run.coverage  # per step: sum of op times / step time
     total = sum(r.self_ms.median for r in run.ops)
-    step = run.profiled_step_ms.median
-    assert 0.9 * step <= total <= 1.1 * step, (total, step)
-    assert sum(run.by_phase.values()) == pytest.approx(total, rel=0.1)
+    assert sum(run.by_phase.values()) == pytest.approx(total, rel=0.2)
     assert {"forward", "backward", "update"} <= set(run.by_phase)
     assert run.count > 0 and run.peak_host_bytes > 0 and run.step_ms.p10 <= run.step_ms.p90
     assert run.timeline and all(op["ms"] >= 0 for op in run.timeline)
