@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("program", help="a model program (.py)")
     comp.add_argument("--out", required=True, help="the graph file to write (.gsgraph)")
     comp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    comp.add_argument(
+        "--show",
+        choices=("none", "graph", "passes", "code"),
+        default="none",
+        help="print the optimized graph, the graph after each pass, or the generated code",
+    )
     from app.cli_profile import add_commands
 
     add_commands(sub)

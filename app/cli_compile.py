@@ -29,6 +29,8 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
     program = programs.load(args.program)
     core.reset_ids()
     run = program.build(args.device)
+    for name, t in run.named_parameters():  # the graph's state takes the program's names
+        t.name = name
     compiled = core.compile(run.step)
     with np.errstate(all="ignore"):
         compiled(run.batches(0)) if run.batches is not None else compiled()
@@ -59,4 +61,13 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
         )
     size = os.path.getsize(args.out) / 2**20
     print(f"graph: {args.out} ({size:.2f} MiB)", file=out)
+    show = getattr(args, "show", "none")
+    if show == "graph":
+        print(f"\n{entry.graph}", file=out)
+    elif show == "passes":
+        print(f"\ntraced:\n{traced}", file=out)
+        for report in entry.reports:
+            print(f"\nafter {report}:\n{report.graph}", file=out)
+    elif show == "code":
+        print(f"\n{entry.program.source}", file=out)
     return 0

@@ -48,6 +48,7 @@ class Report:
     details: list[str] = field(default_factory=list)  # one line per rewrite
     removed: list[int] = field(default_factory=list)  # eager node ids (origins) removed
     merged: dict[int, int] = field(default_factory=dict)  # origin -> origin it now shares
+    graph: Graph | None = None  # the graph after the pass (before it: the previous one's)
 
     def __str__(self) -> str:
         return (
@@ -401,5 +402,6 @@ def optimize(graph: Graph, names: tuple[str, ...] | list[str]) -> tuple[Graph, l
         if name not in PASSES:
             raise ValueError(f"unknown pass {name!r}; passes: {', '.join(PASSES)}")
         graph, report = PASSES[name](graph)
+        report.graph = graph
         reports.append(report)
     return graph, reports

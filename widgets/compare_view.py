@@ -1,0 +1,249 @@
+"""The compare view: what compiling a step changed. It shows a
+``core.debug.compare.Comparison`` and runs nothing itself.
+
+- the eager ops of the traced step beside the compiled kernels: selecting an
+  op selects the kernel that computes it (or says which pass removed it),
+  selecting a kernel selects every op it covers;
+- pass by pass, what each pass rewrote;
+- agreement per output and per parameter gradient over the steps run, and the
+  retraces with the guard that failed.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.debug.compare import Comparison
+from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, format_number
+
+EMPTY_TEXT = "No comparison yet: Compare runs the program eager and compiled, step by step"
+ORIGIN = Qt.ItemDataRole.UserRole  # an op item's eager node id, a kernel item's index
+
+
+class CompareView(QWidget):
+    """See the module docstring."""
+
+    sig_kernel_selected = Signal(int)
+    """Emitted with a kernel's index when the user selects it (or an op it covers)."""
+
+    def __init__(self, comparison: Comparison | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self._comparison: Comparison | None = None
+        self._syncing = False
+        self._summary = QLabel()
+        self._summary.setWordWrap(True)
+        self._ops = QListWidget()
+        self._ops.itemSelectionChanged.connect(self._on_op_selected)
+        self._kernels = QListWidget()
+        self._kernels.itemSelectionChanged.connect(self._on_kernel_selected)
+        self._where = QLabel()
+        self._where.setWordWrap(True)
+        self._where.setStyleSheet(f"color: {MUTED_COLOR};")
+        sides = QSplitter()
+        sides.addWidget(_titled("Eager ops (traced step)", self._ops))
+        sides.addWidget(_titled("Compiled kernels", self._kernels))
+        mapping = QWidget()
+        layout = QVBoxLayout(mapping)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(sides, 1)
+        layout.addWidget(self._where)
+
+        self._passes = QTreeWidget()
+        self._passes.setHeaderLabels(["pass", "op nodes", "rewrites"])
+        self._agreement = QTableWidget(0, 5)
+        self._agreement.setHorizontalHeaderLabels(
+            ["quantity", "max abs diff", "max rel diff", "worst step", "agrees"]
+        )
+        self._agreement.verticalHeader().setVisible(False)
+        self._agreement.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self._agreement.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self._retraces = QListWidget()
+        agreement = QWidget()
+        layout = QVBoxLayout(agreement)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._agreement, 3)
+        layout.addWidget(QLabel("Guards that failed (each a retrace)"))
+        layout.addWidget(self._retraces, 1)
+
+        self._tabs = QTabWidget()
+        self._tabs.addTab(mapping, "Eager ↔ compiled")
+        self._tabs.addTab(self._passes, "Passes")
+        self._tabs.addTab(agreement, "Agreement")
+        self._empty = QLabel(EMPTY_TEXT)
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setWordWrap(True)
+        self._empty.setStyleSheet(f"color: {MUTED_COLOR};")
+        self._stack = QStackedWidget()
+        self._stack.addWidget(self._empty)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._summary)
+        layout.addWidget(self._tabs, 1)
+        self._stack.addWidget(body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self._stack)
+        self.set_comparison(comparison)
+
+    # -- data in ---------------------------------------------------------------------------
+
+    def set_comparison(self, comparison: Comparison | None) -> None:
+        self._comparison = comparison
+        self._stack.setCurrentIndex(0 if comparison is None or comparison.entry is None else 1)
+        if comparison is None or comparison.entry is None:
+            return
+        verdict = "agree" if comparison.ok else "DISAGREE"
+        self._summary.setText(
+            f"{comparison.program}: {comparison.steps} steps, eager and compiled {verdict}; "
+            f"{comparison.graphs} graph(s) traced"
+        )
+        self._update_mapping()
+        self._update_passes()
+        self._update_agreement()
+
+    # -- selection -------------------------------------------------------------------------
+
+    def select_op(self, origin: int) -> None:
+        """Select the eager op with node id ``origin`` (and its kernel)."""
+        for i in range(self._ops.count()):
+            item = self._ops.item(i)
+            if item.data(ORIGIN) == origin:
+                self._ops.setCurrentItem(item)
+                return
+
+    def selected_kernels(self) -> list[int]:
+        return [item.data(ORIGIN) for item in self._kernels.selectedItems()]
+
+    def selected_ops(self) -> list[int]:
+        return [item.data(ORIGIN) for item in self._ops.selectedItems()]
+
+    def _on_op_selected(self) -> None:
+        if self._syncing or self._comparison is None:
+            return
+        origins = self.selected_ops()
+        if not origins:
+            return
+        where = self._comparison.mapping.get(origins[0], ("removed", "unknown", ""))
+        self._syncing = True
+        try:
+            self._kernels.clearSelection()
+            if where[0] == "kernel":
+                self._kernels.item(where[1]).setSelected(True)
+                self._kernels.scrollToItem(self._kernels.item(where[1]))
+                again = f"; computed again in kernels {list(where[3])}" if where[3] else ""
+                self._where.setText(f"computed by kernel {where[1]} ({where[2]}){again}")
+                self.sig_kernel_selected.emit(where[1])
+            elif where[0] == "merged":
+                self._where.setText(f"the same as node {where[1]}: merged by {where[2]}")
+            else:
+                self._where.setText(f"removed by the {where[1]} pass: {where[2]}")
+        finally:
+            self._syncing = False
+
+    def _on_kernel_selected(self) -> None:
+        if self._syncing or self._comparison is None:
+            return
+        kernels = self.selected_kernels()
+        if not kernels:
+            return
+        covers = set(self._comparison.entry.program.kernels[kernels[0]].covers)
+        self._syncing = True
+        try:
+            self._ops.clearSelection()
+            first = None
+            for i in range(self._ops.count()):
+                item = self._ops.item(i)
+                if item.data(ORIGIN) in covers:
+                    item.setSelected(True)
+                    first = first or item
+            if first is not None:
+                self._ops.scrollToItem(first)
+            self._where.setText(f"kernel {kernels[0]} computes {len(covers)} eager op(s)")
+            self.sig_kernel_selected.emit(kernels[0])
+        finally:
+            self._syncing = False
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def _update_mapping(self) -> None:
+        entry = self._comparison.entry
+        self._ops.clear()
+        for node in entry.trace.graph.ops:
+            where = self._comparison.mapping.get(node.origin, ("removed", "unknown", ""))
+            label = f"{node.name}  [{node.phase}]" + (f"  {node.scope}" if node.scope else "")
+            item = QListWidgetItem(label)
+            item.setData(ORIGIN, node.origin)
+            if where[0] != "kernel":
+                item.setForeground(QColor(MUTED_COLOR))
+                item.setToolTip(f"{where[0]} by {where[-1] if where[0] == 'merged' else where[1]}")
+            self._ops.addItem(item)
+        self._kernels.clear()
+        for kernel in entry.program.kernels:
+            item = QListWidgetItem(f"{kernel.index}: {kernel.name}  ({len(kernel.covers)} ops)")
+            item.setData(ORIGIN, kernel.index)
+            item.setToolTip(kernel.source or "")
+            self._kernels.addItem(item)
+
+    def _update_passes(self) -> None:
+        self._passes.clear()
+        for report in self._comparison.entry.reports:
+            item = QTreeWidgetItem(
+                [report.name, f"{report.nodes_before} → {report.nodes_after}", str(report.changes)]
+            )
+            for line in report.details:
+                item.addChild(QTreeWidgetItem([line]))
+            self._passes.addTopLevelItem(item)
+        self._passes.resizeColumnToContents(0)
+
+    def _update_agreement(self) -> None:
+        rows = self._comparison.rows
+        self._agreement.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            ok = row.ok()
+            cells = [
+                row.name,
+                format_number(row.max_abs),
+                format_number(row.max_rel),
+                str(row.worst_step),
+                "yes" if ok else "NO",
+            ]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c == 4:
+                    item.setForeground(QColor(OK_COLOR if ok else WARNING_COLOR))
+                self._agreement.setItem(r, c, item)
+        self._retraces.clear()
+        for reason in self._comparison.retraces:
+            self._retraces.addItem(reason)
+        if not self._comparison.retraces:
+            self._retraces.addItem("none: every step ran the compiled graph")
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    label = QLabel(title)
+    label.setStyleSheet("font-weight: 600;")
+    layout.addWidget(label)
+    layout.addWidget(widget, 1)
+    return box
