@@ -165,10 +165,7 @@ def _run(
                 modes.rule_node.set(node.id)
             rule = node.opdef.grad
             given = list(rule(node, *g) if type(g) is list else rule(node, g))
-            inputs = node.inputs
-            if len(given) < len(inputs):  # rules may leave out trailing index inputs
-                given += [None] * (len(inputs) - len(given))
-            for i, inp in enumerate(inputs):
+            for i, inp in enumerate(node.inputs):  # a rule gives one entry per input
                 gi = given[i]
                 if gi is None:
                     continue
@@ -184,14 +181,16 @@ def _run(
                 if producer is not None:
                     prev = grads.get(producer)
                     if prev is None:
-                        grads[producer] = _slots(producer, inp, gi)
+                        multi = producer.opdef.multi
+                        grads[producer] = _slots(producer, inp, gi) if multi else gi
                     elif type(prev) is list:  # a multi-output node: one entry per output
                         slot = getattr(inp, "_slot", 0)
                         prev[slot] = gi if prev[slot] is None else prev[slot] + gi
                     else:
                         grads[producer] = prev + gi
                 elif wanted is None:
-                    _found(found, inp, gi)
+                    prev = found.get(inp.id)
+                    found[inp.id] = (inp, gi if prev is None else prev[1] + gi)
             if emit:
                 _emit_backward(node, g, given, perf_counter_ns() - t0)
             if not retain_graph:
@@ -252,19 +251,17 @@ def _accumulate(leaves: dict[int, tuple[Any, Any]], create_graph: bool) -> None:
     for leaf, g in leaves.values():
         if not create_graph and g._node is not None:
             g = apply(Op.DETACH, (g,))
-        if leaf.grad is None:
-            leaf.grad = g
-        else:
-            leaf.grad = apply(Op.ACCUMULATE_GRAD, (leaf.grad, g))
+        old = leaf._grad  # the slot behind Tensor.grad, read in this hot loop
+        total = leaf._grad = g if old is None else apply(Op.ACCUMULATE_GRAD, (old, g))
         if BUS.active:
             BUS.emit(
                 GradAccumulated(
                     tensor_id=leaf.id,
-                    grad_id=leaf.grad.id,
+                    grad_id=total.id,
                     name=leaf.name or f"tensor_{leaf.id}",
-                    stats=summarize(leaf.grad.data) if BUS.want_stats else None,
+                    stats=summarize(total.data) if BUS.want_stats else None,
                 ),
-                {leaf.grad.id: leaf.grad.data} if BUS.want_values else None,
+                {total.id: total.data} if BUS.want_values else None,
             )
 
 

@@ -174,6 +174,11 @@ def read(t: Tensor, kind: str, value: Any) -> Any:
     return _hook("read", (t, kind, value))
 
 
+def tracing() -> bool:
+    """Whether a trace hook is installed."""
+    return _hook is not None
+
+
 def grad_reset(t: Tensor) -> None:
     """``t.grad = None`` (``zero_grad``) happened: the trace hook learns that the
     step does not depend on whether the tensor had a gradient."""
@@ -369,7 +374,10 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
             synchronize(device)
         start = perf_counter_ns()
     try:
-        out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
+        if len(others) == 1:
+            out = opdef.forward(xp, data, others[0].data, **attrs)
+        else:
+            out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
     except (ValueError, IndexError, TypeError, ZeroDivisionError) as exc:
         raise _op_error(opdef, inputs, attrs, exc) from None
     if opdef.multi:

@@ -22,7 +22,8 @@ import math
 from collections.abc import Iterable
 
 from core.device import xp_for
-from core.engine.dispatch import apply_, leaf
+from core.engine import dispatch
+from core.engine.dispatch import apply_, grad_reset, leaf
 from core.engine.modes import no_grad, phase
 from core.engine.ops import Op
 from core.engine.tensor import Tensor
@@ -55,15 +56,18 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Forget every gradient (``.grad = None``, PyTorch's default)."""
+        hooked = dispatch.tracing()
         for p in self.params:
-            p.grad = None
+            p._grad = None  # Tensor.grad's slot: the property's setter, inlined
+            if hooked:
+                grad_reset(p)
 
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""
         with no_grad(), phase("update"):
             self.begin_step()
             for p in self.params:
-                g = p.grad
+                g = p._grad
                 if g is None:
                     continue
                 value_id = self.update(p, g, self.state[p.id])

@@ -209,12 +209,13 @@ def _index_add(xp, g, *arrays, shape, index):
 
 def _getitem_grad(ctx, g):
     x, *arrays = ctx.inputs
-    return (F.index_add_spec(g, x.shape, ctx.attrs["index"], tuple(arrays)),)
+    gx = F.index_add_spec(g, x.shape, ctx.attrs["index"], tuple(arrays))
+    return (gx, *[None] * len(arrays))  # index arrays take no gradient
 
 
 def _scatter_add_grad(ctx, g):
     _values, *arrays = ctx.inputs
-    return (g[indexing.decode(ctx.attrs["index"], arrays)],)
+    return (g[indexing.decode(ctx.attrs["index"], arrays)], *[None] * len(arrays))
 
 
 def _concat_grad(ctx, g):
