@@ -168,3 +168,38 @@ def test_plan_updates_state_in_place_only_before_no_guard(guard_after: bool) -> 
     g.outputs = [total]
     after, _ = memory.plan(g)
     assert (after.plan.get(update) == "w") is (not guard_after)
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (64, 1024)], ids=["straight", "blocked"])
+def test_fuse_takes_a_row_reduction_into_the_kernel(shape) -> None:
+    g = Graph()
+    x = g.add_input("x", shape, F32)
+    a = op(g, Op.TANH, [x], shape)
+    b = op(g, Op.MUL, [a, x], shape)
+    rows = op(g, Op.MEAN, [b], (shape[0], 1), {"axis": (1,), "keepdims": True})
+    g.outputs = [rows, a]
+    after, report = passes.fuse(g)
+    (fused,) = [n for n in after.nodes if n.kind == "fused"]
+    how = fused.attrs["reduce"][fused.outputs.index(rows)]
+    assert report.changes == 1 and how["kind"] == "mean" and how["axis"] == [1]
+    values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    same_values(g, after, values)
+    planned, _ = memory.plan(after)
+    program = codegen.generate(planned)
+    program.bind({}, {})
+    from core.engine.dispatch import wrap
+
+    got = program.run([wrap(values, "cpu")])
+    for a_, want in zip(got, run(g, values), strict=True):
+        np.testing.assert_array_equal(np.asarray(a_), want)
+
+
+def test_a_reduction_over_the_first_axis_stays_out_of_the_kernel() -> None:
+    g = Graph()
+    x = g.add_input("x", (4, 8), F32)
+    a = op(g, Op.TANH, [x], (4, 8))
+    b = op(g, Op.EXP, [a], (4, 8))
+    cols = op(g, Op.SUM, [b], (8,), {"axis": (0,), "keepdims": False})
+    g.outputs = [cols]
+    after, _ = passes.fuse(g)
+    assert [n.kind for n in after.nodes if n.kind in ("op", "fused")] == ["fused", "op"]

@@ -114,9 +114,22 @@ class Interpreter:
         from core.deferred.graph import expr_from_json
 
         out = []
-        for vid, tree in zip(node.outputs, node.attrs["exprs"], strict=True):
+        reduce = node.attrs.get("reduce") or [None] * len(node.outputs)
+        shape = tuple(node.attrs["shape"])
+        for vid, tree, how in zip(node.outputs, node.attrs["exprs"], reduce, strict=True):
             value = self.graph.values[vid]
             with np.errstate(all="ignore"):
                 result = E.evaluate(expr_from_json(tree), arrays, self.xp, node.attrs["dtype"])
-            out.append(self.xp.broadcast_to(result, value.shape).astype(value.dtype, copy=False))
+                result = self.xp.broadcast_to(result, shape)
+                if how is not None:
+                    result = reduce_rows(self.xp, result, how)
+            out.append(self.xp.asarray(result).astype(value.dtype, copy=False))
         return out
+
+
+def reduce_rows(xp: Any, values: Any, how: dict) -> Any:
+    """A fused kernel's sum or mean, as the SUM and MEAN forwards compute it."""
+    axis, keepdims = tuple(how["axis"]), how["keepdims"]
+    if how["kind"] == "mean":
+        return xp.mean(values, axis=axis, keepdims=keepdims)
+    return xp.sum(values, axis=axis, keepdims=keepdims)

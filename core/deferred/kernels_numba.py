@@ -38,9 +38,11 @@ def cache_folder() -> str:
 
 def candidate(g: Graph, n: Node) -> bool:
     """Arithmetic only, big enough, every input the output's shape or one value."""
-    shape = g.values[n.outputs[0]].shape
+    shape = tuple(n.attrs["shape"])
     if math.prod(shape) < MIN_SIZE or n.attrs["dtype"] not in ("float32", "float64"):
         return False
+    if n.attrs.get("reduce"):
+        return False  # a row reduction stays NumPy's (its summation order is eager's)
     for v in n.inputs:
         s = g.values[v].shape
         if s != shape and math.prod(s) != 1:
@@ -62,7 +64,7 @@ def source(g: Graph, n: Node) -> str:
     dtype = n.attrs["dtype"]
     trees = [expr_from_json(t) for t in n.attrs["exprs"]]
     order, roots = _dag(trees)
-    shape = g.values[n.outputs[0]].shape
+    shape = tuple(n.attrs["shape"])
     reads = {}
     for i, v in enumerate(n.inputs):
         reads[("in", i)] = f"a{i}[i]" if g.values[v].shape == shape else f"a{i}[0]"
@@ -128,7 +130,7 @@ def wrapper(kernel: Callable[..., None], g: Graph, n: Node) -> Callable[..., Any
 
 
 def faster(numpy_kernel: Callable[..., Any], numba_kernel: Callable[..., Any], arrays: list) -> str:
-    """"numba" or "numpy": which of two kernels runs ``arrays`` faster (best of 5)."""
+    """ "numba" or "numpy": which of two kernels runs ``arrays`` faster (best of 5)."""
     timings = {}
     with np.errstate(all="ignore"):
         for name, fn in (("numpy", numpy_kernel), ("numba", numba_kernel)):
@@ -149,6 +151,5 @@ def _best(fn: Callable[..., Any], arrays: list) -> float:
 def sample_inputs(g: Graph, n: Node) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [
-        rng.standard_normal(g.values[v].shape).astype(g.values[v].dtype) + 2.0
-        for v in n.inputs
+        rng.standard_normal(g.values[v].shape).astype(g.values[v].dtype) + 2.0 for v in n.inputs
     ]

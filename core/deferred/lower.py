@@ -276,7 +276,7 @@ def fused_kernel(g: Graph, n: Node, name: str, lit: Any) -> str:
     fused node, written into its destination array where one is given."""
     dtype = n.attrs["dtype"]
     trees = [expr_from_json(t) for t in n.attrs["exprs"]]
-    shape = _shape(g, n.outputs[0])
+    shape = tuple(n.attrs["shape"])  # the elementwise values' (outputs may be reduced)
     in_shapes = [_shape(g, v) for v in n.inputs]
     params = [f"a{i}" for i in range(len(n.inputs))] + [f"d{i}=None" for i in range(len(trees))]
     header = f"def {name}({', '.join(params)}):"
@@ -310,16 +310,25 @@ def _call_text(fn: str, args: list[str], dtype: str, out: str | None) -> str:
     return text if out is None else f"np.copyto({out}, {text})"
 
 
+def _reduction(how: dict, value: str, out: str | None = None) -> str:
+    """The SUM or MEAN forward's own call (np.sum, np.mean) on ``value``."""
+    fn = "np.mean" if how["kind"] == "mean" else "np.sum"
+    tail = f", out={out}" if out is not None else ""
+    return f"{fn}({value}, axis={tuple(how['axis'])!r}, keepdims={how['keepdims']}{tail})"
+
+
 def _straight(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
     """One call per distinct subexpression, on whole arrays; an output whose
-    value has the output's shape is computed into its destination."""
+    value has the output's shape is computed into its destination; a reduced
+    output is reduced from its values."""
     order, roots = _dag(trees)
+    reduce = n.attrs.get("reduce") or [None] * len(roots)
     names: dict[Any, str] = {("in", i): f"a{i}" for i in range(len(n.inputs))}
     full = []
-    for root in roots:
+    for root, how in zip(roots, reduce, strict=True):
         used = _inputs_of_key(root, order)
         reach = tuple(np.broadcast_shapes(*[in_shapes[i] for i in used])) if used else ()
-        full.append(root[0] == "call" and reach == tuple(shape))
+        full.append(root[0] == "call" and reach == tuple(shape) and how is None)
     into = {}
     for i, root in enumerate(roots):
         if full[i] and root not in into:
@@ -335,6 +344,9 @@ def _straight(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
         text = _operand(root, names, lit, dtype)
         if not full[i]:
             text = f"np.broadcast_to({text}, {tuple(shape)!r})"
+        if reduce[i] is not None:
+            lines.append(f"    r{i} = {_reduction(reduce[i], text)}")
+            text = f"r{i}"
         if into.get(root) != i or UFUNCS.get(root[1] if root[0] == "call" else "", None) is None:
             lines.append(f"    if d{i} is not None:")
             lines.append(f"        np.copyto(d{i}, {text})")
@@ -367,15 +379,23 @@ def _blocked(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
     block (reused once dead), every output its slice of the result, so each
     block's temporaries stay in cache and nothing is allocated per block."""
     order, roots = _dag(trees)
+    reduce = n.attrs.get("reduce") or [None] * len(roots)
     rows = max(1, BLOCK // max(1, math.prod(shape[1:])))
     last_use = {}
     for k, (_key, _fn, args) in enumerate(order):
         for a in args:
             last_use[a] = k
-    out_of = {root: i for i, root in enumerate(roots) if root[0] == "call"}
+    for root, how in zip(roots, reduce, strict=True):
+        if how is not None:
+            last_use[root] = len(order)  # read by the reduction, after the block's calls
+    out_of = {
+        root: i
+        for i, (root, how) in enumerate(zip(roots, reduce, strict=True))
+        if root[0] == "call" and how is None
+    }
     lines = []
     for i, vid in enumerate(n.outputs):
-        empty = f"np.empty({tuple(shape)!r}, np.{_dtype(g, vid)})"
+        empty = f"np.empty({_shape(g, vid)!r}, np.{_dtype(g, vid)})"
         lines.append(f"    o{i} = {empty} if d{i} is None else d{i}")
     free: dict[str, list[int]] = {}
     slot_of: dict[Any, int] = {}
@@ -408,8 +428,11 @@ def _blocked(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
         operands = [_operand(a, names, lit, dtype) for a in args]
         lines.append(f"        {_call_text(fn, operands, dtype, out)}")
     outs = []
-    for i, root in enumerate(roots):
-        if root[0] != "call":  # an input or literal as an output: copy it in
+    for i, (root, how) in enumerate(zip(roots, reduce, strict=True)):
+        if how is not None:  # rows are whole in a block: its rows' sums are final
+            value = _operand(root, names, lit, dtype)
+            lines.append(f"        {_reduction(how, value, f'o{i}[r:e]')}")
+        elif root[0] != "call":  # an input or literal as an output: copy it in
             lines.append(f"        o{i}[r:e] = {_operand(root, names, lit, dtype)}")
         outs.append(f"o{i}")
     return [*lines, f"    return {', '.join(outs)}"]
@@ -419,7 +442,7 @@ def cuda_operation(g: Graph, n: Node) -> tuple[str, str, str]:
     """(input params, output params, operation) of a fused node as CuPy's
     ``ElementwiseKernel`` takes them; the operation is CUDA C printed from the
     node's expressions (inputs ``a0``..., outputs ``o0``...)."""
-    trees = [expr_from_json(t) for t in n.attrs["exprs"]]
+    trees = [expr_from_json(t) for t in n.attrs["exprs"]]  # reductions come after
     ins = ", ".join(f"{_dtype(g, v)} a{i}" for i, v in enumerate(n.inputs))
     outs = ", ".join(f"{_dtype(g, v)} o{i}" for i, v in enumerate(n.outputs))
     names = [f"a{i}" for i in range(len(n.inputs))]
@@ -437,6 +460,21 @@ def _cuda_kernel(g: Graph, n: Node, name: str, trees: list, dtype: str, header: 
     names = [f"a{i}" for i in range(len(n.inputs))]
     given = ", ".join(f"d{i}" for i in range(len(trees)))
     args = ", ".join(names)
+    reduce = n.attrs.get("reduce")
+    if reduce:  # CuPy reduces what the elementwise kernel made (no destinations)
+        values = ", ".join(f"t{i}" for i in range(len(trees))) + ("," if len(trees) == 1 else "")
+        results = [
+            _reduction(how, f"t{i}").replace("np.", "cupy.") if how else f"t{i}"
+            for i, how in enumerate(reduce)
+        ]
+        tail = [f"    {values} = E{name}({args})", f"    return {', '.join(results)}", ""]
+    else:
+        tail = [
+            f"    if {' is None or '.join(f'd{i}' for i in range(len(trees)))} is None:",
+            f"        return E{name}({args})",
+            f"    return E{name}({args}, {given})",
+            "",
+        ]
     return "\n".join(
         [
             f"E{name} = cupy.ElementwiseKernel(",
@@ -449,10 +487,7 @@ def _cuda_kernel(g: Graph, n: Node, name: str, trees: list, dtype: str, header: 
             "",
             "",
             header,
-            f"    if {' is None or '.join(f'd{i}' for i in range(len(trees)))} is None:",
-            f"        return E{name}({args})",
-            f"    return E{name}({args}, {given})",
-            "",
+            *tail,
         ]
     )
 

@@ -238,6 +238,10 @@ def fuse(graph: Graph) -> tuple[Graph, Report]:
         if n.kind == "constant" and n.outputs[0] in scalars:
             nodes.append(n)  # a scalar constant never splits a run
             continue
+        if run and _reduces_rows(g, run, n):  # the run's value, summed over trailing axes
+            run.append(n)
+            close()
+            continue
         if _fusable(g, n) and run and _joins(g, run, n):
             run.append(n)
             continue
@@ -269,6 +273,24 @@ def _fusable(g: Graph, n: Node) -> bool:
     return g.values[n.outputs[0]].dtype in ("float32", "float64", "bool")
 
 
+REDUCTIONS = {Op.SUM: "sum", Op.MEAN: "mean"}
+
+
+def _reduces_rows(g: Graph, run: list[Node], n: Node) -> bool:
+    """A sum or mean over trailing axes (not the first) of a value the run
+    makes: computed row block by row block, inside the run's kernel."""
+    if n.kind != "op" or n.op not in REDUCTIONS or run[-1].op in REDUCTIONS:
+        return False
+    axis = n.attrs.get("axis")
+    (source,) = n.inputs
+    shape = g.values[run[-1].outputs[0]].shape
+    if axis is None or g.values[source].shape != shape or len(shape) < 2:
+        return False
+    trailing = tuple(range(min(axis), len(shape)))
+    made = {v for m in run for v in m.outputs}
+    return source in made and tuple(axis) == trailing and min(axis) >= 1
+
+
 def _joins(g: Graph, run: list[Node], n: Node) -> bool:
     return g.values[n.outputs[0]].shape == g.values[run[-1].outputs[0]].shape
 
@@ -286,7 +308,13 @@ def _fused_node(
     inside = {v for m in run for v in m.outputs}
     inputs: list[int] = []
     trees: dict[int, E.Expr] = {}
+    reduced: dict[int, dict] = {}  # an output -> how its tree's values are reduced
     for m in run:
+        if m.op in REDUCTIONS:
+            trees[m.outputs[0]] = trees[m.inputs[0]]
+            kind = {"kind": REDUCTIONS[m.op], "axis": list(m.attrs["axis"])}
+            reduced[m.outputs[0]] = kind | {"keepdims": bool(m.attrs["keepdims"])}
+            continue
         args = []
         for v in m.inputs:
             if v in trees:
@@ -307,17 +335,21 @@ def _fused_node(
     last = run[-1]
     floats = [g.values[v].dtype for v in (*inputs, *outputs)]
     dtype = next((d for d in floats if d.startswith("float")), "float32")
+    attrs = {
+        "exprs": [expr_to_json(trees[v]) for v in outputs],
+        "covers": [m.origin for m in run if m.origin is not None],
+        "ops": [m.name or m.op.label for m in run],
+        "dtype": dtype,
+        "shape": list(g.values[run[0].outputs[0]].shape),  # the elementwise values'
+    }
+    if reduced:
+        attrs["reduce"] = [reduced.get(v) for v in outputs]
     return Node(
         "fused",
         outputs,
         None,
         inputs,
-        {
-            "exprs": [expr_to_json(trees[v]) for v in outputs],
-            "covers": [m.origin for m in run if m.origin is not None],
-            "ops": [m.name or m.op.label for m in run],
-            "dtype": dtype,
-        },
+        attrs,
         name=f"fused_{last.name or last.op.label}",
         scope=last.scope,
         phase=last.phase,
@@ -343,10 +375,10 @@ def recompute(graph: Graph) -> tuple[Graph, Report]:
         readers = {id(u): u for v in producer.outputs for u in users.get(v, ())}
         if not readers or any(v in ends for v in producer.outputs):
             continue
-        if any(u.kind != "fused" for u in readers.values()):
+        if any(u.kind != "fused" for u in readers.values()) or "reduce" in producer.attrs:
             continue
-        shape = g.values[producer.outputs[0]].shape
-        if any(g.values[u.outputs[0]].shape != shape for u in readers.values()):
+        shape = tuple(producer.attrs["shape"])
+        if any(tuple(u.attrs["shape"]) != shape for u in readers.values()):
             continue  # a scalar read by a big kernel is read once, not computed per element
         trees = {
             vid: expr_from_json(t)
