@@ -305,9 +305,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     xp = np if device == "cpu" else xp_for(device)
     emit = BUS.active and (BUS.want_backward_ops or _phase.get() != "backward")
     if emit:
-        if BUS.want_sync and device != "cpu":
-            synchronize(device)
-        start = perf_counter_ns()
+        start = _clock_start(device)
     try:
         if n == 2:
             out = opdef.forward(xp, a, b, **attrs) if attrs else opdef.forward(xp, a, b)
@@ -370,9 +368,7 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     xp = np if device == "cpu" else xp_for(device)
     emit = BUS.active and (BUS.want_backward_ops or _phase.get() != "backward")
     if emit:
-        if BUS.want_sync and device != "cpu":
-            synchronize(device)
-        start = perf_counter_ns()
+        start = _clock_start(device)
     try:
         if len(others) == 1:
             out = opdef.forward(xp, data, others[0].data, **attrs)
@@ -398,6 +394,13 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
 
 
 # -- checks and errors ----------------------------------------------------------------------
+
+
+def _clock_start(device: str) -> int:
+    """When an emitted op starts (a profiler's subscriber first waits for the GPU)."""
+    if BUS.want_sync and device != "cpu":
+        synchronize(device)
+    return perf_counter_ns()
 
 
 def _refuse_in_place(opdef: OpDef, inputs: Sequence[Tensor]) -> None:
