@@ -44,6 +44,7 @@ class Kernel:
     source: str | None  # the user's line
     scope: str = ""  # module path of the node
     phase: str = "forward"
+    code: str = ""  # the generated code of this kernel (its lines, its function)
 
 
 @dataclass
@@ -255,9 +256,12 @@ class _Writer:
         where = f"  # {n.name}" + (f"  {n.scope}" if n.scope else "")
         lines = ["    t0 = start_kernel()"] if timed else []
         lines += [f"    {line}" for line in body]
+        self.kernels[k].code = "\n".join(
+            ([self.fused[-1]] if n.kind == "fused" else []) + [line.strip() for line in body]
+        )
         lines[-1] += where
         if timed:
-            lines.append(f"    emit_kernel({k}, t0)")
+            lines.append(f"    emit_kernel({k}, t0, {', '.join(outs)})")
         for vid in n.outputs:
             for guard in self.guards.get(vid, ()):
                 lines.append(f"    check_guard(G[{self.guard_list.index(guard)}], v{vid})")
@@ -370,22 +374,33 @@ def _starter(device: str) -> Callable[[], int]:
     return start_kernel
 
 
-def _emitter(kernels: list[Kernel], device: str) -> Callable[[int, int], None]:
-    def emit_kernel(k: int, start: int) -> None:
+# A compiled value's id in events and recordings: graph value ids are their own
+# numbering, kept apart from the engine's tensor ids.
+VALUE_ID_BASE = 1 << 40
+
+
+def value_id(vid: int) -> int:
+    return VALUE_ID_BASE + vid
+
+
+def _emitter(kernels: list[Kernel], device: str) -> Callable[..., None]:
+    def emit_kernel(k: int, start: int, *arrays: Any) -> None:
         if BUS.want_sync:  # on the GPU, the kernel's own time, not its launch
             synchronize(device)
         kernel = kernels[k]
+        ids = tuple(value_id(v) for v in kernel.outputs)
         BUS.emit(
             KernelRun(
                 kernel=k,
                 name=kernel.name,
                 nodes=tuple(kernel.covers),
-                outputs=tuple(kernel.outputs),
+                outputs=ids,
                 duration_ns=perf_counter_ns() - start,
                 device=device,
                 scope=kernel.scope,
                 phase=kernel.phase,
-            )
+            ),
+            dict(zip(ids, arrays, strict=True)) if BUS.want_values else None,
         )
 
     return emit_kernel

@@ -228,7 +228,7 @@ class KernelRun:
     kernel: int  # the kernel's index in the compiled step
     name: str  # its readable name, e.g. "fused_3" or "matmul_2"
     nodes: tuple[int, ...]  # the eager node ids (traced origins) it covers
-    outputs: tuple[int, ...]  # graph value ids it writes
+    outputs: tuple[int, ...]  # ids of the values it writes (graph value ids + 2**40)
     duration_ns: int  # wall time (on the GPU, synchronized when a profiler asks)
     device: str  # "cpu" or "cuda"
     scope: str = ""  # module path of the last op it covers
