@@ -296,7 +296,7 @@ def test_fused_cuda_code_computes_what_the_numpy_kernel_does(tmp_path) -> None:
     import shutil
 
     from core.deferred.codegen import Literals
-    from core.deferred.lower import cuda_operation, fused_kernel
+    from core.deferred.kernels_numpy import cuda_operation, fused_kernel
     from core.engine.expr import C_PRELUDE
 
     compiler = shutil.which("g++")

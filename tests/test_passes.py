@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.deferred import codegen, memory, passes
+from core.deferred import codegen, fusion, memory, passes
 from core.deferred.graph import Graph, Guard
 from core.deferred.interpret import Interpreter
 from core.engine.ops import Op
@@ -92,7 +92,7 @@ def test_fuse_joins_consecutive_same_shape_elementwise_runs() -> None:
     total = op(g, Op.SUM, [c], (), {"axis": None, "keepdims": False})  # a reduction: not fused
     d = op(g, Op.EXP, [c])
     g.outputs = [total, d]
-    after, report = passes.fuse(g)
+    after, report = fusion.fuse(g)
     kinds = [n.kind for n in after.nodes if n.kind in ("op", "fused")]
     assert kinds == ["fused", "op", "op"] and report.changes == 1
     fused = next(n for n in after.nodes if n.kind == "fused")
@@ -109,7 +109,7 @@ def test_fuse_leaves_other_shapes_and_in_place_ops() -> None:
     c = op(g, Op.SUB, [w, a], inplace="w")
     g.writes["w"] = c
     g.outputs = [b]
-    after, report = passes.fuse(g)
+    after, report = fusion.fuse(g)
     assert report.changes == 0 and all(n.kind != "fused" for n in after.nodes)
 
 
@@ -122,9 +122,9 @@ def test_recompute_moves_a_producer_into_its_fused_readers() -> None:
     c = op(g, Op.MUL, [b, a])
     d = op(g, Op.ADD, [c, x])  # fused reader of a and b
     g.outputs = [d, s]
-    fused, _ = passes.fuse(g)
+    fused, _ = fusion.fuse(g)
     assert sum(n.kind == "fused" for n in fused.nodes) == 2
-    after, report = passes.recompute(fused)
+    after, report = fusion.recompute(fused)
     cleaned, _ = passes.dce(after)
     assert report.changes == 1 and sum(n.kind == "fused" for n in cleaned.nodes) == 1
     same_values(g, cleaned, X)
@@ -178,7 +178,7 @@ def test_fuse_takes_a_row_reduction_into_the_kernel(shape) -> None:
     b = op(g, Op.MUL, [a, x], shape)
     rows = op(g, Op.MEAN, [b], (shape[0], 1), {"axis": (1,), "keepdims": True})
     g.outputs = [rows, a]
-    after, report = passes.fuse(g)
+    after, report = fusion.fuse(g)
     (fused,) = [n for n in after.nodes if n.kind == "fused"]
     how = fused.attrs["reduce"][fused.outputs.index(rows)]
     assert report.changes == 1 and how["kind"] == "mean" and how["axis"] == [1]
@@ -201,5 +201,5 @@ def test_a_reduction_over_the_first_axis_stays_out_of_the_kernel() -> None:
     b = op(g, Op.EXP, [a], (4, 8))
     cols = op(g, Op.SUM, [b], (8,), {"axis": (0,), "keepdims": False})
     g.outputs = [cols]
-    after, _ = passes.fuse(g)
+    after, _ = fusion.fuse(g)
     assert [n.kind for n in after.nodes if n.kind in ("op", "fused")] == ["fused", "op"]

@@ -24,7 +24,8 @@ import numpy as np
 from core.deferred import kernels_numba
 from core.deferred.graph import Graph, Guard, Node
 from core.deferred.interpret import GuardFailed, check_guard, value_guards
-from core.deferred.lower import LOWERINGS, fused_kernel
+from core.deferred.kernels_numpy import fused_kernel
+from core.deferred.lower import LOWERINGS
 from core.device import synchronize, xp_for
 from core.engine.dispatch import wrap
 from core.engine.expr import C_PRELUDE

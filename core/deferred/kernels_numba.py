@@ -59,7 +59,7 @@ def _uses(e: E.Expr, fns: set[str]) -> bool:
 def source(g: Graph, n: Node) -> str:
     """The kernel module: one loop over the flat elements, each distinct
     subexpression a local variable."""
-    from core.deferred.lower import _dag
+    from core.deferred.kernels_numpy import _dag
 
     dtype = n.attrs["dtype"]
     trees = [expr_from_json(t) for t in n.attrs["exprs"]]
