@@ -185,6 +185,7 @@ def _rate(rec: Any) -> float:
 def make_window(steps: int, whatif: WhatIf | None = None):
     """A MainWindow shown offscreen, settings in a temp file, runs of ``steps`` steps."""
     import app.main_window as main_window
+    import app.run_control as run_control
     from core.debug.session import Session
 
     whatif = whatif or WhatIf()
@@ -197,7 +198,7 @@ def make_window(steps: int, whatif: WhatIf | None = None):
         whatif.attach(session)
         return session
 
-    main_window.Session = session_with_steps
+    run_control.Session = session_with_steps
     folder = tempfile.TemporaryDirectory(prefix="gradstep-bench-")
     _TEMP_DIRS.append(folder)  # removed at exit
     ini = os.path.join(folder.name, "settings.ini")

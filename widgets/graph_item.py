@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import (
@@ -31,11 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
-from core.observe.events import StepStarted
-from widgets.graph_model import GraphNode
-
-if TYPE_CHECKING:
-    from widgets.graph_view import GraphView
+from widgets.graph_model import GraphModel, GraphNode
+from widgets.layout import Layout
 
 NODE_HEIGHT = 34.0
 BACKGROUND = QColor("#fbfbfd")
@@ -72,14 +68,6 @@ CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
 _MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
 _PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
-
-
-def _last_step_start(events: Sequence[Any]) -> int:
-    """Index of the last StepStarted in ``events`` (0 when there is none)."""
-    for k in range(len(events) - 1, -1, -1):
-        if type(events[k]) is StepStarted:
-            return k
-    return 0
 
 
 def _over_background(colour: QColor) -> QColor:
@@ -142,10 +130,25 @@ def ramp(t: float) -> QColor:
     )
 
 
+class GraphSource(Protocol):
+    """What ``GraphItem`` paints: the view's model, layout and drawing state."""
+
+    model: GraphModel
+    layout: Layout
+    collapsed: dict[str, float]  # collapsed scope -> box width
+    scope_kinds: dict[str, str]  # module path -> class name
+    selected: int | None  # node index
+    current: int | None  # node index of the event at the cursor
+
+    def node_colours(self) -> list[int]: ...
+
+    def scope_rects(self) -> dict[str, QRectF]: ...
+
+
 class GraphItem(QGraphicsItem):
     """Paints the whole graph; its caches are dropped in ``invalidate`` only."""
 
-    def __init__(self, view: GraphView) -> None:
+    def __init__(self, view: GraphSource) -> None:
         super().__init__()
         self.view = view
         # paint() gets the exposed part in option.exposedRect (else the whole item)

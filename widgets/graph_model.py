@@ -19,7 +19,7 @@ node of the model's graph, and the event log lists them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,14 @@ class GraphNode:
         """Second label line: shape and dtype."""
         shape = "×".join(str(s) for s in self.shape) or "scalar"
         return f"{shape} {self.dtype}"
+
+
+def last_step_start(events: Sequence[Any]) -> int:
+    """Index of the last StepStarted in ``events`` (0 when there is none)."""
+    for k in range(len(events) - 1, -1, -1):
+        if type(events[k]) is StepStarted:
+            return k
+    return 0
 
 
 class GraphModel:

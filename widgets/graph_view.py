@@ -50,11 +50,10 @@ from widgets.graph_item import (
     NODE_HEIGHT,
     NONFINITE,
     GraphItem,
-    _last_step_start,
     op_colour,
     ramp,
 )
-from widgets.graph_model import GraphModel, GraphNode
+from widgets.graph_model import GraphModel, GraphNode, last_step_start
 from widgets.layout import Layout, LayoutCancelled
 
 
@@ -144,7 +143,7 @@ class GraphView(QGraphicsView):
         model = self.model
         # The model keeps one step: a batch spanning several steps needs, before its
         # last StepStarted, only what outlives a step (leaves, module kinds, resets).
-        last = _last_step_start(events)
+        last = last_step_start(events)
         for k in range(last):
             event = events[k]
             kind = type(event)

@@ -1,0 +1,191 @@
+"""Run control: starting, stepping, stopping a Session, and the window's state.
+
+A mixin of ``MainWindow`` (app/main_window.py); it reads the window's widgets
+(``graph``, ``event_log``, ``loss``, ``inspector``, ``status_*``), its
+``bridge`` and ``recording``, and the cursor methods of ``CursorMixin``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app import actions as A
+from app.node_info import last_op, phase_of
+from core.debug.session import Breakpoint, Session
+from core.observe.events import StepEnded
+from widgets.breakpoints import to_json
+
+LOG_REFRESH_S = 1.0  # while running; every pause and step refreshes at once
+
+
+class RunControlMixin:
+    """F5, F10, F11, Shift+F11, Shift+F10, Shift+F5 and what the run tells the window."""
+
+    # -- running ------------------------------------------------------------------------
+
+    def start_run(self, *, paused: bool = False) -> None:
+        if self.program is None:
+            self.status_reason.setText("Open a program first (Ctrl+O)")
+            return
+        device = self.device.currentData() or "cpu"
+        steps = self.steps.value() or None
+        session = Session(
+            self.program, device=device, steps=steps, breakpoints=self.breakpoints.breakpoints()
+        )
+        self.recording = session.recording
+        self.graph.clear()
+        self.event_log.reset(session.recording.events)
+        self.loss.set_losses([], [])
+        self.inspector.show_node(None)
+        self.clear_problem()
+        self.bridge.start(session, paused=paused)
+        self._update_controls()
+
+    def _session(self) -> Session | None:
+        return self.bridge.session
+
+    def _paused(self) -> bool:
+        s = self._session()
+        return s is not None and s.state == "paused"
+
+    def run_or_continue(self) -> None:
+        rec = self.recording
+        if self._paused():
+            if rec is not None:
+                rec.go_live()
+            self.bridge.resume()
+        elif self._session() is None or self._session().done:
+            self.start_run()
+
+    def _step(self, command: Callable[[], None]) -> None:
+        rec = self.recording
+        if rec is not None and not rec.live:
+            self.seek(rec.position + 1)  # replay the recording forward first
+            return
+        s = self._session()
+        if s is None or s.done:
+            if self.program is not None:
+                self.start_run(paused=True)
+            return
+        command()
+
+    def step_over(self) -> None:
+        self._step(self.bridge.step_over)
+
+    def step_into(self) -> None:
+        self._step(self.bridge.step_into)
+
+    def step_out(self) -> None:
+        self._step(self.bridge.step_out)
+
+    def step_back(self) -> None:
+        rec = self.recording
+        s = self._session()
+        if rec is None or not len(rec) or (s is not None and s.state == "running"):
+            return
+        self.seek(rec.position - 1)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+
+    def restart(self) -> None:
+        self.bridge.shutdown()
+        self.start_run()
+
+    # -- events and states --------------------------------------------------------------------
+
+    def _on_events(self, start: int, stop: int) -> None:
+        rec = self.recording
+        if rec is None or self._session() is None or rec is not self._session().recording:
+            return
+        events = rec.events[start:stop]
+        if rec.live:
+            self.graph.feed(events, start)
+        self._refresh_log()
+        for event in events:
+            if type(event) is StepEnded and event.loss is not None:
+                self.loss.append(event.step, event.loss)
+        self._update_status()
+
+    def _refresh_log(self, force: bool = False) -> None:
+        """New rows for the event log: at most once a second while a run is live,
+        and not while its panel is hidden (each repaint costs the GUI thread)."""
+        now = time.monotonic()
+        if force or (self.event_log.isVisible() and now - self._log_refreshed >= LOG_REFRESH_S):
+            self._log_refreshed = now
+            self.event_log.extend()
+
+    def _on_state(self, state: str, reason: str) -> None:
+        self.reason = reason
+        if state in ("paused", "finished", "stopped", "errored"):
+            self.bridge.drain()
+            self._refresh_log(force=True)
+            rec = self.recording
+            if rec is not None and len(rec):
+                if state == "errored":
+                    rec.seek(last_op(rec.events))  # the last computation before the error
+                self._show_cursor(select=state in ("paused", "errored"))
+                if state != "paused":
+                    self.graph.tidy_once()
+        self._update_controls()
+        self._update_status(state)
+
+    def _on_run_error(self, error: Any) -> None:
+        where = f"{error.file}:{error.line}" if error.line else (error.file or "")
+        self.show_problem(f"The run failed {('at ' + where) if where else ''}", error.traceback)
+        self._on_state("errored", error.message)
+
+    def _update_controls(self) -> None:
+        s = self._session()
+        state = s.state if s is not None else "idle"
+        paused = state == "paused"
+        running = state == "running"
+        have_program = self.program is not None
+        enable = {
+            A.RUN: have_program and not running,
+            A.PAUSE: running,
+            A.STEP_OVER: have_program and not running,
+            A.STEP_INTO: have_program and not running,
+            A.STEP_OUT: have_program and not running,
+            A.STEP_BACK: self.recording is not None and not running,
+            A.STOP: running or paused,
+            A.RESTART: have_program,
+            A.SAVE: self.recording is not None and not running,
+        }
+        for action_id, on in enable.items():
+            self.actions_by_id[action_id].setEnabled(bool(on))
+        self.device.setEnabled(not running and not paused)
+
+    def _update_status(self, state: str | None = None) -> None:
+        rec = self.recording
+        s = self._session()
+        if state is None:
+            state = s.state if s is not None else "idle"
+        phase = s.phase if s is not None else ""
+        event = rec.current() if rec is not None and len(rec) else None
+        if rec is not None and not rec.live and event is not None:
+            phase = phase_of(event, phase)
+        self.status_phase.setText(
+            f"{state}" + (f" · {phase}" if phase and state != "finished" else "")
+        )
+        step = self._step_at(rec.position) if rec is not None and len(rec) else None
+        self.status_step.setText(f"step {step}" if step is not None else "step –")
+        if rec is not None and len(rec):
+            self.status_cursor.setText(f"event {rec.position + 1} of {len(rec)}")
+        else:
+            self.status_cursor.setText("event –")
+        self.status_reason.setText(self.reason)
+
+    # -- breakpoints ----------------------------------------------------------------------------
+
+    def _on_breakpoints_changed(self, breakpoints: list[Breakpoint]) -> None:
+        self.bridge.set_breakpoints(breakpoints)
+        key = self._breakpoints_key()
+        if key is not None:
+            self.settings.setValue(key, to_json(breakpoints))
+
+    def _on_breakpoint_requested(self, kind: str, value: Any) -> None:
+        self.breakpoints.add_breakpoint(Breakpoint(kind, value))
+        self.docks["breakpoints"].raise_()
