@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QStyleOptionGraphicsItem,
 )
 
+from core.debug.naming import scope_title
 from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
 from widgets.graph_model import GraphModel, GraphNode
 from widgets.layout import Layout
@@ -143,6 +144,8 @@ class GraphSource(Protocol):
     def node_colours(self) -> list[int]: ...
 
     def scope_rects(self) -> dict[str, QRectF]: ...
+
+    def box_caption(self, scope: str) -> str: ...
 
 
 class GraphItem(QGraphicsItem):
@@ -308,7 +311,7 @@ class GraphItem(QGraphicsItem):
         for scope, rect in view.scope_rects().items():
             painter.drawRoundedRect(rect, 8, 8)
             if lod > 0.35:
-                name = scope.rsplit(".", 1)[-1]
+                name = scope_title(scope)
                 kind = view.scope_kinds.get(scope, "")
                 mark = "▸" if scope in view.collapsed else "▾"
                 label = f"{mark} {name}" + (f" ({kind})" if kind else "")
@@ -375,7 +378,10 @@ class GraphItem(QGraphicsItem):
                     painter.drawRoundedRect(box, 5, 5)
             else:
                 painter.drawRects(boxes)
+        reps = view.layout.reps()
         for i, colour in ((view.current, CURRENT), (view.selected, SELECTED)):
+            if i is not None and i < n and reps[i] >= 0:
+                i = int(reps[i])  # a node inside a collapsed box: the box
             if i is not None and i < n and visible[i]:
                 pen = QPen(colour, 3.0)
                 pen.setCosmetic(True)
@@ -386,17 +392,26 @@ class GraphItem(QGraphicsItem):
             self._paint_labels(painter, r, index)
 
     def _paint_labels(self, painter: QPainter, rects: np.ndarray, index: np.ndarray) -> None:
-        nodes = self.view.model.nodes
+        view = self.view
+        nodes = view.model.nodes
+        collapsed = view.layout.box_nodes()
         painter.setPen(QColor(30, 32, 40))
         boxes = []
         for i in index.tolist():
             x0, y0, x1, y1 = rects[i].tolist()
-            boxes.append((QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2), nodes[i]))
+            box = QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2)
+            scope = collapsed.get(i)
+            if scope is None:
+                boxes.append((box, nodes[i].label, nodes[i].caption()))
+            else:
+                kind = view.scope_kinds.get(scope, "")
+                title = f"▸ {scope_title(scope)}" + (f" ({kind})" if kind else "")
+                boxes.append((box, title, view.box_caption(scope)))
         painter.setFont(self._font)
-        for box, node in boxes:
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, node.label)
+        for box, label, _ in boxes:
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
         painter.setFont(self._small)
-        for box, node in boxes:
+        for box, _, caption in boxes:
             painter.drawText(
-                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, node.caption()
+                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, caption
             )

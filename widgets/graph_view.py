@@ -44,7 +44,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.observe.events import ModuleEnter, StepStarted, TensorCreated
+from core.debug.naming import UPDATE_SCOPE, names_of_step, scope_title
+from core.observe.events import StepStarted
 from widgets.graph_item import (
     BACKGROUND,
     NODE_HEIGHT,
@@ -55,6 +56,10 @@ from widgets.graph_item import (
 )
 from widgets.graph_model import GraphModel, GraphNode, last_step_start
 from widgets.layout import Layout, LayoutCancelled
+
+
+def _inside(scope: str, outer: str) -> bool:
+    return scope == outer or scope.startswith(outer + ".")
 
 
 class _LayoutSignals(QObject):
@@ -116,8 +121,8 @@ class GraphView(QGraphicsView):
         self.leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None
         self.model = GraphModel()
         self.layout = self._new_layout()
-        self.collapsed: dict[str, float] = {}
-        self.scope_kinds: dict[str, str] = {}
+        self.collapsed: dict[str, float] = {}  # scope -> width of its box node
+        self.expanded: set[str] = set()  # scopes the user opened (never collapsed again)
         self.selected: int | None = None
         self.current: int | None = None
         self._signature: list[tuple] = []  # structure of the laid-out nodes, for reuse
@@ -142,21 +147,13 @@ class GraphView(QGraphicsView):
         """Apply a batch of events (``events[k]`` is event number ``start + k``)."""
         model = self.model
         # The model keeps one step: a batch spanning several steps needs, before its
-        # last StepStarted, only what outlives a step (leaves, module kinds, resets).
+        # last StepStarted, only what outlives a step (names, leaves, resets).
         last = last_step_start(events)
         for k in range(last):
-            event = events[k]
-            kind = type(event)
-            if kind is ModuleEnter:
-                self.scope_kinds[event.path] = event.kind
-            elif kind is TensorCreated or kind is StepStarted:
-                if model.feed(event, start + k) == "reset":
-                    self._on_new_step()
+            if model.skip(events[k], start + k) == "reset":
+                self._on_new_step()
         for k in range(last, len(events)):
-            event = events[k]
-            if type(event) is ModuleEnter:
-                self.scope_kinds[event.path] = event.kind
-            if model.feed(event, start + k) == "reset":
+            if model.feed(events[k], start + k) == "reset":
                 self._on_new_step()
         changed = model.take_changed()
         grew = self._place_new()
@@ -165,15 +162,22 @@ class GraphView(QGraphicsView):
         if last > 0 or (events and type(events[0]) is StepStarted):
             self.tidy_once()  # a step's graph was complete when the next one began
 
-    def rebuild(self, events: Sequence[Any], start: int) -> None:
+    def rebuild(self, events: Sequence[Any], start: int, before: Sequence[Any] = ()) -> None:
         """Show exactly the state after ``events`` (time travel): replay them.
 
-        ``self.leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` names
-        leaves announced before ``events`` (parameters, inputs made at build time).
+        ``self.leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` finds
+        leaves announced before ``events`` (parameters, inputs made at build time);
+        ``before`` are the earlier events the names depend on (see
+        ``core.debug.naming.names_of_step``).
         """
-        self.model = GraphModel(self.leaf_lookup)
+        self.model = GraphModel(self.leaf_lookup, names_of_step(before))
         self._on_new_step()
         self.feed(events, start)
+
+    @property
+    def scope_kinds(self) -> dict[str, str]:
+        """Module class (or optimizer) of each scope drawn, by scope."""
+        return self.model.scope_kinds
 
     def _on_new_step(self) -> None:
         self._placed = 0
@@ -215,7 +219,19 @@ class GraphView(QGraphicsView):
         return True
 
     def _add_to_layout(self, node: GraphNode, preds: list[int]) -> None:
-        self.layout.add_node(node.index, preds, node.kind, self._node_width(node), node.scope)
+        scope = node.scope
+        if scope.startswith(UPDATE_SCOPE + ".") and scope not in self.collapsed:
+            if scope not in self.expanded and not self.layout.has_group(scope):
+                # a parameter's update is one box until the user opens it
+                self.collapsed[scope] = self._box_width(scope)
+                self.layout.collapse_new(scope, self.collapsed[scope])
+        self.layout.add_node(node.index, preds, node.kind, self._node_width(node), scope)
+
+    def _box_width(self, scope: str) -> float:
+        # an update box is placed before its optimizer's name arrives: room for one
+        kind = "Optimizer" if scope.startswith(UPDATE_SCOPE + ".") else self.scope_kinds.get(scope)
+        title = f"▸ {scope_title(scope)} ({kind or ''})"
+        return self._metrics.horizontalAdvance(title) + 40
 
     def _node_width(self, node: GraphNode) -> float:
         text = max(
@@ -277,6 +293,11 @@ class GraphView(QGraphicsView):
             self._scope_rects = rects
         return self._scope_rects
 
+    def box_caption(self, scope: str) -> str:
+        """Second line of a collapsed scope's box: what it holds."""
+        ops = sum(1 for n in self.model.nodes if n.kind == "op" and _inside(n.scope, scope))
+        return f"{ops} op" + ("s" if ops != 1 else "")
+
     # -- selection and cursor ------------------------------------------------------------
 
     def node_at(self, scene_pos: QPointF) -> int | None:
@@ -333,10 +354,10 @@ class GraphView(QGraphicsView):
         """Collapse a module scope into one box node, or expand it again."""
         if scope in self.collapsed:
             del self.collapsed[scope]
+            self.expanded.add(scope)
         else:
-            label = scope.rsplit(".", 1)[-1]
-            kind = self.scope_kinds.get(scope, "")
-            self.collapsed[scope] = self._metrics.horizontalAdvance(f"{label} ({kind})") + 40
+            self.collapsed[scope] = self._box_width(scope)
+            self.expanded.discard(scope)
         self.relayout(wait=True)
 
     def relayout(self, *, wait: bool = False) -> None:

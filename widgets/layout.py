@@ -183,6 +183,17 @@ class Layout:
                 "" if groups is None else groups[k],
             )
 
+    def collapse_new(self, scope: str, width: float | None = None) -> None:
+        """Draw ``scope``, of which no node is placed yet, as one box node from now
+        on (``relayout(collapsed=...)`` must then name it too)."""
+        with self._lock:
+            self._collapsed[scope] = width
+            self._key_cache.clear()
+
+    def has_group(self, group: str) -> bool:
+        """Whether a node of ``group`` was added."""
+        return group in self._group_index
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -369,6 +380,7 @@ class Layout:
                 "rects": rects,
                 "layer": layer,
                 "drawn": drawn,
+                "rep": rep,
                 "pending": pending,
                 "src": src,
                 "dst": dst,
@@ -399,6 +411,15 @@ class Layout:
     def drawn(self) -> np.ndarray:
         """Mask of the nodes drawn as themselves (not hidden, not inside a box)."""
         return self._arrays()["drawn"]
+
+    def reps(self) -> np.ndarray:
+        """The drawn node standing for each node (itself, or its box); -1 hidden."""
+        return self._arrays()["rep"]
+
+    def box_nodes(self) -> dict[int, str]:
+        """The collapsed scope each box node stands for, by node index."""
+        with self._lock:
+            return {r: scope for scope, r in self._box_rep.items()}
 
     def pending(self) -> np.ndarray:
         """Ids of the leaves still waiting for their first consumer (staging column)."""
