@@ -8,9 +8,16 @@ and selecting nodes, and the finite-difference check of a node.
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Any
 
 from app.node_info import CheckError, check_node, leaf_before, node_info, node_of, source_of
+from app.replay import describe
+from core.debug.naming import Namer, names_of_step
+
+# an engine label in the Session's messages: an op or leaf kind, then an id
+_ENGINE_LABEL = re.compile(r"\b([a-z][a-z0-9_]*?)_(\d+)\b")
+_LEAF_KINDS = ("input", "constant", "parameter")
 
 
 class CursorMixin:
@@ -32,14 +39,57 @@ class CursorMixin:
             return
         rec.seek(index)
         self._show_cursor(select=True)
+        self.reason = self.cursor_text()
         self._update_status()
+
+    def cursor_text(self) -> str:
+        """What happened at the cursor's event, named as the graph names it."""
+        rec = self.recording
+        node = self.graph.current
+        name = None if node is None else self.graph.model.nodes[node].label
+        return describe(rec.current(), name)
+
+    def readable(self, text: str) -> str:
+        """``text`` (a Session's message) with engine labels (``tanh_5133``,
+        ``input_7``) replaced by the names the graph shows (``act.tanh``)."""
+        model = self.graph.model
+
+        def name(match: re.Match) -> str:
+            kind, number = match.group(1), int(match.group(2))
+            if kind in _LEAF_KINDS:
+                index = model.by_tensor.get(number)
+                same = index is not None and model.nodes[index].kind == kind
+            else:
+                index = model.by_node_id.get(number)
+                same = index is not None and model.nodes[index].op == kind
+            return model.nodes[index].label if same else match.group(0)
+
+        return _ENGINE_LABEL.sub(name, text)
+
+    def _names_before(self, step: int | None) -> list:
+        """The events before step ``step`` that its names depend on: build's, and
+        the step before (the optimizer's state it left)."""
+        rec = self.recording
+        if step is None or not rec.steps:
+            return []
+        before = rec.events[: rec.steps[0]]
+        if step >= 1:
+            before += rec.events[rec.steps[step - 1] : rec.steps[step]]
+        return before
+
+    def _namer_at(self) -> Namer:
+        """A Namer fed up to the cursor, to name what comes after it."""
+        rec = self.recording
+        step = self._step_at(rec.position)
+        start = rec.steps[step] if step is not None else 0
+        return names_of_step(rec.events[start : rec.position + 1], self._names_before(step))
 
     def _show_cursor(self, *, select: bool) -> None:
         rec = self.recording
         i = rec.position
         step = self._step_at(i)
         start = rec.steps[step] if step is not None else 0
-        self.graph.rebuild(rec.events[start : i + 1], start)
+        self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
         event = rec.events[i]
         node = node_of(self.graph.model, event)
         self.graph.set_current(node)
@@ -53,8 +103,8 @@ class CursorMixin:
         source = source_of(rec, event)
         self.source.highlight_line(source.line if source is not None else None)
         scope = getattr(event, "scope", None)
-        if scope is None and node is not None:
-            scope = self.graph.model.nodes[node].scope
+        if node is not None:
+            scope = self.graph.model.nodes[node].scope  # the call's own scope
         self.scopes.set_scope(scope or "", self.graph.scope_kinds)
 
     def _leaf_lookup(self, tensor_id: int) -> tuple[Any, int] | None:

@@ -58,29 +58,35 @@ class FilesMixin:
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str, *, run: bool = True) -> bool:
-        """Open a program (and run it) or a recording; errors show, nothing is lost."""
+    def open_path(self, path: str, *, then: str = "pause") -> bool:
+        """Open a program (see ``open_program``) or a recording; errors show,
+        nothing is lost."""
         if path.endswith(".gsrec"):
             self.open_recording(path)
             return True
-        return self.open_program(path, run=run)
+        return self.open_program(path, then=then)
 
-    def open_program(self, path: str, *, run: bool = True) -> bool:
+    def open_program(self, path: str, *, then: str = "pause") -> bool:
+        """Load a program; ``then`` "pause" starts it paused before its first op
+        (what a user gets), "run" runs it, "load" only loads it."""
         try:
             program = programs.load(path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not open {path}", str(exc))
             return False
         self.bridge.shutdown()
+        if self.program is not None and self.program.path != program.path:
+            self.steps.setValue(self.steps.minimum())  # the program's own number
         self.program = program
         self.setWindowTitle(f"{program.title} — Gradstep")
         self.source.set_source(program.path, program.source)
+        self.about.show_program(program.title, program.description)
         key = self._breakpoints_key()
         self.breakpoints.set_breakpoints(from_json(self.settings.value(key, "[]")))
         self._remember(program.path)
         self.clear_problem()
-        if run:
-            self.start_run()
+        if then != "load":
+            self.start_run(paused=then == "pause")
         self._update_controls()
         return True
 

@@ -90,7 +90,7 @@ def screenshot(
     window = MainWindow(settings=settings)
     window.resize(*size)
     window.show()
-    if not window.open_program(program, run=False):
+    if not window.open_program(program, then="load"):
         raise RuntimeError(window.problems.toPlainText().strip())
     if until != "end":
         window.breakpoints.set_breakpoints([Breakpoint("step", steps)])

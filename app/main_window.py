@@ -43,6 +43,7 @@ from widgets.event_log import EventLog
 from widgets.graph_view import GraphView
 from widgets.inspector import Inspector
 from widgets.loss_plot import LossPlot
+from widgets.program_note import ProgramNote
 from widgets.samples import SamplesBrowser, scan_samples
 from widgets.scope_stack import ScopeStack
 from widgets.source_view import SourceView
@@ -115,6 +116,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         box = QVBoxLayout(central)
         box.setContentsMargins(4, 4, 4, 4)
         box.addWidget(self.banner)
+        self.about = ProgramNote()
+        box.addWidget(self.about)
         box.addWidget(self.search)
         box.addWidget(self.graph, 1)
         self.setCentralWidget(central)
@@ -146,7 +149,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.tabifyDockWidget(d["scopes"], d["breakpoints"])
         self.tabifyDockWidget(d["events"], d["loss"])
         self.tabifyDockWidget(d["events"], d["problems"])
-        for name in ("events", "source", "scopes"):
+        for name in ("events", "samples", "scopes"):  # the samples first: what to open
             d[name].raise_()
         self.resizeDocks([d["source"], d["inspector"]], [340, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([d["inspector"], d["scopes"]], [520, 170], Qt.Orientation.Vertical)

@@ -14,7 +14,6 @@ from core.engine.ops import REGISTRY, Op
 from core.engine.tensor import apply
 from core.observe.events import (
     GradAccumulated,
-    ModuleEnter,
     OpBackward,
     OpForward,
     ParameterUpdated,
@@ -162,19 +161,6 @@ def source_of(rec: Recording, event: Any) -> Source | None:
         if index is not None:
             return rec.events[index].source
     return getattr(event, "source", None)
-
-
-def phase_of(event: Any, default: str) -> str:
-    kind = type(event)
-    if kind is OpForward:
-        return event.phase
-    if kind is OpBackward or kind is GradAccumulated:
-        return "backward"
-    if kind is ParameterUpdated:
-        return "update"
-    if kind is ModuleEnter:
-        return "forward"
-    return default
 
 
 def last_op(events: list) -> int:

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from app import actions as A
-from app.node_info import last_op, phase_of
+from app.node_info import last_op
+from app.replay import next_stop, phase_at
 from core.debug.session import Breakpoint, Session
 from core.observe.events import StepEnded
 from widgets.breakpoints import to_json
 
 LOG_REFRESH_S = 1.0  # while running; every pause and step refreshes at once
+READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
 
 
 class RunControlMixin:
@@ -52,17 +54,35 @@ class RunControlMixin:
 
     def run_or_continue(self) -> None:
         rec = self.recording
-        if self._paused():
+        if self._replaying():
+            self._replay("run")
+        elif self._paused():
             if rec is not None:
                 rec.go_live()
             self.bridge.resume()
-        elif self._session() is None or self._session().done:
+        elif self.program is not None and (self._session() is None or self._session().done):
             self.start_run()
 
-    def _step(self, command: Callable[[], None]) -> None:
+    def _replaying(self) -> bool:
+        """The cursor is behind the recording's head and no run is paused there:
+        stepping moves through the recording (a reopened one, or a finished run)."""
+        rec = self.recording
+        return rec is not None and not rec.live and not self._paused()
+
+    def _replay(self, mode: str) -> None:
+        rec = self.recording
+        target = next_stop(
+            rec.events, rec.position, mode, self.breakpoints.breakpoints(), self._namer_at()
+        )
+        self.seek(target)
+        if rec.live:
+            self.reason = "end of the recording"
+            self._update_status()
+
+    def _step(self, mode: str, command: Callable[[], None]) -> None:
         rec = self.recording
         if rec is not None and not rec.live:
-            self.seek(rec.position + 1)  # replay the recording forward first
+            self._replay(mode)  # replay the recording forward first
             return
         s = self._session()
         if s is None or s.done:
@@ -72,13 +92,13 @@ class RunControlMixin:
         command()
 
     def step_over(self) -> None:
-        self._step(self.bridge.step_over)
+        self._step("over", self.bridge.step_over)
 
     def step_into(self) -> None:
-        self._step(self.bridge.step_into)
+        self._step("into", self.bridge.step_into)
 
     def step_out(self) -> None:
-        self._step(self.bridge.step_out)
+        self._step("out", self.bridge.step_out)
 
     def step_back(self) -> None:
         rec = self.recording
@@ -118,7 +138,7 @@ class RunControlMixin:
             self.event_log.extend()
 
     def _on_state(self, state: str, reason: str) -> None:
-        self.reason = reason
+        self.reason = READY if reason == "ready" else reason
         if state in ("paused", "finished", "stopped", "errored"):
             self.bridge.drain()
             self._refresh_log(force=True)
@@ -127,6 +147,10 @@ class RunControlMixin:
                 if state == "errored":
                     rec.seek(last_op(rec.events))  # the last computation before the error
                 self._show_cursor(select=state in ("paused", "errored"))
+                if state == "paused" and reason in ("step", "paused"):
+                    self.reason = f"{reason}: {self.cursor_text()}"
+                else:
+                    self.reason = self.readable(self.reason)
                 if state != "paused":
                     self.graph.tidy_once()
         self._update_controls()
@@ -143,12 +167,13 @@ class RunControlMixin:
         paused = state == "paused"
         running = state == "running"
         have_program = self.program is not None
+        forward = (have_program or self._replaying()) and not running
         enable = {
-            A.RUN: have_program and not running,
+            A.RUN: forward,
             A.PAUSE: running,
-            A.STEP_OVER: have_program and not running,
-            A.STEP_INTO: have_program and not running,
-            A.STEP_OUT: have_program and not running,
+            A.STEP_OVER: forward,
+            A.STEP_INTO: forward,
+            A.STEP_OUT: forward,
             A.STEP_BACK: self.recording is not None and not running,
             A.STOP: running or paused,
             A.RESTART: have_program,
@@ -164,9 +189,8 @@ class RunControlMixin:
         if state is None:
             state = s.state if s is not None else "idle"
         phase = s.phase if s is not None else ""
-        event = rec.current() if rec is not None and len(rec) else None
-        if rec is not None and not rec.live and event is not None:
-            phase = phase_of(event, phase)
+        if rec is not None and len(rec) and state != "running":
+            phase = phase_at(rec.events, rec.position)  # the cursor's, live or not
         self.status_phase.setText(
             f"{state}" + (f" · {phase}" if phase and state != "finished" else "")
         )

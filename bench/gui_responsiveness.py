@@ -5,7 +5,7 @@ Headless (``QT_QPA_PLATFORM=offscreen`` unless set). One JSON line per figure,
 each a median over repeats, with its target and whether it was met:
 
 - ``event_loop_latency``: samples/mlp_moons.py runs at full speed with recording
-  on inside a real MainWindow (shown offscreen, ``open_program(path, run=False)``
+  on inside a real MainWindow (shown offscreen, ``open_program(path, then="load")``
   then ``start_run()`` with more steps); a 5 ms QTimer probe on the GUI thread
   records how late each tick is (actual minus expected interval). p50/p99/max
   over the run (from start_run until the worker's last event), the largest
@@ -210,7 +210,7 @@ def make_window(steps: int, whatif: WhatIf | None = None):
     for name in whatif.hide:
         window.docks[name].hide()
     app().processEvents()
-    if not window.open_program(PROGRAM, run=False):
+    if not window.open_program(PROGRAM, then="load"):
         raise RuntimeError(window.problems.toPlainText())
     return window
 
