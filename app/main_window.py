@@ -151,7 +151,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.tabifyDockWidget(d["events"], d["problems"])
         for name in ("events", "samples", "scopes"):  # the samples first: what to open
             d[name].raise_()
-        self.resizeDocks([d["source"], d["inspector"]], [340, 470], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["source"], d["inspector"]], [250, 430], Qt.Orientation.Horizontal)
         self.resizeDocks([d["inspector"], d["scopes"]], [520, 170], Qt.Orientation.Vertical)
         self.resizeDocks([d["events"]], [210], Qt.Orientation.Vertical)
 

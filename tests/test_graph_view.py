@@ -129,9 +129,9 @@ def test_zoomed_in_paints_only_the_exposed_nodes_with_labels(big_view, monkeypat
     seen = []
     original = GraphItem._paint_labels
 
-    def paint_labels(self, painter, rects, index):
+    def paint_labels(self, painter, rects, index, lod):
         seen.append(len(index))
-        original(self, painter, rects, index)
+        original(self, painter, rects, index, lod)
 
     monkeypatch.setattr(GraphItem, "_paint_labels", paint_labels)
     big_view.resetTransform()

@@ -31,6 +31,12 @@ from PySide6.QtWidgets import (
 
 from core.debug.naming import scope_title
 from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from widgets.graph_labels import (
+    paint_pixel_labels,
+    paint_scene_labels,
+    paint_titles,
+    pixel_font,
+)
 from widgets.graph_model import GraphModel, GraphNode
 from widgets.layout import Layout
 
@@ -55,7 +61,6 @@ EDGE = QColor(120, 126, 140, 150)
 GRAD_EDGE = QColor(214, 90, 49, 190)
 BOX_FILL = QColor(120, 140, 180, 22)
 BOX_PEN = QColor(120, 140, 180, 140)
-BOX_TEXT = QColor(70, 84, 112)
 # gradient-norm colour ramp (low -> high), sampled on a log scale
 RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
 
@@ -144,6 +149,8 @@ class GraphSource(Protocol):
     def node_colours(self) -> list[int]: ...
 
     def scope_rects(self) -> dict[str, QRectF]: ...
+
+    def scope_boxes(self) -> dict[str, Any]: ...
 
     def box_caption(self, scope: str) -> str: ...
 
@@ -274,7 +281,7 @@ class GraphItem(QGraphicsItem):
         pad = CULL_MARGIN_PX / max(lod, 1e-9)
         exposed = option.exposedRect.adjusted(-pad, -pad, pad, pad)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.4)
-        self._paint_boxes(painter, lod)
+        self._paint_boxes(painter)
         coarse = lod < COARSE_LOD
         if coarse:
             plain, grad = self._coarse_edges(lod)
@@ -300,24 +307,27 @@ class GraphItem(QGraphicsItem):
         for _, _, grad in chunks:
             painter.drawPath(grad)
         self._paint_nodes(painter, exposed, lod)
+        if lod * NODE_HEIGHT >= 6:
+            self._paint_titles(painter, exposed, lod)
 
-    def _paint_boxes(self, painter: QPainter, lod: float) -> None:
-        view = self.view
-        painter.setBrush(BOX_FILL)
+    def _paint_boxes(self, painter: QPainter) -> None:
         pen = QPen(BOX_PEN, 1.0)
         pen.setCosmetic(True)
         painter.setPen(pen)
-        painter.setFont(self._small)
-        for scope, rect in view.scope_rects().items():
-            painter.drawRoundedRect(rect, 8, 8)
-            if lod > 0.35:
-                name = scope_title(scope)
-                kind = view.scope_kinds.get(scope, "")
-                mark = "▸" if scope in view.collapsed else "▾"
-                label = f"{mark} {name}" + (f" ({kind})" if kind else "")
-                painter.setPen(BOX_TEXT)
-                painter.drawText(rect.adjusted(8, 1, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
-                painter.setPen(pen)
+        painter.setBrush(BOX_FILL)
+        for box in self.view.scope_boxes().values():
+            painter.drawPath(box.path)
+
+    def _paint_titles(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
+        """Box titles, over the nodes: a node never covers one."""
+        view = self.view
+        titles = []
+        for scope, box in view.scope_boxes().items():
+            kind = view.scope_kinds.get(scope, "")
+            titles.append((box.header, f"▾ {scope_title(scope)}" + (f" ({kind})" if kind else "")))
+        far = lod * NODE_HEIGHT < 14
+        font = pixel_font(self._small, 15.0) if far else self._small  # 9 px when far
+        paint_titles(painter, titles, font, far, exposed.intersects)
 
     def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:
         """Per-node QRectF and colour arrays, rebuilt when the layout or colours change."""
@@ -388,30 +398,31 @@ class GraphItem(QGraphicsItem):
                 painter.setPen(pen)
                 painter.setBrush(Qt.BrushStyle.NoBrush)
                 painter.drawRoundedRect(cache["boxes"][i], 5, 5)
-        if lod * NODE_HEIGHT >= 14 and len(index) < 3000:
-            self._paint_labels(painter, r, index)
+        if len(index) < 3000:
+            self._paint_labels(painter, r, index, lod)
 
-    def _paint_labels(self, painter: QPainter, rects: np.ndarray, index: np.ndarray) -> None:
+    def _paint_labels(
+        self, painter: QPainter, rects: np.ndarray, index: np.ndarray, lod: float
+    ) -> None:
         view = self.view
         nodes = view.model.nodes
         collapsed = view.layout.box_nodes()
-        painter.setPen(QColor(30, 32, 40))
-        boxes = []
+        pixels = lod * NODE_HEIGHT
+        far = None if pixels >= 14 else pixel_font(self._font, pixels)
+        if pixels < 14 and far is None:
+            return
+        labels = []
         for i in index.tolist():
             x0, y0, x1, y1 = rects[i].tolist()
             box = QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2)
             scope = collapsed.get(i)
             if scope is None:
-                boxes.append((box, nodes[i].label, nodes[i].caption()))
+                labels.append((box, nodes[i].label, nodes[i].caption()))
             else:
                 kind = view.scope_kinds.get(scope, "")
                 title = f"▸ {scope_title(scope)}" + (f" ({kind})" if kind else "")
-                boxes.append((box, title, view.box_caption(scope)))
-        painter.setFont(self._font)
-        for box, label, _ in boxes:
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
-        painter.setFont(self._small)
-        for box, _, caption in boxes:
-            painter.drawText(
-                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, caption
-            )
+                labels.append((box, title, view.box_caption(scope)))
+        if far is None:
+            paint_scene_labels(painter, labels, self._font, self._small)
+        else:
+            paint_pixel_labels(painter, labels, far)

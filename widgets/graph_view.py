@@ -30,19 +30,12 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import (
-    QAction,
     QColor,
     QFont,
     QFontMetricsF,
-    QImage,
     QPainter,
 )
-from PySide6.QtWidgets import (
-    QGraphicsScene,
-    QGraphicsView,
-    QMenu,
-    QWidget,
-)
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QToolTip, QWidget
 
 from core.debug.naming import UPDATE_SCOPE, names_of_step, scope_title
 from core.observe.events import StepStarted
@@ -54,7 +47,10 @@ from widgets.graph_item import (
     op_colour,
     ramp,
 )
+from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
 from widgets.graph_model import GraphModel, GraphNode, last_step_start
+from widgets.graph_overlay import Overlay, tooltip
+from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT, ScopeBox, scope_boxes
 from widgets.layout import Layout, LayoutCancelled
 
 
@@ -90,6 +86,11 @@ class _RelayoutTask(QRunnable):
         self.signals.done.emit(stats, self.generation)
 
 
+MAX_NODE_WIDTH = 124.0  # scene units; a graph of many layers still fits legibly
+BIG_GRAPH = 40  # forward nodes above which inner modules open collapsed
+BIG_UPDATE = 4  # parameters above which the whole update is one box
+READABLE_SCALE = 0.8  # Find zooms in below this scale
+
 EMPTY_TEXT = (
     "No graph yet.\nOpen a program (Ctrl+O) or pick a sample, then run (F5) or step (F11):\n"
     "the graph of each training step grows here."
@@ -102,11 +103,13 @@ class GraphView(QGraphicsView):
     sig_node_selected = Signal(int)
     """The user selected a node (its index in ``model.nodes``); -1 clears."""
     sig_breakpoint_requested = Signal(str, object)
-    """The user asked for a breakpoint: (kind, value), e.g. ("node", 12)."""
+    """The user asked for a breakpoint: (kind, value), e.g. ("node", "fc1.linear")."""
     sig_check_gradient = Signal(int)
     """The user asked to check the gradient of a node (its index)."""
     sig_layout_progress = Signal(float)
     """Progress of a background relayout, 0..1 (1 when done or cancelled)."""
+    sig_go_to_source = Signal(int)
+    """The user asked to see the source line of a node (its index)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,16 +133,26 @@ class GraphView(QGraphicsView):
         self._reuse = False  # a new step may reuse the layout of the previous one
         self._tidied = False  # the current layout had its one automatic tidy
         self._colours: list[int] | None = None
-        self._scope_rects: dict[str, QRectF] | None = None
+        self._scope_boxes: dict[str, ScopeBox] | None = None
         self._generation = 0
         self._task: _RelayoutTask | None = None
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
+        self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
+        self._hovered: int | None = None
+        self.overlay = Overlay()
+        self.setMouseTracking(True)
         self.item = GraphItem(self)
         self.scene().addItem(self.item)
 
     def _new_layout(self) -> Layout:
-        return Layout(node_height=NODE_HEIGHT, node_gap=14, layer_gap=56)
+        return Layout(
+            node_height=NODE_HEIGHT,
+            node_gap=14,
+            layer_gap=44,
+            box_pad=BOX_PAD + 2,
+            box_title=TITLE_HEIGHT,
+        )
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -185,10 +198,27 @@ class GraphView(QGraphicsView):
 
     def tidy_once(self) -> None:
         """Tidy the layout in the background the first time a step's graph is
-        complete (nodes are placed as they arrive; this orders them once)."""
+        complete (nodes are placed as they arrive; this orders them once); a big
+        graph gets its inner modules and its update collapsed first."""
         if not self._tidied and len(self.layout) > 1:
             self._tidied = True
+            self._collapse_big()
             self.relayout()
+
+    def _collapse_big(self) -> None:
+        """Above BIG_GRAPH forward nodes, modules below the top level are boxes;
+        above BIG_UPDATE parameters, the whole update is one box."""
+        nodes = self.model.nodes
+        forward = sum(1 for n in nodes if not n.scope.startswith(UPDATE_SCOPE))
+        wanted = []
+        if forward > BIG_GRAPH:
+            wanted = [s for s in self.model.scopes() if s.count(".") >= 1]
+            wanted = [s for s in wanted if not s.startswith(UPDATE_SCOPE)]
+        if len(self.model.namer.parameters) > BIG_UPDATE:
+            wanted.append(UPDATE_SCOPE)
+        for scope in wanted:
+            if scope not in self.expanded and scope not in self.collapsed:
+                self.collapsed[scope] = self._box_width(scope)
 
     def _signature_of(self, node: GraphNode, preds: list[int]) -> tuple:
         return (node.kind, node.op, node.scope, tuple(preds))
@@ -229,7 +259,8 @@ class GraphView(QGraphicsView):
 
     def _box_width(self, scope: str) -> float:
         # an update box is placed before its optimizer's name arrives: room for one
-        kind = "Optimizer" if scope.startswith(UPDATE_SCOPE + ".") else self.scope_kinds.get(scope)
+        update = scope.startswith(UPDATE_SCOPE + ".") or scope == UPDATE_SCOPE
+        kind = "Optimizer" if update else self.scope_kinds.get(scope)
         title = f"▸ {scope_title(scope)} ({kind or ''})"
         return self._metrics.horizontalAdvance(title) + 40
 
@@ -238,14 +269,16 @@ class GraphView(QGraphicsView):
             self._metrics.horizontalAdvance(node.label),
             self._metrics.horizontalAdvance(node.caption()) * 0.85,
         )
-        return max(64.0, text + 20.0)
+        return min(MAX_NODE_WIDTH, max(64.0, text + 20.0))  # longer names are cut
 
     # -- drawing state ----------------------------------------------------------------
 
     def _update_drawing(self) -> None:
         self._colours = None
-        self._scope_rects = None
+        self._scope_boxes = None
+        self.overlay.invalidate()
         self.item.invalidate()
+        self.scene().setSceneRect(self.item.boundingRect())  # no room left from older graphs
         if not self._fitted and self.model.nodes:
             self.fit()
             self._fitted = len(self.model.nodes) > 3
@@ -270,28 +303,15 @@ class GraphView(QGraphicsView):
             self._colours = colours
         return self._colours
 
+    def scope_boxes(self) -> dict[str, ScopeBox]:
+        """The box of every expanded module call, outer ones first (cached)."""
+        if self._scope_boxes is None:
+            self._scope_boxes = scope_boxes(self.model, self.layout, self.collapsed)
+        return self._scope_boxes
+
     def scope_rects(self) -> dict[str, QRectF]:
-        """Rectangle of every module scope, outer scopes first."""
-        if self._scope_rects is None:
-            rects: dict[str, QRectF] = {}
-            scopes = self.model.scopes()
-            for scope in scopes:
-                # each box leaves room for the title rows of the boxes inside it
-                inner = max(
-                    t.count(".") - scope.count(".")
-                    for t in scopes
-                    if t == scope or t.startswith(scope + ".")
-                )
-                box = self.layout.box(scope) if len(self.layout) else None
-                if box is not None and all(map(math.isfinite, box)):
-                    x0, y0, x1, y1 = box
-                    side = 8.0 + 6.0 * inner
-                    top = 18.0 + 16.0 * inner
-                    rects[scope] = QRectF(
-                        x0 - side, y0 - top, x1 - x0 + 2 * side, y1 - y0 + top + side
-                    )
-            self._scope_rects = rects
-        return self._scope_rects
+        """Bounding rectangle of every expanded module call's box."""
+        return {scope: box.rect for scope, box in self.scope_boxes().items()}
 
     def box_caption(self, scope: str) -> str:
         """Second line of a collapsed scope's box: what it holds."""
@@ -300,7 +320,8 @@ class GraphView(QGraphicsView):
 
     # -- selection and cursor ------------------------------------------------------------
 
-    def node_at(self, scene_pos: QPointF) -> int | None:
+    def _node_hit(self, scene_pos: QPointF) -> int | None:
+        """The drawn node under ``scene_pos`` (a collapsed box's stand-in included)."""
         rects = self.layout.rects()
         drawn = self.layout.drawn()
         n = min(len(rects), len(self.model.nodes))
@@ -314,12 +335,25 @@ class GraphView(QGraphicsView):
         )
         return int(hit[-1]) if len(hit) else None
 
+    def node_at(self, scene_pos: QPointF) -> int | None:
+        """The node under ``scene_pos``; for a collapsed box, its last op (the
+        module's output, or the parameter's new value)."""
+        index = self._node_hit(scene_pos)
+        scope = None if index is None else self.layout.box_nodes().get(index)
+        if scope is not None:
+            ops = [n.index for n in self.model.nodes if n.kind == "op" and _inside(n.scope, scope)]
+            index = ops[-1] if ops else index
+        return index
+
     def scope_header_at(self, scene_pos: QPointF) -> str | None:
+        """The scope whose box title is at ``scene_pos``, or a collapsed box there."""
         best = None
-        for scope, rect in self.scope_rects().items():
-            header = QRectF(rect.left(), rect.top(), rect.width(), 16)
-            if header.contains(scene_pos):
+        for scope, box in self.scope_boxes().items():
+            if box.header.contains(scene_pos):
                 best = scope  # inner scopes come later and win
+        if best is None:
+            index = self._node_hit(scene_pos)
+            best = None if index is None else self.layout.box_nodes().get(index)
         return best
 
     def select(self, index: int | None, *, center: bool = False, emit: bool = False) -> None:
@@ -339,26 +373,41 @@ class GraphView(QGraphicsView):
             self.item.update()
 
     def search(self, text: str) -> int | None:
-        """Select and centre the next node whose label contains ``text``."""
+        """Select the next node whose name contains ``text`` and zoom to it (its
+        label readable); an exact name first."""
         hits = self.model.find(text)
         if not hits:
             return None
-        after = [h for h in hits if self.selected is None or h > self.selected]
-        index = (after or hits)[0]
+        k = hits.index(self.selected) + 1 if self.selected in hits else 0
+        index = hits[k % len(hits)]
+        self.zoom_to(index)
         self.select(index, center=True, emit=True)
         return index
+
+    def zoom_to(self, index: int) -> None:
+        """Zoom in (to 100 %) when node ``index`` would be too small to read."""
+        if self.transform().m11() < READABLE_SCALE:
+            self.resetTransform()
+        self.select(index, center=True)
 
     # -- collapse and relayout -------------------------------------------------------------
 
     def toggle_scope(self, scope: str) -> None:
-        """Collapse a module scope into one box node, or expand it again."""
+        """Collapse a module scope into one box node, or expand it again; the zoom
+        stays, and the view follows the scope."""
         if scope in self.collapsed:
             del self.collapsed[scope]
             self.expanded.add(scope)
         else:
             self.collapsed[scope] = self._box_width(scope)
             self.expanded.discard(scope)
+        self._keep_view = True
         self.relayout(wait=True)
+        members = [n.index for n in self.model.nodes if _inside(n.scope, scope)]
+        if members:
+            x, y = self.layout.positions()[1][members[-1]]
+            if math.isfinite(x):
+                self.centerOn(float(x), float(y))
 
     def relayout(self, *, wait: bool = False) -> None:
         """Tidy the whole graph in the thread pool (``wait``: block until done)."""
@@ -386,7 +435,9 @@ class GraphView(QGraphicsView):
         self.sig_layout_progress.emit(1.0)
         if isinstance(result, Exception):
             return
-        self._fitted = False  # the tidy graph has a new extent: fit it once
+        if not self._keep_view:
+            self._fitted = False  # the tidy graph has a new extent: fit it once
+        self._keep_view = False
         self._update_drawing()
 
     @property
@@ -397,8 +448,10 @@ class GraphView(QGraphicsView):
     # -- view -------------------------------------------------------------------------------
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        """The empty state, in view coordinates, when there is no graph yet."""
+        """The legend and the overview; the empty state when there is no graph yet."""
         if self.model.nodes:
+            visible = self.mapToScene(self.viewport().rect()).boundingRect()
+            self.overlay.paint(painter, self, visible, self._whole_visible())
             return
         painter.save()
         painter.resetTransform()
@@ -411,12 +464,19 @@ class GraphView(QGraphicsView):
         painter.restore()
 
     def fit(self) -> None:
+        """The whole graph in view, above the legend; never above 150 %."""
         rect = self.item.boundingRect()
         if rect.isValid():
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
             if self.transform().m11() > 1.5:
                 self.resetTransform()
-                self.centerOn(rect.center())
+            free = self.viewport().height() - self.overlay.legend_height()
+            scale = self.transform().m11()
+            if rect.height() * scale > free > 0:  # it reaches down to the legend
+                factor = free / (rect.height() * scale)
+                self.scale(factor, factor)
+            self.centerOn(rect.center())
+            self.ensureVisible(rect, 0, 0)
 
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)
@@ -426,12 +486,65 @@ class GraphView(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
+            target = self.overlay.overview_target(
+                event.position(), QRectF(self.viewport().rect()), self.item.boundingRect()
+            )
+            if target is not None and not self._whole_visible():
+                self.centerOn(target)
+                return
             pos = self.mapToScene(event.position().toPoint())
             index = self.node_at(pos)
             if index is not None:
                 self.select(index, emit=True)
                 return
         super().mousePressEvent(event)
+
+    def _whole_visible(self) -> bool:
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        return visible.adjusted(-4, -4, 4, 4).contains(self.item.boundingRect())
+
+    def mouseMoveEvent(self, event) -> None:
+        super().mouseMoveEvent(event)
+        if event.buttons() != Qt.MouseButton.NoButton:
+            return
+        index = self.node_at(self.mapToScene(event.position().toPoint()))
+        if index != self._hovered:
+            self._hovered = index
+            if index is None:
+                QToolTip.hideText()
+            else:
+                node = self.model.nodes[index]
+                text = tooltip(node, self.scope_kinds.get(node.scope, ""))
+                QToolTip.showText(event.globalPosition().toPoint(), text, self)
+
+    def keyPressEvent(self, event) -> None:
+        """Arrow keys move the selection along edges (left: an input, right: a
+        consumer) and within a layer (up, down)."""
+        index = self._neighbour(event.key())
+        if index is None:
+            super().keyPressEvent(event)
+            return
+        self.select(index, center=True, emit=True)
+
+    def _neighbour(self, key: int) -> int | None:
+        i = self.selected
+        if i is None or i >= len(self.model.nodes):
+            return None
+        if key == Qt.Key.Key_Left:
+            preds = self.model.preds(i)
+            return preds[0] if preds else None
+        if key == Qt.Key.Key_Right:
+            users = [dst for src, dst in self.model.edges if src == i]
+            return users[0] if users else None
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            layers, xy = self.layout.layers(), self.layout.positions()[1]
+            same = [j for j in range(len(self.model.nodes)) if layers[j] == layers[i] and j != i]
+            if key == Qt.Key.Key_Up:
+                above = [j for j in same if xy[j, 1] < xy[i, 1]]
+                return max(above, key=lambda j: xy[j, 1]) if above else None
+            below = [j for j in same if xy[j, 1] > xy[i, 1]]
+            return min(below, key=lambda j: xy[j, 1]) if below else None
+        return None
 
     def mouseDoubleClickEvent(self, event) -> None:
         scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))
@@ -441,72 +554,14 @@ class GraphView(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event) -> None:
-        pos = self.mapToScene(event.pos())
-        index = self.node_at(pos)
-        menu = QMenu(self)
-        if index is not None:
-            node = self.model.nodes[index]
-            self.select(index, emit=True)
-            if node.node_id is not None:
-                menu.addAction(f"Break at node {node.label}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("node", node.node_id)
-                )
-                menu.addAction(f"Break at every {node.op}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("op", node.op)
-                )
-            if node.scope:
-                menu.addAction(f"Break on entering {node.scope}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("module", node.scope)
-                )
-                menu.addAction(f"Collapse {node.scope}").triggered.connect(
-                    lambda: self.toggle_scope(node.scope)
-                )
-            menu.addAction("Check gradient").triggered.connect(
-                lambda: self.sig_check_gradient.emit(index)
-            )
-            menu.addSeparator()
-        scope = self.scope_header_at(pos)
-        if scope is not None:
-            text = "Expand" if scope in self.collapsed else "Collapse"
-            menu.addAction(f"{text} {scope}").triggered.connect(lambda: self.toggle_scope(scope))
-        fit = QAction("Fit to window", menu)
-        fit.triggered.connect(self.fit)
-        menu.addAction(fit)
-        menu.addAction("Tidy layout").triggered.connect(lambda: self.relayout())
-        menu.exec(event.globalPos())
+        node_menu(self, self.mapToScene(event.pos()), self).exec(event.globalPos())
 
-    # -- export -----------------------------------------------------------------------------
-
-    def _scene_rect(self) -> QRectF:
-        return self.item.boundingRect()
-
-    def export_png(self, path: str, scale: float = 1.0) -> None:
-        rect = self._scene_rect()
-        size = rect.size() * scale
-        image = QImage(
-            max(1, int(size.width())), max(1, int(size.height())), QImage.Format.Format_ARGB32
-        )
-        image.fill(BACKGROUND)
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.scene().render(painter, QRectF(image.rect()), rect)
-        painter.end()
-        if not image.save(path):
-            raise OSError(f"could not write {path}")
+    def export_png(self, path: str, scale: float = EXPORT_SCALE) -> None:
+        """The whole graph as a PNG (twice the scene's size unless told)."""
+        export_png(self, path, scale)
 
     def export_svg(self, path: str) -> None:
-        from PySide6.QtSvg import QSvgGenerator
-
-        rect = self._scene_rect()
-        generator = QSvgGenerator()
-        generator.setFileName(path)
-        generator.setSize(rect.size().toSize())
-        generator.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-        generator.setTitle("Gradstep graph")
-        painter = QPainter(generator)
-        painter.fillRect(QRectF(0, 0, rect.width(), rect.height()), BACKGROUND)
-        self.scene().render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-        painter.end()
+        export_svg(self, path)
 
     def clear(self) -> None:
         self.model = GraphModel(self.leaf_lookup)

@@ -75,8 +75,14 @@ class Layout:
         layer_gap: float = 48.0,
         default_width: float = 80.0,
         long_edge_weight: float = 0.25,
+        box_pad: float = 0.0,
+        box_title: float = 0.0,
     ) -> None:
         self.node_height = float(node_height)
+        # room the tidy pass leaves between neighbours of different groups: per box
+        # that ends between them, box_pad; per box that begins, box_pad + box_title
+        self.box_pad = float(box_pad)
+        self.box_title = float(box_title)
         self.node_gap = float(node_gap)  # vertical space between nodes of a layer
         self.layer_gap = float(layer_gap)  # horizontal space between columns
         self.default_width = float(default_width)

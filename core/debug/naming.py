@@ -100,6 +100,7 @@ class Namer:
         self._calls: dict[str, int] = {}  # module path -> calls this step
         self._stack: list[tuple[str, str]] = []  # (path, call scope) of the open calls
         self._call_scope: dict[str, str] = {}  # open module path -> call scope
+        self._paths: dict[str, str] = {}  # call scope -> module path, this step
         self.names: dict[int, str] = {}  # node id -> name, this step
         self.scopes: dict[int, str] = {}  # node id -> call scope, this step
         self.leaves: dict[int, str] = {}  # tensor id -> leaf name
@@ -163,6 +164,7 @@ class Namer:
         scope = base if n == 0 else f"{base}_{n}"
         self._stack.append((path, scope))
         self._call_scope[path] = scope
+        self._paths[scope] = path
 
     def _on_exit(self, path: str) -> None:
         while self._stack:
@@ -226,6 +228,15 @@ class Namer:
     def scope_of(self, path: str) -> str:
         """The scope of the open call of module ``path`` (``path`` when none is open)."""
         return self._call_scope.get(path, path)
+
+    def path_of(self, scope: str) -> str:
+        """The module path of a call scope (``model.relu`` for ``model.relu_1``)."""
+        return self._paths.get(scope, scope)
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        """The names of the parameters announced so far."""
+        return frozenset(self._parameters)
 
     def name_of(self, node_id: int) -> str | None:
         return self.names.get(node_id)

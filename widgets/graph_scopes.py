@@ -1,0 +1,115 @@
+"""Module boxes around the graph's nodes: one outline per module call.
+
+A box is not the bounding rectangle of its nodes: a module's parameters sit one
+layer left of the op that reads them, where the previous module's op is, and a
+rectangle around both would swallow that op. ``scope_boxes`` draws each box as
+the union of one rounded rectangle per layer its nodes occupy, so a box holds
+its own nodes and passes beside the others. The title sits above the box's
+first column; the view paints titles last, so no node covers one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainterPath
+
+from core.debug.naming import UPDATE_SCOPE
+from widgets.graph_model import GraphModel
+from widgets.layout import Layout
+
+TITLE_HEIGHT = 16.0  # the title's row above a box's first column
+BOX_PAD = 7.0  # between a box and what it holds
+MAX_COLUMNS = 64  # a box over more layers is drawn as one rectangle
+_RADIUS = 8.0
+
+
+@dataclass(frozen=True)
+class ScopeBox:
+    """The outline of one module call's nodes."""
+
+    rect: QRectF  # bounding rectangle, title included
+    path: QPainterPath  # the outline: one rounded rectangle per layer, united
+    header: QRectF  # where the title is drawn (a double-click there collapses)
+
+
+def _inside(scope: str, outer: str) -> bool:
+    return scope == outer or scope.startswith(outer + ".")
+
+
+def scope_boxes(
+    model: GraphModel, layout: Layout, collapsed: Mapping[str, float]
+) -> dict[str, ScopeBox]:
+    """The box of every expanded scope with a drawn node, outer scopes first.
+
+    Built inside out: a box's columns hold its own nodes and its inner boxes'
+    columns, padded by ``BOX_PAD``, its first column lifted by a title row.
+    """
+    if not len(layout) or not model.nodes:
+        return {}
+    n = min(len(model.nodes), len(layout))
+    rects, layers = layout.rects()[:n], layout.layers()[:n]
+    drawn = layout.drawn()[:n] & np.isfinite(rects).all(axis=1)
+    boxed = layout.box_nodes()
+    columns: dict[str, dict[int, list[float]]] = {}
+    for i in np.flatnonzero(drawn).tolist():
+        scope = model.nodes[i].scope
+        if i in boxed:
+            scope = boxed[i].rpartition(".")[0]  # a collapsed box sits in its parent
+        _grow(columns.setdefault(scope, {}), int(layers[i]), rects[i].tolist())
+    scopes = [s for s in model.scopes() if s != UPDATE_SCOPE and s not in collapsed]
+    scopes = [s for s in scopes if not any(_inside(s, c) for c in collapsed)]
+    made: dict[str, dict[int, list[float]]] = {}
+    for scope in sorted(scopes, key=lambda s: -s.count(".")):
+        own = dict(columns.get(scope, {}))
+        for child, cols in made.items():
+            if child.rpartition(".")[0] == scope:
+                for layer, r in cols.items():
+                    _grow(own, layer, r)
+        if own:
+            made[scope] = _padded(own)
+    return {s: _box(made[s]) for s in sorted(made, key=lambda s: (s.count("."), s))}
+
+
+def _grow(cols: dict[int, list[float]], layer: int, r: list[float]) -> None:
+    c = cols.get(layer)
+    if c is None:
+        cols[layer] = list(r)
+    else:
+        c[0], c[1], c[2], c[3] = min(c[0], r[0]), min(c[1], r[1]), max(c[2], r[2]), max(c[3], r[3])
+
+
+def _padded(cols: dict[int, list[float]]) -> dict[int, list[float]]:
+    first = min(cols)
+    out = {}
+    for layer, (x0, y0, x1, y1) in cols.items():
+        lift = TITLE_HEIGHT if layer == first else 0.0
+        out[layer] = [x0 - BOX_PAD, y0 - BOX_PAD - lift, x1 + BOX_PAD, y1 + BOX_PAD]
+    return out
+
+
+def _box(cols: dict[int, list[float]]) -> ScopeBox:
+    order = sorted(cols)
+    parts = [cols[layer] for layer in order]
+    if len(parts) > MAX_COLUMNS:
+        xs0, ys0, xs1, ys1 = zip(*parts)
+        order, parts = order[:1], [[min(xs0), min(ys0), max(xs1), max(ys1)]]
+    path = QPainterPath()
+    for k, (x0, y0, x1, y1) in enumerate(parts):
+        piece = QPainterPath()
+        piece.addRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), _RADIUS, _RADIUS)
+        path = path.united(piece) if k else piece
+    # columns of neighbouring layers are joined where their heights overlap
+    for k in range(len(parts) - 1):
+        (_, ay0, ax1, ay1), (bx0, by0, _, by1) = parts[k], parts[k + 1]
+        lo, hi = max(ay0, by0), min(ay1, by1)
+        if order[k + 1] == order[k] + 1 and hi - lo > 2 * _RADIUS:
+            bridge = QPainterPath()
+            bridge.addRect(QRectF(ax1 - 1, lo + _RADIUS, bx0 - ax1 + 2, hi - lo - 2 * _RADIUS))
+            path = path.united(bridge)
+    x0, y0, x1, _ = parts[0]
+    header = QRectF(x0, y0, max(x1 - x0, 80.0), TITLE_HEIGHT)
+    return ScopeBox(path.boundingRect(), path.simplified(), header)
