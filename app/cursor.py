@@ -13,7 +13,7 @@ from typing import Any
 
 from app.node_info import CheckError, check_node, leaf_before, node_info, node_of, source_of
 from app.replay import describe
-from core.debug.naming import Namer, names_of_step
+from core.debug.naming import UPDATE_SCOPE, Namer, names_of_step, scope_title
 
 # an engine label in the Session's messages: an op or leaf kind, then an id
 _ENGINE_LABEL = re.compile(r"\b([a-z][a-z0-9_]*?)_(\d+)\b")
@@ -40,6 +40,7 @@ class CursorMixin:
         rec.seek(index)
         self._show_cursor(select=True)
         self.reason = self.cursor_text()
+        self._update_controls()
         self._update_status()
 
     def cursor_text(self) -> str:
@@ -132,8 +133,20 @@ class CursorMixin:
         if rec is None or index >= len(self.graph.model.nodes):
             return
         node = self.graph.model.nodes[index]
-        self.inspector.show_node(node_info(node, rec))
+        if node.source is not None and node.source.file == self.source.path():
+            self.source.highlight_line(node.source.line)  # the source follows the node
+        self.inspector.show_node(node_info(node, rec, parameter=self._parameter_of(node)))
         self.scopes.set_scope(node.scope, self.graph.scope_kinds)
+
+    def _parameter_of(self, node: Any) -> int | None:
+        """The tensor id of the parameter a node is, or whose update it is part of."""
+        if node.kind == "parameter":
+            return node.tensor_id
+        if node.scope.startswith(UPDATE_SCOPE + "."):
+            name = scope_title(node.scope)
+            index = self.graph.model.by_name.get(name)
+            return None if index is None else self.graph.model.nodes[index].tensor_id
+        return None
 
     def selected_node_label(self) -> str | None:
         i = self.graph.selected
@@ -156,6 +169,13 @@ class CursorMixin:
             self.status_reason.setText(f"line {line}: {', '.join(n.label for n in nodes[:6])}")
         else:
             self.status_reason.setText(f"line {line} made no node in this step")
+
+    def _on_go_to_source(self, index: int) -> None:
+        node = self.graph.model.nodes[index]
+        if node.source is not None and node.source.file == self.source.path():
+            self.docks["source"].show()
+            self.docks["source"].raise_()
+            self.source.highlight_line(node.source.line)
 
     def _on_scope_clicked(self, path: str) -> None:
         rect = self.graph.scope_rects().get(path)

@@ -78,6 +78,7 @@ class FilesMixin:
         if self.program is not None and self.program.path != program.path:
             self.steps.setValue(self.steps.minimum())  # the program's own number
         self.program = program
+        self._watch(program.path)
         self.setWindowTitle(f"{program.title} — Gradstep")
         self.source.set_source(program.path, program.source)
         self.about.show_program(program.title, program.description)
@@ -89,6 +90,39 @@ class FilesMixin:
             self.start_run(paused=then == "pause")
         self._update_controls()
         return True
+
+    def reload_program(self) -> bool:
+        """Read the open program's file again; on an error it says why and the
+        program loaded before stays."""
+        try:
+            program = programs.load(self.program.path)
+        except programs.ProgramError as exc:
+            self.show_problem(f"Could not reload {self.program.path}", str(exc))
+            return False
+        self.program = program
+        self.source.set_source(program.path, program.source)
+        self.setWindowTitle(f"{program.title} — Gradstep")
+        self.changed_note.hide()
+        return True
+
+    def _watch(self, path: str) -> None:
+        """Notice when the open program's file changes on disk."""
+        old = self.watcher.files()
+        if old:
+            self.watcher.removePaths(old)
+        self.watcher.addPath(path)
+        self.changed_note.hide()
+
+    def _on_file_changed(self, path: str) -> None:
+        if self.program is None or path != self.program.path:
+            return
+        if os.path.exists(path) and path not in self.watcher.files():
+            self.watcher.addPath(path)  # an editor saved by replacing the file
+        name = os.path.basename(path)
+        self.changed_note.setText(
+            f"{name} changed on disk. <a href='reload'>Reload and restart</a> (Ctrl+Shift+F5)"
+        )
+        self.changed_note.show()
 
     def open_recording(self, path: str) -> None:
         """Load a recording in the thread pool; the status bar shows progress."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -118,6 +118,13 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         box.addWidget(self.banner)
         self.about = ProgramNote()
         box.addWidget(self.about)
+        self.changed_note = QLabel()
+        self.changed_note.setStyleSheet(
+            "QLabel { background: #fff8e1; border: 1px solid #f0d58c; padding: 4px; }"
+        )
+        self.changed_note.hide()
+        box.addWidget(self.changed_note)
+        self.watcher = QFileSystemWatcher(self)
         box.addWidget(self.search)
         box.addWidget(self.graph, 1)
         self.setCentralWidget(central)
@@ -248,6 +255,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         bar.addPermanentWidget(holder)
 
     def _wire(self) -> None:
+        self.watcher.fileChanged.connect(self._on_file_changed)
+        self.changed_note.linkActivated.connect(lambda _link: self.restart())
+        self.graph.sig_go_to_source.connect(self._on_go_to_source)
         b = self.bridge
         b.sig_events.connect(self._on_events)
         b.sig_started.connect(lambda: self._on_state("running", ""))

@@ -111,7 +111,11 @@ class RunControlMixin:
         self.bridge.stop()
 
     def restart(self) -> None:
+        """Stop, read the program's file again (an edit takes effect), run."""
         self.bridge.shutdown()
+        if self.program is not None and not self.reload_program():
+            self._update_controls()
+            return
         self.start_run()
 
     # -- events and states --------------------------------------------------------------------
@@ -191,9 +195,8 @@ class RunControlMixin:
         phase = s.phase if s is not None else ""
         if rec is not None and len(rec) and state != "running":
             phase = phase_at(rec.events, rec.position)  # the cursor's, live or not
-        self.status_phase.setText(
-            f"{state}" + (f" · {phase}" if phase and state != "finished" else "")
-        )
+        ended = state == "finished" and (rec is None or rec.live)
+        self.status_phase.setText(f"{state}" + (f" · {phase}" if phase and not ended else ""))
         step = self._step_at(rec.position) if rec is not None and len(rec) else None
         self.status_step.setText(f"step {step}" if step is not None else "step –")
         if rec is not None and len(rec):

@@ -6,6 +6,8 @@
 ([1, 2], [0.0, 1.0])
 >>> format_number(0.1 + 0.2), format_number(float("nan")), format_number(3)
 ('0.3', 'nan', '3')
+>>> histogram(np.array([1e16], np.float32))[0].tolist()   # one huge constant: one bin
+[1]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class NodeInfo:
     grad: np.ndarray | None  # host copy of the gradient, None when none or not kept
     grad_stats: Stats | None  # statistics of the gradient
     note: str = ""  # why something is missing, e.g. "value not kept: memory cap"
+    update: str = ""  # a parameter's last update, e.g. "|Δw| / |w| = 3.1e-03 (Adam, step 4)"
 
     @property
     def has_grad(self) -> bool:
@@ -81,5 +84,12 @@ def histogram(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = a.ravel().astype(np.float64, copy=False)
     if a.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    counts, edges = np.histogram(a, bins=histogram_bins(a.size))
+    lo, hi = float(a.min()), float(a.max())
+    bins = histogram_bins(a.size)
+    if not hi - lo > abs(hi) * 1e-9 * bins:
+        # all values equal, or closer than float64 can split into bins (1e16 and its
+        # neighbours): one bin around them
+        pad = max(abs(hi), abs(lo), 1.0) * 1e-6
+        return np.array([a.size], dtype=np.int64), np.array([lo - pad, hi + pad])
+    counts, edges = np.histogram(a, bins=bins)
     return counts, edges

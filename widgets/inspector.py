@@ -63,7 +63,8 @@ class Inspector(QWidget):
         self._title = QLabel()
         self._title.setStyleSheet("font-size: 13pt; font-weight: bold;")
         self._title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._fields = {name: QLabel() for name in ("kind", "op", "attributes", "scope", "source")}
+        names = ("kind", "op", "attributes", "scope", "source", "update")
+        self._fields = {name: QLabel() for name in names}
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         for name, label in self._fields.items():
@@ -151,7 +152,8 @@ class Inspector(QWidget):
     def _update_header(self, info: NodeInfo) -> None:
         self._title.setText(info.title)
         attrs = ", ".join(f"{name}={value!r}" for name, value in info.attrs)
-        self._fields["kind"].setText(info.kind)
+        engine = f" · engine node {info.node_id}" if info.node_id is not None else ""
+        self._fields["kind"].setText(info.kind + engine)
         self._fields["op"].setText(info.op or "—")
         self._fields["attributes"].setText(attrs or "—")
         self._fields["scope"].setText(info.scope or "(top level)")
@@ -163,13 +165,26 @@ class Inspector(QWidget):
             name = Path(info.source.file).name
             source.setText(f"{name}:{info.source.line} in {info.source.function}")
             source.setToolTip(str(info.source))
+        self._fields["update"].setText(info.update or "—")
+        self._fields["update"].setToolTip(
+            "The size of the last update against the parameter's size: about 1e-3 is healthy,"
+            " far above means steps that overshoot"
+        )
         self._note.setText(info.note)
         self._note.setVisible(bool(info.note))
 
     def _update_check(self, info: NodeInfo) -> None:
         can_check = info.node_id is not None and info.has_grad
         self._check_button.setEnabled(can_check)
-        self._check_result.setText("" if can_check else "No gradient to check")
+        if can_check:
+            why = ""
+        elif info.node_id is None and info.has_grad:
+            why = f"{info.title} is a leaf: its gradient comes from the ops that read it; check one"
+        elif info.node_id is None:
+            why = "A leaf has no gradient rule to check"
+        else:
+            why = "No gradient yet: backward has not reached this node"
+        self._check_result.setText(why)
         self._check_result.setStyleSheet(f"color: {MUTED_COLOR};")
 
     def _update_tensors(self, info: NodeInfo) -> None:

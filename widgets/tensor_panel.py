@@ -41,6 +41,7 @@ BAR_LIMIT = 64  # 1-D values up to this length are drawn as bars, longer as a li
 SHOW_VALUES_LIMIT = 16  # 1-D values up to this length are also listed as numbers
 LINE_LIMIT = 1_000_000  # 1-D values longer than this are not plotted
 STAT_NAMES = ("min", "max", "mean", "std", "norm", "size", "nan", "inf", "zeros")
+FINITE_STATS = ("min", "max", "mean", "std", "norm")  # over the finite values only
 
 
 def style_plot(plot: pg.PlotItem) -> None:
@@ -50,6 +51,8 @@ def style_plot(plot: pg.PlotItem) -> None:
         axis = plot.getAxis(name)
         axis.setPen(PLOT_FOREGROUND)
         axis.setTextPen(PLOT_FOREGROUND)
+        # the numbers as they are: no "(x1e+27)" scale in the label, no cut label
+        axis.enableAutoSIPrefix(False)
     plot.setMenuEnabled(False)
 
 
@@ -301,9 +304,13 @@ class TensorPanel(QWidget):
 
     def _update_stats(self) -> None:
         stats = self._stats
+        # every element NaN or Inf: min, max, mean, std and norm have nothing to say
+        none_finite = stats is not None and stats.size > 0 and stats.nan + stats.inf == stats.size
         for name, label in self._stat_labels.items():
             value = None if stats is None else getattr(stats, name)
             text = "…" if value is None else format_number(value)
+            if none_finite and name in FINITE_STATS:
+                text = "no finite values" if name == "min" else "—"
             if name == "zeros" and value and stats.size:
                 text += f" ({100.0 * value / stats.size:.1f}%)"
             label.setText(text)
