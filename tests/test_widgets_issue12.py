@@ -1,0 +1,102 @@
+"""Panel bugs found by trying the app (issue 12): a histogram of one huge constant,
+all-Inf statistics, plot axes without an SI scale, event-log numbers kept whole,
+the breakpoint field's width, and why a leaf has no gradient check."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from core.observe.events import OpForward  # noqa: E402
+from core.observe.stats import summarize  # noqa: E402
+from widgets.breakpoints import BreakpointsPanel  # noqa: E402
+from widgets.data import NodeInfo, histogram  # noqa: E402
+from widgets.event_log import COL_TIME, EventLog  # noqa: E402
+from widgets.inspector import Inspector, TensorPanel  # noqa: E402
+from widgets.loss_plot import LossPlot  # noqa: E402
+
+pytestmark = [pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+
+def shown(qtbot, widget, size=(560, 600)):
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+@pytest.mark.parametrize("value", [1e16, -3e38, 0.0, 7.5])
+def test_histogram_of_a_huge_constant_is_one_bin(qtbot, value):
+    a = np.full(5, value, np.float32)
+    counts, edges = histogram(a)
+    assert counts.tolist() == [5] and edges[0] <= float(a[0]) <= edges[-1]
+    panel = shown(qtbot, TensorPanel())
+    panel.show_tensor(a, summarize(a))
+    assert panel.histogram_data() is not None
+
+
+def test_all_inf_statistics_say_no_finite_values_and_count_the_infs(qtbot):
+    a = np.full((3, 2), np.inf, np.float32)
+    panel = shown(qtbot, TensorPanel())
+    panel.show_tensor(a, summarize(a))
+    text = panel.stats_text()
+    assert text["min"] == "no finite values"
+    assert all(text[k] == "—" for k in ("max", "mean", "std", "norm"))
+    assert text["inf"] == "6" and text["nan"] == "0"
+
+
+def test_loss_axis_shows_plain_numbers_without_a_scale_factor(qtbot):
+    plot = shown(qtbot, LossPlot([0, 1, 2], [3e27, 8e27, 1e28]))
+    axis = plot._plot.getAxis("left")
+    assert not axis.autoSIPrefix
+    assert "x1e" not in axis.labelString() and "(x" not in axis.labelString()
+    plot.set_log_y(True)
+    assert "(x" not in axis.labelString()
+
+
+def test_event_log_keeps_numbers_whole(qtbot):
+    event = OpForward(
+        1, "linear", (), 2, (), (64, 10), "float32", "cpu", 7_775_700, "model.fc1", "forward", True
+    )
+    log = shown(qtbot, EventLog([event]), (900, 300))
+    log.extend()
+    view = log.view()
+    assert view.textElideMode() == Qt.TextElideMode.ElideRight
+    text = log.model().data(log.model().index(0, COL_TIME))
+    assert view.columnWidth(COL_TIME) > view.fontMetrics().horizontalAdvance(text) + 8
+
+
+def test_breakpoint_value_field_keeps_its_width_in_a_narrow_dock(qtbot):
+    panel = shown(qtbot, BreakpointsPanel(), (220, 300))
+    field = panel._value
+    assert field.width() >= field.fontMetrics().horizontalAdvance("a node name") + 8
+
+
+def test_a_parameter_with_a_gradient_says_why_it_has_no_check(qtbot):
+    w = np.ones((2, 2), np.float32)
+    info = NodeInfo(
+        None,
+        "fc1.weight",
+        "parameter",
+        "",
+        (),
+        "model.fc1",
+        None,
+        (2, 2),
+        "float32",
+        "cpu",
+        w,
+        summarize(w),
+        w,
+        summarize(w),
+    )
+    inspector = shown(qtbot, Inspector())
+    inspector.show_node(info)
+    assert not inspector.check_button().isEnabled()
+    assert "leaf" in inspector.gradcheck_text() and "No gradient" not in inspector.gradcheck_text()
