@@ -34,6 +34,7 @@ from app import actions as A
 from app.bridge import SessionBridge
 from app.cursor import CursorMixin
 from app.files import FilesMixin
+from app.help import FIRST_STEPS, shortcut_sheet, show_page
 from app.jobs import Jobs
 from app.run_control import RunControlMixin
 from core.debug import program as programs
@@ -153,14 +154,24 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         """Default places for the panels (a saved window state replaces them)."""
         d = self.docks
         self.tabifyDockWidget(d["samples"], d["source"])
-        self.tabifyDockWidget(d["scopes"], d["breakpoints"])
+        # the inspector has the right side's height to itself: its plots need it
+        self.tabifyDockWidget(d["inspector"], d["scopes"])
+        self.tabifyDockWidget(d["inspector"], d["breakpoints"])
         self.tabifyDockWidget(d["events"], d["loss"])
         self.tabifyDockWidget(d["events"], d["problems"])
-        for name in ("events", "samples", "scopes"):  # the samples first: what to open
+        for name in ("events", "samples", "inspector"):  # the samples first: what to open
             d[name].raise_()
-        self.resizeDocks([d["source"], d["inspector"]], [250, 430], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["inspector"], d["scopes"]], [520, 170], Qt.Orientation.Vertical)
-        self.resizeDocks([d["events"]], [210], Qt.Orientation.Vertical)
+        self.resizeDocks([d["source"], d["inspector"]], [230, 410], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["events"]], [200], Qt.Orientation.Vertical)
+
+    def reset_layout(self) -> None:
+        """Every panel back in its default place and size (View > Reset Layout)."""
+        for panel in PANELS:
+            dock = self.docks[panel.name]
+            dock.setFloating(False)
+            self.addDockWidget(panel.area, dock)
+            dock.show()
+        self._arrange_docks()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -189,6 +200,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
             A.EXPORT_PNG: lambda: self._export("png"),
             A.EXPORT_SVG: lambda: self._export("svg"),
             A.QUIT: self.close,
+            A.RESET_LAYOUT: self.reset_layout,
+            A.HELP_KEYS: lambda: show_page(self, "Keyboard", shortcut_sheet()),
+            A.HELP_FIRST_STEPS: lambda: show_page(self, "First steps", FIRST_STEPS),
         }
         self.actions_by_id = A.make_actions(self, handlers)
         for action in self.actions_by_id.values():
@@ -214,6 +228,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self.actions_by_id[A.RESET_LAYOUT])
+        help_menu = menu.addMenu("&Help")
+        for action_id in (A.HELP_FIRST_STEPS, A.HELP_KEYS):
+            help_menu.addAction(self.actions_by_id[action_id])
 
         toolbar = QToolBar("Run controls", self)
         toolbar.setObjectName("run_controls")

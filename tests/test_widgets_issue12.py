@@ -100,3 +100,25 @@ def test_a_parameter_with_a_gradient_says_why_it_has_no_check(qtbot):
     inspector.show_node(info)
     assert not inspector.check_button().isEnabled()
     assert "leaf" in inspector.gradcheck_text() and "No gradient" not in inspector.gradcheck_text()
+
+
+def test_a_conv_weight_shows_all_its_filters_as_tiles(qtbot):
+    weight = np.arange(8 * 9, dtype=np.float32).reshape(8, 1, 3, 3)
+    panel = shown(qtbot, TensorPanel(), (430, 420))
+    panel.show_tensor(weight, summarize(weight))
+    assert panel.tiled()
+    image = panel.heatmap_image()
+    assert image.shape == (7, 15)  # two rows of four 3x3 tiles, one cell apart
+    np.testing.assert_array_equal(image[0:3, 0:3], weight[0, 0])
+    np.testing.assert_array_equal(image[4:7, 12:15], weight[7, 0])
+    assert np.isnan(image[3]).all() and np.isnan(image[:, 3]).all()
+    assert panel._tile_index(5, 13) == (7, 0, 1, 1)
+    plot = panel._values_stack.currentWidget()
+    assert plot.height() >= 100, "the filters are big enough to see in a docked inspector"
+
+
+def test_a_one_element_vector_is_shown_as_its_value(qtbot):
+    panel = shown(qtbot, TensorPanel())
+    a = np.array([0.25], np.float32)
+    panel.show_tensor(a, summarize(a))
+    assert panel.values_text() == "value = 0.25"

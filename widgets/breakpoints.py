@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QCompleter,
-    QHBoxLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -182,11 +182,9 @@ class BreakpointsPanel(QWidget):
         self._kind.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self._kind.setMinimumContentsLength(8)  # the combo gives way, not the value field
+        self._kind.setMinimumContentsLength(6)  # the combo gives way, not the value field
         self._value = QLineEdit()
-        self._value.setMinimumWidth(
-            self.fontMetrics().horizontalAdvance("a node name, e.g. fc1") + 12
-        )
+        self._value.setMinimumWidth(self.fontMetrics().horizontalAdvance("a node name") + 16)
         self._value.returnPressed.connect(self._on_add)
         self._value.textEdited.connect(lambda _text: self._show_message(""))
         completer = QCompleter(OP_NAMES, self)
@@ -197,11 +195,12 @@ class BreakpointsPanel(QWidget):
         self._remove = QPushButton("Remove")
         self._remove.setToolTip("Remove the selected breakpoint (Delete)")
         self._remove.clicked.connect(self._on_remove)
-        add_row = QHBoxLayout()
-        add_row.addWidget(self._kind)
-        add_row.addWidget(self._value, 1)
-        add_row.addWidget(self._add)
-        add_row.addWidget(self._remove)
+        add_row = QGridLayout()  # the buttons under the field: a narrow dock keeps it readable
+        add_row.addWidget(self._kind, 0, 0)
+        add_row.addWidget(self._value, 0, 1, 1, 3)
+        add_row.addWidget(self._add, 1, 2)
+        add_row.addWidget(self._remove, 1, 3)
+        add_row.setColumnStretch(1, 1)
 
         self._message = QLabel()
         self._message.setWordWrap(True)

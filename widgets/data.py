@@ -93,3 +93,29 @@ def histogram(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.array([a.size], dtype=np.int64), np.array([lo - pad, hi + pad])
     counts, edges = np.histogram(a, bins=bins)
     return counts, edges
+
+
+def tile_filters(array: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A 4-D weight (out, in, h, w) as one image: every h×w filter a tile, one row
+    of tiles per output channel (or a near-square grid when there is one input
+    channel, two of them across for one down), NaN between tiles. Returns (image,
+    tile rows, tile columns).
+
+    >>> image, rows, cols = tile_filters(np.zeros((8, 1, 3, 3)))
+    >>> image.shape, rows, cols
+    ((7, 15), 2, 4)
+    """
+    out, inp, h, w = array.shape
+    if inp == 1:
+        cols = int(math.ceil(math.sqrt(2 * out * w / h)))  # wider than tall, as a dock is
+        cols = max(1, min(out, cols))
+        rows = int(math.ceil(out / cols))
+        tiles = [array[k, 0] for k in range(out)]
+    else:
+        rows, cols = out, inp
+        tiles = [array[o, i] for o in range(out) for i in range(inp)]
+    image = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        image[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tile
+    return image, rows, cols

@@ -41,6 +41,7 @@ from widgets.graph_model import GraphModel, GraphNode
 from widgets.layout import Layout
 
 NODE_HEIGHT = 34.0
+SCENE_LABELS_PX = 24.0  # node height on screen from which labels scale with the zoom
 BACKGROUND = QColor("#fbfbfd")
 KIND_COLOURS = {
     "input": QColor("#cfe8cf"),
@@ -408,8 +409,9 @@ class GraphItem(QGraphicsItem):
         nodes = view.model.nodes
         collapsed = view.layout.box_nodes()
         pixels = lod * NODE_HEIGHT
-        far = None if pixels >= 14 else pixel_font(self._font, pixels)
-        if pixels < 14 and far is None:
+        near = pixels >= SCENE_LABELS_PX  # the scene's 8.5 pt text is readable from here
+        far = None if near else pixel_font(self._font, pixels)
+        if not near and far is None:
             return
         labels = []
         for i in index.tolist():
@@ -422,7 +424,7 @@ class GraphItem(QGraphicsItem):
                 kind = view.scope_kinds.get(scope, "")
                 title = f"▸ {scope_title(scope)}" + (f" ({kind})" if kind else "")
                 labels.append((box, title, view.box_caption(scope)))
-        if far is None:
+        if near:
             paint_scene_labels(painter, labels, self._font, self._small)
         else:
             paint_pixel_labels(painter, labels, far)

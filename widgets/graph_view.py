@@ -86,7 +86,7 @@ class _RelayoutTask(QRunnable):
         self.signals.done.emit(stats, self.generation)
 
 
-MAX_NODE_WIDTH = 124.0  # scene units; a graph of many layers still fits legibly
+MAX_NODE_WIDTH = 104.0  # scene units; a graph of many layers still fits legibly
 BIG_GRAPH = 40  # forward nodes above which inner modules open collapsed
 BIG_UPDATE = 4  # parameters above which the whole update is one box
 READABLE_SCALE = 0.8  # Find zooms in below this scale
@@ -149,7 +149,7 @@ class GraphView(QGraphicsView):
         return Layout(
             node_height=NODE_HEIGHT,
             node_gap=14,
-            layer_gap=44,
+            layer_gap=36,
             box_pad=BOX_PAD + 2,
             box_title=TITLE_HEIGHT,
         )

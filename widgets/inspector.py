@@ -14,9 +14,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -65,10 +68,12 @@ class Inspector(QWidget):
         self._title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         names = ("kind", "op", "attributes", "scope", "source", "update")
         self._fields = {name: QLabel() for name in names}
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(2)
         for name, label in self._fields.items():
             label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(name.capitalize() + ":", label)
         self._note = QLabel()
@@ -101,7 +106,13 @@ class Inspector(QWidget):
         layout.addWidget(self._tabs, 1)
         self._stack = QStackedWidget()
         self._stack.addWidget(_muted(EMPTY_TEXT))
-        self._stack.addWidget(content)
+        # a short dock scrolls rather than making the window taller
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        self._stack.addWidget(scroll)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
         outer.addWidget(self._stack)
@@ -172,6 +183,10 @@ class Inspector(QWidget):
         )
         self._note.setText(info.note)
         self._note.setVisible(bool(info.note))
+        # rows with nothing to say take no room from the plots
+        self._form.setRowVisible(self._fields["op"], info.kind == "op")
+        self._form.setRowVisible(self._fields["attributes"], bool(info.attrs))
+        self._form.setRowVisible(self._fields["update"], bool(info.update))
 
     def _update_check(self, info: NodeInfo) -> None:
         can_check = info.node_id is not None and info.has_grad

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRectF, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
+    QCheckBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -34,6 +36,7 @@ from widgets.data import (
     WARNING_COLOR,
     format_number,
     histogram,
+    tile_filters,
 )
 
 ASYNC_THRESHOLD = 200_000  # elements; larger arrays are summarized off the GUI thread
@@ -123,15 +126,22 @@ class TensorPanel(QWidget):
         self._token = 0
         self._jobs: dict[int, _JobSignals] = {}
         self._pending = False
+        self._tiles = True  # 4-D weights: all filters as tiles (else one 2-D slice)
+        self._grid: tuple | None = None  # (tile rows, tile columns, shape) while tiled
 
         self._empty = _muted("")
         self._header = QLabel()
         self._header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._legend = ""  # explains the warning-coloured heatmap cells, when there are any
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._build_histogram())
+        # one above the other: a dock at its default width gives each the full width
+        # the values (heatmap, filters) first and taller, the histogram under them
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self._build_values())
+        splitter.addWidget(self._build_histogram())
         splitter.setChildrenCollapsible(False)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        self._header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         content = _vbox(self._header, self._build_stats(), (splitter, 1))
         self._stack = QStackedWidget()
         self._stack.addWidget(self._empty)
@@ -148,12 +158,14 @@ class TensorPanel(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
         for i, name in enumerate(STAT_NAMES):
-            row, col = divmod(i, 4)
+            row, col = divmod(i, 3)
             key = QLabel({"nan": "NaN", "inf": "Inf"}.get(name, name))
             key.setStyleSheet(f"color: {MUTED_COLOR};")
             value = self._stat_labels[name]
             value.setFont(_mono())
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # the dock keeps its width whatever the numbers
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             grid.addWidget(key, row, 2 * col, Qt.AlignmentFlag.AlignRight)
             grid.addWidget(value, row, 2 * col + 1)
             grid.setColumnStretch(2 * col + 1, 1)
@@ -161,6 +173,8 @@ class TensorPanel(QWidget):
 
     def _build_histogram(self) -> QWidget:
         self._hist_plot = pg.PlotWidget(background=PLOT_BACKGROUND)
+        self._hist_plot.setMinimumHeight(50)
+        self._hist_plot.setMaximumHeight(150)
         style_plot(self._hist_plot.getPlotItem())
         self._hist_plot.getPlotItem().setLabel("left", "count")
         brush = QColor(CURVE_COLOR).lighter(170)
@@ -193,6 +207,7 @@ class TensorPanel(QWidget):
     def _build_heatmap(self) -> QWidget:
         view = pg.GraphicsLayoutWidget()
         view.setBackground(PLOT_BACKGROUND)
+        view.setMinimumHeight(150)
         self._heat_plot = view.addPlot()
         style_plot(self._heat_plot)
         self._heat_plot.invertY(True)
@@ -213,6 +228,7 @@ class TensorPanel(QWidget):
 
     def _build_line_plot(self) -> QWidget:
         view = pg.PlotWidget(background=PLOT_BACKGROUND)
+        view.setMinimumHeight(120)
         self._line_plot = view.getPlotItem()
         style_plot(self._line_plot)
         self._line_plot.setLabel("bottom", "index")
@@ -348,6 +364,12 @@ class TensorPanel(QWidget):
         self._slice_row.setVisible(ndim > 2)
         if ndim <= 2:
             return
+        if ndim == 4:
+            tiles = QCheckBox("all filters")
+            tiles.setToolTip("Every (out, in) filter as a tile; off: one 2-D slice")
+            tiles.setChecked(self._tiles)
+            tiles.toggled.connect(self._on_tiles_toggled)
+            self._slice_layout.addWidget(tiles)
         self._slice_layout.addWidget(QLabel("slice"))
         for size in self._array.shape[:-2]:
             spin = QSpinBox()
@@ -364,8 +386,8 @@ class TensorPanel(QWidget):
             self._show_text(f"Values not shown: {note or 'values not kept'}")
         elif a.size == 0:
             self._show_text("Empty tensor (0 elements)")
-        elif a.ndim == 0:
-            self._show_text(f"value = {a.item()!r}", large=True)
+        elif a.ndim == 0 or a.size == 1:
+            self._show_text(f"value = {format_number(a.ravel()[0])}", large=True)
         elif a.ndim == 1:
             self._update_line(a)
         else:
@@ -403,10 +425,31 @@ class TensorPanel(QWidget):
             image = image.astype(np.uint8)
         lo, hi = self._levels(image)
         self._image.setImage(image, autoLevels=False, levels=(lo, hi))
+        h, w = image.shape
+        self._image.setRect(QRectF(-0.5, -0.5, w, h))  # cell (r, c) centred on (c, r)
         self._colorbar.setLevels(low=lo, high=hi)
         self._update_bad_overlay(image)
-        self._heat_plot.setRange(xRange=(0, image.shape[1]), yRange=(0, image.shape[0]), padding=0)
+        self._update_heat_axes(h, w)
+        self._heat_plot.setRange(xRange=(-0.5, w - 0.5), yRange=(-0.5, h - 0.5), padding=0)
         self._values_stack.setCurrentIndex(1)
+
+    def _update_heat_axes(self, h: int, w: int) -> None:
+        """Whole-number ticks on cells; a tile grid is labelled by channel."""
+        plot = self._heat_plot
+        if self._grid is not None:
+            rows, cols, (out, inp, kh, kw) = self._grid
+            across = [(c * (kw + 1) + (kw - 1) / 2, str(c)) for c in range(cols)]
+            down = [(r * (kh + 1) + (kh - 1) / 2, str(r)) for r in range(rows)]
+            plot.getAxis("bottom").setTicks([across])
+            plot.getAxis("left").setTicks([down])
+            plot.setLabel("bottom", "input channel" if inp > 1 else "filter (column)")
+            plot.setLabel("left", "output channel" if inp > 1 else "filter (row)")
+            return
+        for name, n in (("bottom", w), ("left", h)):
+            step = max(1, int(np.ceil(n / 6)))
+            plot.getAxis(name).setTicks([[(k, str(k)) for k in range(0, n, step)]])
+        plot.setLabel("left", "row")
+        plot.setLabel("bottom", "column")
 
     def _update_bad_overlay(self, image: np.ndarray) -> None:
         stats = self._stats
@@ -424,6 +467,7 @@ class TensorPanel(QWidget):
         packed = np.where(bad, pixel, np.uint32(0))  # RGBA bytes; transparent where finite
         rgba = packed.view(np.uint8).reshape(*image.shape, 4)
         self._bad_overlay.setImage(rgba, autoLevels=False)
+        self._bad_overlay.setRect(QRectF(-0.5, -0.5, image.shape[1], image.shape[0]))
 
     def _levels(self, image: np.ndarray) -> tuple[float, float]:
         stats = self._stats
@@ -446,22 +490,59 @@ class TensorPanel(QWidget):
         a = self._array
         if a is None or a.ndim < 2 or a.size == 0:
             return
+        self._grid = None
+        for spin in self._slice_spins:
+            spin.setEnabled(not self.tiled())
+        if self.tiled():
+            image, rows, cols = tile_filters(a)
+            self._grid = (rows, cols, a.shape)
+            self._slice_label.setText(
+                f"{a.shape[0]}×{a.shape[1]} filters of {a.shape[2]}×{a.shape[3]}, tiled"
+            )
+            self._update_heatmap(image)
+            return
         index = self.slice_index()
         if index:
             self._slice_label.setText("[" + ", ".join(map(str, index)) + ", :, :]")
         self._update_heatmap(a[index] if index else a)
+
+    def tiled(self) -> bool:
+        """The heatmap shows every filter of a 4-D weight as a tile."""
+        return self._tiles and self._array is not None and self._array.ndim == 4
+
+    def set_tiled(self, on: bool) -> None:
+        """4-D weights: every filter as a tile (on), or one 2-D slice (off)."""
+        self._on_tiles_toggled(on)
+
+    def _on_tiles_toggled(self, on: bool) -> None:
+        self._tiles = on
+        self._on_slice_changed()
 
     def _on_hover(self, event) -> None:
         image = self._image.image
         if image is None or self._values_stack.currentIndex() != 1:
             return
         point = self._heat_plot.getViewBox().mapSceneToView(event[0])
-        row, col = int(np.floor(point.y())), int(np.floor(point.x()))
+        row, col = int(np.floor(point.y() + 0.5)), int(np.floor(point.x() + 0.5))
         if 0 <= row < image.shape[0] and 0 <= col < image.shape[1]:
             index = (*self.slice_index(), row, col)
+            if self._grid is not None:
+                index = self._tile_index(row, col)
+                if index is None:
+                    return
             value = format_number(image[row, col])
             where = ", ".join(map(str, index))
             self._values_caption.setText(f"{self._legend}[{where}] = {value}")
+
+    def _tile_index(self, row: int, col: int) -> tuple[int, ...] | None:
+        rows, cols, (out, inp, h, w) = self._grid
+        (tr, r), (tc, c) = divmod(row, h + 1), divmod(col, w + 1)
+        if r == h or c == w:
+            return None  # between tiles
+        if inp == 1:
+            k = tr * cols + tc
+            return (k, 0, r, c) if k < out else None
+        return (tr, tc, r, c)
 
     def _on_summary_done(self, token: int, stats: Stats, counts, edges) -> None:
         self._jobs.pop(token, None)
