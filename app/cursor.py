@@ -91,6 +91,7 @@ class CursorMixin:
         step = self._step_at(i)
         start = rec.steps[step] if step is not None else 0
         self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
+        self._graph_fed = self._graph_due = i + 1  # the graph shows events up to here
         event = rec.events[i]
         node = node_of(self.graph.model, event)
         self.graph.set_current(node)

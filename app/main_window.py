@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt
+from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -89,6 +89,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.jobs = Jobs()
         self._load_token = 0
         self._log_refreshed = 0.0
+        self._graph_fed = 0  # events the live graph was given
+        self._graph_due = 0  # events that arrived for it
+        self._feed_timer = QTimer(self)
+        self._feed_timer.setSingleShot(True)
+        self._feed_timer.timeout.connect(self._feed_graph)
         self._arranged = False
         self._build_widgets()
         self._build_actions()

@@ -7,6 +7,7 @@ A mixin of ``MainWindow`` (app/main_window.py); it reads the window's widgets
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from core.observe.events import StepEnded
 from widgets.breakpoints import to_json
 
 LOG_REFRESH_S = 1.0  # while running; every pause and step refreshes at once
+FEED_BUDGET_S = 0.008  # GUI-thread time for drawing arrived events per turn of the loop
+FEED_SLICE = 2000  # events given to the graph at once
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
 
 
@@ -38,6 +41,7 @@ class RunControlMixin:
         )
         self.recording = session.recording
         self.graph.clear()
+        self._graph_fed = self._graph_due = 0
         self.event_log.reset(session.recording.events)
         self.loss.set_losses([], [])
         self.inspector.show_node(None)
@@ -125,13 +129,35 @@ class RunControlMixin:
         if rec is None or self._session() is None or rec is not self._session().recording:
             return
         events = rec.events[start:stop]
-        if rec.live:
-            self.graph.feed(events, start)
+        self._graph_due = max(self._graph_due, stop)
+        if rec.live and self._session().state != "stopped":
+            self._feed_graph()
         self._refresh_log()
         for event in events:
             if type(event) is StepEnded and event.loss is not None:
                 self.loss.append(event.step, event.loss)
         self._update_status()
+
+    def _feed_graph(self) -> None:
+        """Bring the live graph up to the events that arrived, in slices of at most
+        FEED_BUDGET_S of the GUI thread: what is left waits for the next turn of the
+        event loop, so keys (Shift+F5) and repaints never wait behind a backlog. A
+        backlog spanning steps jumps to the last step's start (its graph is drawn)."""
+        rec = self.recording
+        began = time.perf_counter()
+        while self._graph_fed < self._graph_due and rec.live:
+            start = self._graph_fed
+            newest = bisect.bisect_right(rec.steps, self._graph_due - 1) - 1
+            if newest >= 0 and rec.steps[newest] > start:  # only the newest step is drawn
+                end = rec.steps[newest] + 1
+            else:
+                end = min(self._graph_due, start + FEED_SLICE)
+            self.graph.feed(rec.events[start:end], start)
+            self._graph_fed = end
+            if time.perf_counter() - began > FEED_BUDGET_S:
+                break
+        if self._graph_fed < self._graph_due and not self._feed_timer.isActive():
+            self._feed_timer.start(0)
 
     def _refresh_log(self, force: bool = False) -> None:
         """New rows for the event log: at most once a second while a run is live,
@@ -143,7 +169,11 @@ class RunControlMixin:
 
     def _on_state(self, state: str, reason: str) -> None:
         self.reason = READY if reason == "ready" else reason
-        if state in ("paused", "finished", "stopped", "errored"):
+        if state == "stopped":
+            # idle at once: the graph stays as last drawn (Shift+F10 or a click on the
+            # loss replays any event), however long the step the run was in
+            self._graph_due = self._graph_fed
+        elif state in ("paused", "finished", "errored"):
             self.bridge.drain()
             self._refresh_log(force=True)
             rec = self.recording

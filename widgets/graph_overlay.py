@@ -8,6 +8,7 @@ cached picture of the node rectangles, dropped by ``invalidate``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from widgets.graph_item import (
 from widgets.graph_model import GraphNode
 
 OVERVIEW_SIZE = (180, 110)  # pixels, at most
+REDRAW_S = 0.5  # a growing graph's overview is redrawn at most this often
 MARGIN = 8
 PANEL = QColor(255, 255, 255, 225)
 PANEL_PEN = QColor(170, 176, 190)
@@ -71,11 +73,14 @@ class Overlay:
         self._font = QFont()
         self._font.setPointSizeF(7.5)
         self._picture: tuple[QImage, QRectF] | None = None  # overview, scene rect it shows
+        self._stale = True
+        self._drawn_at = 0.0
         self.show_legend = True
         self.show_overview = True
 
     def invalidate(self) -> None:
-        self._picture = None
+        """The graph changed: the overview is redrawn, at most every REDRAW_S."""
+        self._stale = True
 
     # -- geometry ----------------------------------------------------------------------
 
@@ -150,12 +155,14 @@ class Overlay:
     ) -> None:
         scene = view.item.boundingRect()
         box = self.overview_rect(viewport, scene)
-        if self._picture is None or self._picture[1] != scene:
+        due = self._stale and time.monotonic() - self._drawn_at > REDRAW_S
+        if self._picture is None or due:
             self._picture = (self._draw_nodes(view, scene, box), QRectF(scene))
+            self._stale, self._drawn_at = False, time.monotonic()
         painter.setPen(QPen(PANEL_PEN, 1))
         painter.setBrush(PANEL)
         painter.drawRect(box)
-        painter.drawImage(box.topLeft(), self._picture[0])
+        painter.drawImage(box, self._picture[0])  # stretched while a redraw is not due
         sx, sy = box.width() / scene.width(), box.height() / scene.height()
         frame = QRectF(
             box.left() + (visible.left() - scene.left()) * sx,
@@ -178,16 +185,16 @@ class Overlay:
         sx, sy = box.width() / scene.width(), box.height() / scene.height()
         p = QPainter(image)
         p.setPen(Qt.PenStyle.NoPen)
-        for i in np.flatnonzero(ok).tolist():
-            x0, y0, x1, y1 = rects[i].tolist()
-            p.setBrush(QColor.fromRgba(colours[i]))
-            p.drawRect(
-                QRectF(
-                    (x0 - scene.left()) * sx,
-                    (y0 - scene.top()) * sy,
-                    max((x1 - x0) * sx, 1.5),
-                    max((y1 - y0) * sy, 1.5),
-                )
-            )
+        index = np.flatnonzero(ok)
+        r = rects[index]
+        x0 = (r[:, 0] - scene.left()) * sx
+        y0 = (r[:, 1] - scene.top()) * sy
+        w = np.maximum((r[:, 2] - r[:, 0]) * sx, 1.5)
+        h = np.maximum((r[:, 3] - r[:, 1]) * sy, 1.5)
+        rgb = np.array(colours, np.int64)[index]
+        for colour in np.unique(rgb).tolist():  # one call per colour
+            sel = np.flatnonzero(rgb == colour).tolist()
+            p.setBrush(QColor.fromRgba(colour))
+            p.drawRects([QRectF(x0[k], y0[k], w[k], h[k]) for k in sel])
         p.end()
         return image
