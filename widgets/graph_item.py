@@ -30,43 +30,26 @@ from PySide6.QtWidgets import (
 )
 
 from core.debug.naming import scope_title
-from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
+from widgets.graph_colours import (
+    BOX_FILL,
+    BOX_PEN,
+    CURRENT,
+    EDGE,
+    GRAD_EDGE,
+    SELECTED,
+    over_background,
+)
 from widgets.graph_labels import (
     paint_pixel_labels,
     paint_scene_labels,
     paint_titles,
     pixel_font,
 )
-from widgets.graph_model import GraphModel, GraphNode
+from widgets.graph_model import GraphModel
 from widgets.layout import Layout
 
 NODE_HEIGHT = 34.0
 SCENE_LABELS_PX = 24.0  # node height on screen from which labels scale with the zoom
-BACKGROUND = QColor("#fbfbfd")
-KIND_COLOURS = {
-    "input": QColor("#cfe8cf"),
-    "parameter": QColor("#ffd8a8"),
-    "constant": QColor("#e4e4e8"),
-}
-GROUP_COLOURS = [
-    (ELEMENTWISE, QColor("#dbe7fb")),
-    (REDUCE, QColor("#e7ddfa")),
-    (MOVEMENT, QColor("#eef0f3")),
-    (LOSS, QColor("#f9d6d5")),
-]
-NETWORK_COLOUR = QColor("#d3eef0")
-NONFINITE = QColor("#e0218a")
-CURRENT = QColor("#f08c00")
-SELECTED = QColor("#1c7ed6")
-EDGE = QColor(120, 126, 140, 150)
-GRAD_EDGE = QColor(214, 90, 49, 190)
-BOX_FILL = QColor(120, 140, 180, 22)
-BOX_PEN = QColor(120, 140, 180, 140)
-# gradient-norm colour ramp (low -> high), sampled on a log scale
-RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
-
-_OP_BY_LABEL = {op.label: op for op in Op}
-
 EDGE_CHUNK = 256  # edges per cached path: a zoomed-in paint strokes only the exposed chunks
 MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths instead
 CULL_MARGIN_PX = 3.0  # device pixels around the exposed area still drawn (pens spill over)
@@ -75,16 +58,6 @@ CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
 _MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
 _PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
-
-
-def _over_background(colour: QColor) -> QColor:
-    """The opaque colour ``colour`` shows over the background."""
-    a = colour.alphaF()
-    return QColor(
-        round(colour.red() * a + BACKGROUND.red() * (1 - a)),
-        round(colour.green() * a + BACKGROUND.green() * (1 - a)),
-        round(colour.blue() * a + BACKGROUND.blue() * (1 - a)),
-    )
 
 
 def _bezier(t: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray):
@@ -111,30 +84,6 @@ def path_from_arrays(types: np.ndarray, xy: np.ndarray) -> QPainterPath:
     struct.pack_into(">ii", buf, 4 + n * _PATH_RECORD.itemsize, 0, 0)
     QDataStream(QByteArray(bytes(buf))) >> path
     return path
-
-
-def op_colour(node: GraphNode) -> QColor:
-    """Fill colour of a node before the gradient reaches it."""
-    if node.kind != "op":
-        return KIND_COLOURS.get(node.kind, KIND_COLOURS["constant"])
-    op = _OP_BY_LABEL.get(node.op)
-    for group, colour in GROUP_COLOURS:
-        if op in group:
-            return colour
-    return NETWORK_COLOUR
-
-
-def ramp(t: float) -> QColor:
-    """Colour at ``t`` in [0, 1] on the gradient ramp."""
-    t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(t), len(RAMP) - 2)
-    f = t - i
-    a, b = RAMP[i], RAMP[i + 1]
-    return QColor(
-        round(a.red() + (b.red() - a.red()) * f),
-        round(a.green() + (b.green() - a.green()) * f),
-        round(a.blue() + (b.blue() - a.blue()) * f),
-    )
 
 
 class GraphSource(Protocol):
@@ -296,13 +245,13 @@ class GraphItem(QGraphicsItem):
                 # one call per pen: each draw call releases the GIL, and while a run's
                 # worker thread is busy, taking it back can cost a switch interval
                 chunks = [(exposed, plain, grad)]
-        edge_pen = QPen(_over_background(EDGE) if coarse else EDGE, 1.2)
+        edge_pen = QPen(over_background(EDGE) if coarse else EDGE, 1.2)
         edge_pen.setCosmetic(True)
         painter.setPen(edge_pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         for _, plain, _ in chunks:
             painter.drawPath(plain)
-        grad_pen = QPen(_over_background(GRAD_EDGE) if coarse else GRAD_EDGE, 1.8)
+        grad_pen = QPen(over_background(GRAD_EDGE) if coarse else GRAD_EDGE, 1.8)
         grad_pen.setCosmetic(True)
         painter.setPen(grad_pen)
         for _, _, grad in chunks:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtWidgets import QMenu, QWidget
 
-from widgets.graph_item import BACKGROUND
+from widgets.graph_colours import BACKGROUND
 
 EXPORT_SCALE = 2.0  # PNG exports are drawn at twice the scene's size
 

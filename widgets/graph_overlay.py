@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 
 from widgets.data import format_number
-from widgets.graph_item import (
+from widgets.graph_colours import (
     GROUP_COLOURS,
     KIND_COLOURS,
     NETWORK_COLOUR,

@@ -10,17 +10,20 @@ first column; the view paints titles last, so no node covers one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath
 
-from core.debug.naming import UPDATE_SCOPE
+from core.debug.naming import UPDATE_SCOPE, scope_title
 from widgets.graph_model import GraphModel
 from widgets.layout import Layout
 
+BIG_GRAPH = 40  # forward nodes above which inner modules open collapsed
+BIG_UPDATE = 8  # parameters above which the whole update is one box
 TITLE_HEIGHT = 16.0  # the title's row above a box's first column
 BOX_PAD = 7.0  # between a box and what it holds
 MAX_COLUMNS = 64  # a box over more layers is drawn as one rectangle
@@ -36,7 +39,7 @@ class ScopeBox:
     header: QRectF  # where the title is drawn (a double-click there collapses)
 
 
-def _inside(scope: str, outer: str) -> bool:
+def inside(scope: str, outer: str) -> bool:
     return scope == outer or scope.startswith(outer + ".")
 
 
@@ -61,7 +64,7 @@ def scope_boxes(
             scope = boxed[i].rpartition(".")[0]  # a collapsed box sits in its parent
         _grow(columns.setdefault(scope, {}), int(layers[i]), rects[i].tolist())
     scopes = [s for s in model.scopes() if s != UPDATE_SCOPE and s not in collapsed]
-    scopes = [s for s in scopes if not any(_inside(s, c) for c in collapsed)]
+    scopes = [s for s in scopes if not any(inside(s, c) for c in collapsed)]
     made: dict[str, dict[int, list[float]]] = {}
     for scope in sorted(scopes, key=lambda s: -s.count(".")):
         own = dict(columns.get(scope, {}))
@@ -113,3 +116,72 @@ def _box(cols: dict[int, list[float]]) -> ScopeBox:
     x0, y0, x1, _ = parts[0]
     header = QRectF(x0, y0, max(x1 - x0, 80.0), TITLE_HEIGHT)
     return ScopeBox(path.boundingRect(), path.simplified(), header)
+
+
+class ScopesMixin:
+    """A part of ``GraphView``: module boxes, collapsing and expanding them."""
+
+    def _collapse_big(self) -> None:
+        """Above BIG_GRAPH forward nodes, modules below the top level are boxes;
+        above BIG_UPDATE parameters, the whole update is one box."""
+        nodes = self.model.nodes
+        forward = sum(1 for n in nodes if not n.scope.startswith(UPDATE_SCOPE))
+        wanted = []
+        if forward > BIG_GRAPH:
+            wanted = [s for s in self.model.scopes() if s.count(".") >= 1]
+            wanted = [s for s in wanted if not s.startswith(UPDATE_SCOPE)]
+        if len(self.model.namer.parameters) > BIG_UPDATE:
+            wanted.append(UPDATE_SCOPE)
+        for scope in wanted:
+            if scope not in self.expanded and scope not in self.collapsed:
+                self.collapsed[scope] = self._box_width(scope)
+
+    def _box_width(self, scope: str) -> float:
+        # an update box is placed before its optimizer's name arrives: room for one
+        update = scope.startswith(UPDATE_SCOPE + ".") or scope == UPDATE_SCOPE
+        kind = "Optimizer" if update else self.scope_kinds.get(scope)
+        title = f"▸ {scope_title(scope)} ({kind or ''})"
+        return self._metrics.horizontalAdvance(title) + 40
+
+    def scope_boxes(self) -> dict[str, ScopeBox]:
+        """The box of every expanded module call, outer ones first (cached)."""
+        if self._scope_boxes is None:
+            self._scope_boxes = scope_boxes(self.model, self.layout, self.collapsed)
+        return self._scope_boxes
+
+    def scope_rects(self) -> dict[str, QRectF]:
+        """Bounding rectangle of every expanded module call's box."""
+        return {scope: box.rect for scope, box in self.scope_boxes().items()}
+
+    def box_caption(self, scope: str) -> str:
+        """Second line of a collapsed scope's box: what it holds."""
+        ops = sum(1 for n in self.model.nodes if n.kind == "op" and inside(n.scope, scope))
+        return f"{ops} op" + ("s" if ops != 1 else "")
+
+    def scope_header_at(self, scene_pos: QPointF) -> str | None:
+        """The scope whose box title is at ``scene_pos``, or a collapsed box there."""
+        best = None
+        for scope, box in self.scope_boxes().items():
+            if box.header.contains(scene_pos):
+                best = scope  # inner scopes come later and win
+        if best is None:
+            index = self._node_hit(scene_pos)
+            best = None if index is None else self.layout.box_nodes().get(index)
+        return best
+
+    def toggle_scope(self, scope: str) -> None:
+        """Collapse a module scope into one box node, or expand it again; the zoom
+        stays, and the view follows the scope."""
+        if scope in self.collapsed:
+            del self.collapsed[scope]
+            self.expanded.add(scope)
+        else:
+            self.collapsed[scope] = self._box_width(scope)
+            self.expanded.discard(scope)
+        self._keep_view = True
+        self.relayout(wait=True)
+        members = [n.index for n in self.model.nodes if inside(n.scope, scope)]
+        if members:
+            x, y = self.layout.positions()[1][members[-1]]
+            if math.isfinite(x):
+                self.centerOn(float(x), float(y))

@@ -21,83 +21,34 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import (
-    QObject,
     QPointF,
-    QRectF,
-    QRunnable,
-    Qt,
     QThreadPool,
     Signal,
 )
 from PySide6.QtGui import (
-    QColor,
     QFont,
     QFontMetricsF,
     QPainter,
 )
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QToolTip, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from core.debug.naming import UPDATE_SCOPE, names_of_step, scope_title
+from core.debug.naming import UPDATE_SCOPE, names_of_step
 from core.observe.events import StepStarted
-from widgets.graph_item import (
-    BACKGROUND,
-    NODE_HEIGHT,
-    NONFINITE,
-    GraphItem,
-    op_colour,
-    ramp,
-)
+from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp
+from widgets.graph_interaction import GraphInteractionMixin
+from widgets.graph_item import NODE_HEIGHT, GraphItem
 from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
 from widgets.graph_model import GraphModel, GraphNode, last_step_start
-from widgets.graph_overlay import Overlay, tooltip
-from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT, ScopeBox, scope_boxes
-from widgets.layout import Layout, LayoutCancelled
-
-
-def _inside(scope: str, outer: str) -> bool:
-    return scope == outer or scope.startswith(outer + ".")
-
-
-class _LayoutSignals(QObject):
-    progress = Signal(float)
-    done = Signal(object, int)  # stats or an exception, generation
-
-
-class _RelayoutTask(QRunnable):
-    """Runs ``Layout.relayout`` in the thread pool; cancellable."""
-
-    def __init__(self, layout: Layout, generation: int, collapsed: dict[str, float]) -> None:
-        super().__init__()
-        self.layout, self.generation, self.collapsed = layout, generation, collapsed
-        self.signals = _LayoutSignals()
-        self.cancelled = False
-
-    def run(self) -> None:
-        def progress(fraction: float) -> bool:
-            self.signals.progress.emit(fraction)
-            return not self.cancelled
-
-        try:
-            stats = self.layout.relayout(collapsed=self.collapsed, progress=progress)
-        except LayoutCancelled as exc:
-            stats = exc
-        except Exception as exc:  # keep the app alive; the view reports it
-            stats = exc
-        self.signals.done.emit(stats, self.generation)
-
+from widgets.graph_overlay import Overlay
+from widgets.graph_relayout import RelayoutTask
+from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT, ScopeBox, ScopesMixin, inside
+from widgets.layout import Layout
 
 MAX_NODE_WIDTH = 104.0  # scene units; a graph of many layers still fits legibly
-BIG_GRAPH = 40  # forward nodes above which inner modules open collapsed
-BIG_UPDATE = 4  # parameters above which the whole update is one box
 READABLE_SCALE = 0.8  # Find zooms in below this scale
 
-EMPTY_TEXT = (
-    "No graph yet.\nOpen a program (Ctrl+O) or pick a sample, then run (F5) or step (F11):\n"
-    "the graph of each training step grows here."
-)
 
-
-class GraphView(QGraphicsView):
+class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
     """The graph of the current step, growing as events arrive."""
 
     sig_node_selected = Signal(int)
@@ -135,7 +86,7 @@ class GraphView(QGraphicsView):
         self._colours: list[int] | None = None
         self._scope_boxes: dict[str, ScopeBox] | None = None
         self._generation = 0
-        self._task: _RelayoutTask | None = None
+        self._task: RelayoutTask | None = None
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
@@ -205,21 +156,6 @@ class GraphView(QGraphicsView):
             self._collapse_big()
             self.relayout()
 
-    def _collapse_big(self) -> None:
-        """Above BIG_GRAPH forward nodes, modules below the top level are boxes;
-        above BIG_UPDATE parameters, the whole update is one box."""
-        nodes = self.model.nodes
-        forward = sum(1 for n in nodes if not n.scope.startswith(UPDATE_SCOPE))
-        wanted = []
-        if forward > BIG_GRAPH:
-            wanted = [s for s in self.model.scopes() if s.count(".") >= 1]
-            wanted = [s for s in wanted if not s.startswith(UPDATE_SCOPE)]
-        if len(self.model.namer.parameters) > BIG_UPDATE:
-            wanted.append(UPDATE_SCOPE)
-        for scope in wanted:
-            if scope not in self.expanded and scope not in self.collapsed:
-                self.collapsed[scope] = self._box_width(scope)
-
     def _signature_of(self, node: GraphNode, preds: list[int]) -> tuple:
         return (node.kind, node.op, node.scope, tuple(preds))
 
@@ -256,13 +192,6 @@ class GraphView(QGraphicsView):
                 self.collapsed[scope] = self._box_width(scope)
                 self.layout.collapse_new(scope, self.collapsed[scope])
         self.layout.add_node(node.index, preds, node.kind, self._node_width(node), scope)
-
-    def _box_width(self, scope: str) -> float:
-        # an update box is placed before its optimizer's name arrives: room for one
-        update = scope.startswith(UPDATE_SCOPE + ".") or scope == UPDATE_SCOPE
-        kind = "Optimizer" if update else self.scope_kinds.get(scope)
-        title = f"▸ {scope_title(scope)} ({kind or ''})"
-        return self._metrics.horizontalAdvance(title) + 40
 
     def _node_width(self, node: GraphNode) -> float:
         text = max(
@@ -303,21 +232,6 @@ class GraphView(QGraphicsView):
             self._colours = colours
         return self._colours
 
-    def scope_boxes(self) -> dict[str, ScopeBox]:
-        """The box of every expanded module call, outer ones first (cached)."""
-        if self._scope_boxes is None:
-            self._scope_boxes = scope_boxes(self.model, self.layout, self.collapsed)
-        return self._scope_boxes
-
-    def scope_rects(self) -> dict[str, QRectF]:
-        """Bounding rectangle of every expanded module call's box."""
-        return {scope: box.rect for scope, box in self.scope_boxes().items()}
-
-    def box_caption(self, scope: str) -> str:
-        """Second line of a collapsed scope's box: what it holds."""
-        ops = sum(1 for n in self.model.nodes if n.kind == "op" and _inside(n.scope, scope))
-        return f"{ops} op" + ("s" if ops != 1 else "")
-
     # -- selection and cursor ------------------------------------------------------------
 
     def _node_hit(self, scene_pos: QPointF) -> int | None:
@@ -341,20 +255,9 @@ class GraphView(QGraphicsView):
         index = self._node_hit(scene_pos)
         scope = None if index is None else self.layout.box_nodes().get(index)
         if scope is not None:
-            ops = [n.index for n in self.model.nodes if n.kind == "op" and _inside(n.scope, scope)]
+            ops = [n.index for n in self.model.nodes if n.kind == "op" and inside(n.scope, scope)]
             index = ops[-1] if ops else index
         return index
-
-    def scope_header_at(self, scene_pos: QPointF) -> str | None:
-        """The scope whose box title is at ``scene_pos``, or a collapsed box there."""
-        best = None
-        for scope, box in self.scope_boxes().items():
-            if box.header.contains(scene_pos):
-                best = scope  # inner scopes come later and win
-        if best is None:
-            index = self._node_hit(scene_pos)
-            best = None if index is None else self.layout.box_nodes().get(index)
-        return best
 
     def select(self, index: int | None, *, center: bool = False, emit: bool = False) -> None:
         self.selected = index
@@ -392,29 +295,12 @@ class GraphView(QGraphicsView):
 
     # -- collapse and relayout -------------------------------------------------------------
 
-    def toggle_scope(self, scope: str) -> None:
-        """Collapse a module scope into one box node, or expand it again; the zoom
-        stays, and the view follows the scope."""
-        if scope in self.collapsed:
-            del self.collapsed[scope]
-            self.expanded.add(scope)
-        else:
-            self.collapsed[scope] = self._box_width(scope)
-            self.expanded.discard(scope)
-        self._keep_view = True
-        self.relayout(wait=True)
-        members = [n.index for n in self.model.nodes if _inside(n.scope, scope)]
-        if members:
-            x, y = self.layout.positions()[1][members[-1]]
-            if math.isfinite(x):
-                self.centerOn(float(x), float(y))
-
     def relayout(self, *, wait: bool = False) -> None:
         """Tidy the whole graph in the thread pool (``wait``: block until done)."""
         if self._task is not None:
             self._task.cancelled = True
         self._generation += 1
-        task = _RelayoutTask(self.layout, self._generation, dict(self.collapsed))
+        task = RelayoutTask(self.layout, self._generation, dict(self.collapsed))
         task.signals.progress.connect(self.sig_layout_progress)
         task.signals.done.connect(self._on_relayout_done)
         task.setAutoDelete(False)
@@ -444,114 +330,6 @@ class GraphView(QGraphicsView):
     def busy(self) -> bool:
         """A relayout is running in the background."""
         return self._task is not None
-
-    # -- view -------------------------------------------------------------------------------
-
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        """The legend and the overview; the empty state when there is no graph yet."""
-        if self.model.nodes:
-            visible = self.mapToScene(self.viewport().rect()).boundingRect()
-            self.overlay.paint(painter, self, visible, self._whole_visible())
-            return
-        painter.save()
-        painter.resetTransform()
-        painter.setPen(QColor(120, 124, 135))
-        painter.drawText(
-            self.viewport().rect(),
-            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-            EMPTY_TEXT,
-        )
-        painter.restore()
-
-    def fit(self) -> None:
-        """The whole graph in view, above the legend; never above 150 %."""
-        rect = self.item.boundingRect()
-        if rect.isValid():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-            if self.transform().m11() > 1.5:
-                self.resetTransform()
-            free = self.viewport().height() - self.overlay.legend_height()
-            scale = self.transform().m11()
-            if rect.height() * scale > free > 0:  # it reaches down to the legend
-                factor = free / (rect.height() * scale)
-                self.scale(factor, factor)
-            self.centerOn(rect.center())
-            self.ensureVisible(rect, 0, 0)
-
-    def zoom(self, factor: float) -> None:
-        self.scale(factor, factor)
-
-    def wheelEvent(self, event) -> None:
-        self.zoom(1.0015 ** event.angleDelta().y())
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            target = self.overlay.overview_target(
-                event.position(), QRectF(self.viewport().rect()), self.item.boundingRect()
-            )
-            if target is not None and not self._whole_visible():
-                self.centerOn(target)
-                return
-            pos = self.mapToScene(event.position().toPoint())
-            index = self.node_at(pos)
-            if index is not None:
-                self.select(index, emit=True)
-                return
-        super().mousePressEvent(event)
-
-    def _whole_visible(self) -> bool:
-        visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        return visible.adjusted(-4, -4, 4, 4).contains(self.item.boundingRect())
-
-    def mouseMoveEvent(self, event) -> None:
-        super().mouseMoveEvent(event)
-        if event.buttons() != Qt.MouseButton.NoButton:
-            return
-        index = self.node_at(self.mapToScene(event.position().toPoint()))
-        if index != self._hovered:
-            self._hovered = index
-            if index is None:
-                QToolTip.hideText()
-            else:
-                node = self.model.nodes[index]
-                text = tooltip(node, self.scope_kinds.get(node.scope, ""))
-                QToolTip.showText(event.globalPosition().toPoint(), text, self)
-
-    def keyPressEvent(self, event) -> None:
-        """Arrow keys move the selection along edges (left: an input, right: a
-        consumer) and within a layer (up, down)."""
-        index = self._neighbour(event.key())
-        if index is None:
-            super().keyPressEvent(event)
-            return
-        self.select(index, center=True, emit=True)
-
-    def _neighbour(self, key: int) -> int | None:
-        i = self.selected
-        if i is None or i >= len(self.model.nodes):
-            return None
-        if key == Qt.Key.Key_Left:
-            preds = self.model.preds(i)
-            return preds[0] if preds else None
-        if key == Qt.Key.Key_Right:
-            users = [dst for src, dst in self.model.edges if src == i]
-            return users[0] if users else None
-        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
-            layers, xy = self.layout.layers(), self.layout.positions()[1]
-            same = [j for j in range(len(self.model.nodes)) if layers[j] == layers[i] and j != i]
-            if key == Qt.Key.Key_Up:
-                above = [j for j in same if xy[j, 1] < xy[i, 1]]
-                return max(above, key=lambda j: xy[j, 1]) if above else None
-            below = [j for j in same if xy[j, 1] > xy[i, 1]]
-            return min(below, key=lambda j: xy[j, 1]) if below else None
-        return None
-
-    def mouseDoubleClickEvent(self, event) -> None:
-        scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))
-        if scope is not None:
-            self.toggle_scope(scope)
-            return
-        super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event) -> None:
         node_menu(self, self.mapToScene(event.pos()), self).exec(event.globalPos())
