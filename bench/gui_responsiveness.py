@@ -34,7 +34,7 @@ making it: ``--gc-freeze N`` (the worker calls ``gc.freeze()`` every N events),
 (those docks hidden, so never repainted). The line then has a ``whatif`` field.
 
 Timings depend on the machine and its load: each line carries the 1-minute load
-average and the CPU count. The live run is bimodal: the worker thread and the
+average, the CPU count and the CPU model. The live run is bimodal: the worker thread and the
 GUI thread share the GIL, and once the GUI thread falls behind, its batches grow
 (see ``per_run_p50_ms``).
 """
@@ -47,6 +47,7 @@ import gc
 import io
 import json
 import os
+import platform
 import pstats
 import statistics
 import sys
@@ -77,9 +78,22 @@ SEED = 2024
 _TEMP_DIRS: list[tempfile.TemporaryDirectory] = []
 
 
+def cpu_model() -> str:
+    """The CPU's name as the OS reports it (Linux: /proc/cpuinfo; else platform)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def emit(record: dict) -> None:
     record["load_avg_1m"] = round(os.getloadavg()[0], 2)
     record["cpus"] = os.cpu_count()
+    record["cpu_model"] = cpu_model()
     print(json.dumps(record), flush=True)
 
 

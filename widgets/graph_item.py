@@ -86,6 +86,20 @@ def path_from_arrays(types: np.ndarray, xy: np.ndarray) -> QPainterPath:
     return path
 
 
+def _unique_rows(s: np.ndarray) -> np.ndarray:
+    """``np.unique(s, axis=0)`` for (n, 4) int64 rows: one sort of packed keys when the
+    values fit 16 bits each (chords on a pixel grid), else the general one."""
+    if not len(s):
+        return s
+    low = s.min(axis=0)
+    span = s - low
+    if span.max() >= 1 << 16:
+        return np.unique(s, axis=0)
+    key = (span[:, 0] << 48) | (span[:, 1] << 32) | (span[:, 2] << 16) | span[:, 3]
+    _, first = np.unique(key, return_index=True)
+    return s[np.sort(first)]
+
+
 class GraphSource(Protocol):
     """What ``GraphItem`` paints: the view's model, layout and drawing state."""
 
@@ -216,7 +230,7 @@ class GraphItem(QGraphicsItem):
                     chords += [q[:, j : j + 2].reshape(-1, 4) for j in range(q.shape[1] - 1)]
                 s = np.concatenate(chords)
                 s = s[(s[:, 0] != s[:, 2]) | (s[:, 1] != s[:, 3])]
-                s = np.unique(s, axis=0) if len(s) else s
+                s = _unique_rows(s)
                 types = np.tile(np.array([_MOVE, _LINE], np.int32), len(s))
                 paths.append(path_from_arrays(types, s.reshape(-1, 2) * grid))
             self._coarse = (grid, paths[0], paths[1])

@@ -75,6 +75,7 @@ class Overlay:
         self._picture: tuple[QImage, QRectF] | None = None  # overview, scene rect it shows
         self._stale = True
         self._drawn_at = 0.0
+        self._legend: QImage | None = None
         self.show_legend = True
         self.show_overview = True
 
@@ -116,18 +117,28 @@ class Overlay:
         painter.restore()
 
     def _paint_legend(self, painter: QPainter, viewport: QRectF) -> None:
-        """Two columns of colour keys and the gradient ramp, bottom left."""
+        """Two columns of colour keys and the gradient ramp, bottom left (drawn once
+        into an image, then copied)."""
+        if self._legend is None:
+            self._legend = self._draw_legend()
+        height = self._legend.height()
+        painter.drawImage(
+            QPointF(viewport.left() + MARGIN, viewport.bottom() - height - MARGIN), self._legend
+        )
+
+    def _draw_legend(self) -> QImage:
         metrics = QFontMetricsF(self._font)
         row = metrics.height() + 1
         entries = [*LEGEND, ("|grad| low→high", None)]
         rows = (len(entries) + 1) // 2
         col = max(metrics.horizontalAdvance(name) for name, _ in entries) + 24
-        box = QRectF(
-            viewport.left() + MARGIN,
-            viewport.bottom() - rows * row - 8 - MARGIN,
-            2 * col,
-            rows * row + 8,
+        box = QRectF(0.5, 0.5, 2 * col, rows * row + 8)
+        image = QImage(
+            int(box.width()) + 2, int(box.height()) + 2, QImage.Format_ARGB32_Premultiplied
         )
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        painter.setFont(self._font)
         painter.setPen(QPen(PANEL_PEN, 1))
         painter.setBrush(PANEL)
         painter.drawRoundedRect(box, 4, 4)
@@ -142,6 +153,8 @@ class Overlay:
                 painter.drawRect(QRectF(x + j * w, y + 2, w, row - 4))
             painter.setPen(QColor(40, 44, 52))
             painter.drawText(QPointF(x + 16, y + metrics.ascent()), name)
+        painter.end()
+        return image
 
     def legend_height(self) -> float:
         """Pixels the legend takes at the bottom of the view (fit leaves them free)."""

@@ -33,7 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
 from core.debug.naming import UPDATE_SCOPE, names_of_step
-from core.observe.events import StepStarted
+from core.observe.events import StepStarted, TensorCreated
 from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp
 from widgets.graph_interaction import GraphInteractionMixin
 from widgets.graph_item import NODE_HEIGHT, GraphItem
@@ -113,8 +113,16 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         # The model keeps one step: a batch spanning several steps needs, before its
         # last StepStarted, only what outlives a step (names, leaves, resets).
         last = last_step_start(events)
+        names_from = last_step_start(events[:last])  # the names need one step back
         for k in range(last):
-            if model.skip(events[k], start + k) == "reset":
+            event = events[k]
+            if (
+                k < names_from
+                and type(event) is not TensorCreated
+                and type(event) is not StepStarted
+            ):
+                continue  # a step whose graph and names are not needed: only its leaves
+            if model.skip(event, start + k) == "reset":
                 self._on_new_step()
         for k in range(last, len(events)):
             if model.feed(events[k], start + k) == "reset":
@@ -219,16 +227,20 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
             finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
             lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
             colours = []
+            by_op: dict[tuple[str, str], int] = {}  # one lookup per kind of node
+            bad = NONFINITE.rgba()
             for n in self.model.nodes:
                 if n.nonfinite:
-                    colour = NONFINITE
+                    colours.append(bad)
                 elif n.backward and n.grad_stats is not None:
                     v = n.grad_norm
                     t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colour = ramp(t)
+                    colours.append(ramp(t).rgba())
                 else:
-                    colour = op_colour(n)
-                colours.append(colour.rgba())
+                    key = (n.kind, n.op)
+                    if key not in by_op:
+                        by_op[key] = op_colour(n).rgba()
+                    colours.append(by_op[key])
             self._colours = colours
         return self._colours
 
