@@ -91,6 +91,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self._log_refreshed = 0.0
         self._graph_fed = 0  # events the live graph was given
         self._graph_due = 0  # events that arrived for it
+        self._graph_fed_at = 0.0  # perf_counter() of the last feeding
         self._feed_timer = QTimer(self)
         self._feed_timer.setSingleShot(True)
         self._feed_timer.timeout.connect(self._feed_graph)

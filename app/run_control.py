@@ -23,6 +23,8 @@ LOG_REFRESH_S = 0.1  # while running; every pause and step refreshes at once
 LOG_CHUNK = 5000  # events taken into the log per refresh while running (about 2 ms)
 FEED_BUDGET_S = 0.008  # GUI-thread time for drawing arrived events per turn of the loop
 FEED_SLICE = 2000  # events given to the graph at once
+FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its turn
+FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
 
 
@@ -131,8 +133,15 @@ class RunControlMixin:
             return
         events = rec.events[start:stop]
         self._graph_due = max(self._graph_due, stop)
-        if rec.live and self._session().state != "stopped":
-            self._feed_graph()
+        state = self._session().state
+        if rec.live and state != "stopped":
+            # a run at full speed replaces its step's graph many times a second: draw
+            # the newest one at most every FEED_INTERVAL_S (stepping draws at once)
+            wait = FEED_INTERVAL_S - (time.perf_counter() - self._graph_fed_at)
+            if wait <= 0 or state != "running":
+                self._feed_graph()
+            elif not self._feed_timer.isActive():
+                self._feed_timer.start(int(wait * 1000) + 1)
         self._refresh_log()
         for event in events:
             if type(event) is StepEnded and event.loss is not None:
@@ -145,7 +154,7 @@ class RunControlMixin:
         event loop, so keys (Shift+F5) and repaints never wait behind a backlog. A
         backlog spanning steps jumps to the last step's start (its graph is drawn)."""
         rec = self.recording
-        began = time.perf_counter()
+        began = self._graph_fed_at = time.perf_counter()
         while self._graph_fed < self._graph_due and rec.live:
             start = self._graph_fed
             newest = bisect.bisect_right(rec.steps, self._graph_due - 1) - 1
@@ -158,7 +167,7 @@ class RunControlMixin:
             if time.perf_counter() - began > FEED_BUDGET_S:
                 break
         if self._graph_fed < self._graph_due and not self._feed_timer.isActive():
-            self._feed_timer.start(0)
+            self._feed_timer.start(FEED_PAUSE_MS)
 
     def _refresh_log(self, force: bool = False) -> None:
         """New rows for the event log: while a run is live, at most LOG_CHUNK a

@@ -46,6 +46,7 @@ from widgets.graph_labels import (
     pixel_font,
 )
 from widgets.graph_model import GraphModel
+from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT
 from widgets.layout import Layout
 
 NODE_HEIGHT = 34.0
@@ -142,10 +143,10 @@ class GraphItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._edges = self._coarse = self._nodes = None
         x0, y0, x1, y1 = self.view.layout.bounds()
-        for rect in self.view.scope_rects().values():
-            x0, y0 = min(x0, rect.left()), min(y0, rect.top())
-            x1, y1 = max(x1, rect.right()), max(y1, rect.bottom())
-        self._rect = QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80)
+        # room for the module boxes around the nodes, without drawing them yet
+        depth = max((s.count(".") + 1 for s in self.view.model.scope_kinds), default=0)
+        side, top = 40 + depth * BOX_PAD, 40 + depth * (BOX_PAD + TITLE_HEIGHT)
+        self._rect = QRectF(x0 - side, y0 - top, x1 - x0 + 2 * side, y1 - y0 + top + side)
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -294,13 +295,13 @@ class GraphItem(QGraphicsItem):
         paint_titles(painter, titles, font, far, exposed.intersects)
 
     def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:
-        """Per-node QRectF and colour arrays, rebuilt when the layout or colours change."""
+        """Per-node rectangles and colours as arrays, and the far-out drawing (one
+        filled path per colour), rebuilt when the layout or the colours change."""
         cache = self._nodes
         if cache is None or cache["rects"] is not rects or cache["colours"] is not colours:
             n = min(len(rects), len(self.view.model.nodes), len(colours))
             r = rects[:n]
             ok = self.view.layout.drawn()[:n] & np.isfinite(r).all(axis=1)
-            boxes = [QRectF(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in r.tolist()]
             cache = {
                 "rects": rects,
                 "colours": colours,
@@ -309,22 +310,28 @@ class GraphItem(QGraphicsItem):
                 "ok": ok,
                 "count": int(ok.sum()),
                 "rgb": np.array(colours[:n], np.int64),
-                "boxes": boxes,
-                "all": self._grouped(np.flatnonzero(ok), np.array(colours[:n], np.int64), boxes),
+                "all": None,  # the far-out paths of every node, made when first drawn
             }
             self._nodes = cache
         return cache
 
     @staticmethod
-    def _grouped(index: np.ndarray, rgb: np.ndarray, boxes: list[QRectF]):
-        """[(argb, [QRectF, ...]), ...] of the nodes in ``index``, one entry per colour."""
+    def _grouped(index: np.ndarray, rgb: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """[(argb, node indexes), ...] of the nodes in ``index``, one entry per colour."""
         if not len(index):
             return []
         index = index[np.argsort(rgb[index], kind="stable")]
         cuts = np.flatnonzero(np.diff(rgb[index])) + 1
-        return [
-            (int(rgb[part[0]]), [boxes[i] for i in part.tolist()]) for part in np.split(index, cuts)
-        ]
+        return [(int(rgb[part[0]]), part) for part in np.split(index, cuts)]
+
+    @staticmethod
+    def _rects_path(r: np.ndarray) -> QPainterPath:
+        """Rectangles (x0, y0, x1, y1) as one path, built from arrays in one call."""
+        corners = np.stack(
+            [r[:, [0, 1]], r[:, [2, 1]], r[:, [2, 3]], r[:, [0, 3]], r[:, [0, 1]]], axis=1
+        )
+        types = np.tile(np.array([_MOVE, _LINE, _LINE, _LINE, _LINE], np.int32), len(r))
+        return path_from_arrays(types, corners.reshape(-1, 2))
 
     def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
         view = self.view
@@ -338,20 +345,27 @@ class GraphItem(QGraphicsItem):
             & (r[:, 1] <= exposed.bottom())
         )
         index = np.flatnonzero(visible)
-        if len(index) == cache["count"]:
-            groups = cache["all"]
-        else:
-            groups = self._grouped(index, cache["rgb"], cache["boxes"])
-        outline = QPen(QColor(90, 96, 110), 1.0)
-        outline.setCosmetic(True)
-        painter.setPen(outline if lod > 0.25 else Qt.PenStyle.NoPen)
-        for rgb, boxes in groups:
-            painter.setBrush(QColor.fromRgba(rgb))
-            if lod > 0.25:
-                for box in boxes:
-                    painter.drawRoundedRect(box, 5, 5)
+        if lod > 0.25:  # zoomed in: outlined rounded boxes, for the few in view
+            outline = QPen(QColor(90, 96, 110), 1.0)
+            outline.setCosmetic(True)
+            painter.setPen(outline)
+            for rgb, part in self._grouped(index, cache["rgb"]):
+                painter.setBrush(QColor.fromRgba(rgb))
+                for x0, y0, x1, y1 in r[part].tolist():
+                    painter.drawRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), 5, 5)
+        else:  # far out: one filled path per colour
+            if len(index) == cache["count"]:
+                if cache["all"] is None:
+                    groups = self._grouped(index, cache["rgb"])
+                    cache["all"] = [(rgb, self._rects_path(r[part])) for rgb, part in groups]
+                paths = cache["all"]
             else:
-                painter.drawRects(boxes)
+                groups = self._grouped(index, cache["rgb"])
+                paths = [(rgb, self._rects_path(r[part])) for rgb, part in groups]
+            painter.setPen(Qt.PenStyle.NoPen)
+            for rgb, path in paths:
+                painter.setBrush(QColor.fromRgba(rgb))
+                painter.drawPath(path)
         reps = view.layout.reps()
         for i, colour in ((view.current, CURRENT), (view.selected, SELECTED)):
             if i is not None and i < n and reps[i] >= 0:
@@ -361,7 +375,8 @@ class GraphItem(QGraphicsItem):
                 pen.setCosmetic(True)
                 painter.setPen(pen)
                 painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawRoundedRect(cache["boxes"][i], 5, 5)
+                x0, y0, x1, y1 = r[i].tolist()
+                painter.drawRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), 5, 5)
         if len(index) < 3000:
             self._paint_labels(painter, r, index, lod)
 

@@ -56,13 +56,7 @@ def scope_boxes(
     n = min(len(model.nodes), len(layout))
     rects, layers = layout.rects()[:n], layout.layers()[:n]
     drawn = layout.drawn()[:n] & np.isfinite(rects).all(axis=1)
-    boxed = layout.box_nodes()
-    columns: dict[str, dict[int, list[float]]] = {}
-    for i in np.flatnonzero(drawn).tolist():
-        scope = model.nodes[i].scope
-        if i in boxed:
-            scope = boxed[i].rpartition(".")[0]  # a collapsed box sits in its parent
-        _grow(columns.setdefault(scope, {}), int(layers[i]), rects[i].tolist())
+    columns = _columns(layout, n, drawn, rects, layers)
     scopes = [s for s in model.scopes() if s != UPDATE_SCOPE and s not in collapsed]
     scopes = [s for s in scopes if not any(inside(s, c) for c in collapsed)]
     made: dict[str, dict[int, list[float]]] = {}
@@ -75,6 +69,37 @@ def scope_boxes(
         if own:
             made[scope] = _padded(own)
     return {s: _box(made[s]) for s in sorted(made, key=lambda s: (s.count("."), s))}
+
+
+def _columns(layout: Layout, n: int, drawn, rects, layers) -> dict[str, dict[int, list[float]]]:
+    """Per scope, per layer, the rectangle around the scope's own drawn nodes (a
+    collapsed box counts as its parent's), grouped with NumPy, not node by node."""
+    group, names = layout.groups()
+    names = list(names)
+    group = group[:n].copy()
+    for r, scope in layout.box_nodes().items():  # a collapsed box sits in its parent
+        if r < n:
+            parent = scope.rpartition(".")[0]
+            if parent not in names:
+                names.append(parent)
+            group[r] = names.index(parent)
+    index = np.flatnonzero(drawn)
+    key = group[index] * (int(layers.max(initial=0)) + 2) + (layers[index] + 1)
+    order = np.argsort(key, kind="stable")
+    key, index = key[order], index[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    if not len(index):
+        return {}
+    r = rects[index]
+    lo = np.minimum.reduceat(r[:, :2], starts)
+    hi = np.maximum.reduceat(r[:, 2:], starts)
+    width = int(layers.max(initial=0)) + 2
+    columns: dict[str, dict[int, list[float]]] = {}
+    for k, start in enumerate(starts.tolist()):
+        g, layer = divmod(int(key[start]), width)
+        cols = columns.setdefault(names[g], {})
+        cols[layer - 1] = [float(lo[k, 0]), float(lo[k, 1]), float(hi[k, 0]), float(hi[k, 1])]
+    return columns
 
 
 def _grow(cols: dict[int, list[float]], layer: int, r: list[float]) -> None:

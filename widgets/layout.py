@@ -196,6 +196,11 @@ class Layout(PlacementMixin):
             self._collapsed[scope] = width
             self._key_cache.clear()
 
+    def groups(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(group index of each node in arrival order, the group names)."""
+        with self._lock:
+            return np.array(self._group, np.int64), tuple(self._groups)
+
     def has_group(self, group: str) -> bool:
         """Whether a node of ``group`` was added."""
         return group in self._group_index
