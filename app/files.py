@@ -82,6 +82,7 @@ class FilesMixin:
         self.setWindowTitle(f"{program.title} — Gradstep")
         self.source.set_source(program.path, program.source)
         self.about.show_program(program.title, program.description)
+        self.samples.set_current_path(program.path)
         key = self._breakpoints_key()
         self.breakpoints.set_breakpoints(from_json(self.settings.value(key, "[]")))
         self._remember(program.path)

@@ -227,3 +227,22 @@ def test_status_bar_phase_and_text_follow_the_cursor_back(qtbot, window):
     assert window.status_reason.text().startswith("gradient added into")
     window.seek(backward_end + 3)
     assert window.status_phase.text() == "paused · update"
+
+
+def test_a_big_graph_opens_with_inner_modules_collapsed_and_legible_at_fit(qtbot, window):
+    window.steps.setValue(2)
+    assert window.open_program(sample("attention.py"), then="run")
+    wait_state(qtbot, window, "finished")
+    qtbot.waitUntil(lambda: not window.graph.busy, timeout=WAIT)
+    graph = window.graph
+    assert {"model.block", "model.tokens", UPDATE_SCOPE} <= set(graph.collapsed)
+    assert "model" not in graph.collapsed, "the top level stays open"
+    graph.fit()
+    on_screen = graph.transform().m11() * 34.0  # a node's height in pixels
+    assert on_screen >= 13, "names are drawn at fit (at least 8 px text)"
+    scale = graph.transform().m11()
+    graph.toggle_scope("model.block")  # as a double-click on its title does
+    assert "model.block" not in graph.collapsed and "model.block" in graph.expanded
+    assert "model.block.attn" in graph.collapsed, "inner modules of it stay boxes"
+    assert graph.transform().m11() == pytest.approx(scale), "expanding keeps the zoom"
+    assert window.samples.list_widget().currentItem().text().startswith("Attention")

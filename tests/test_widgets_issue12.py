@@ -122,3 +122,15 @@ def test_a_one_element_vector_is_shown_as_its_value(qtbot):
     a = np.array([0.25], np.float32)
     panel.show_tensor(a, summarize(a))
     assert panel.values_text() == "value = 0.25"
+
+
+def test_a_batch_of_activations_opens_as_a_slice_not_as_tiles(qtbot):
+    a = np.zeros((32, 8, 8, 8), np.float32)
+    panel = shown(qtbot, TensorPanel(), (430, 420))
+    panel.show_tensor(a, summarize(a))
+    assert not panel.tiled() and panel.heatmap_image().shape == (8, 8)
+    panel.set_tiled(True)
+    assert panel.heatmap_image().shape == (32 * 9 - 1, 8 * 9 - 1)
+    w = np.zeros((8, 1, 3, 3), np.float32)
+    panel.show_tensor(w, summarize(w))
+    assert panel.tiled(), "the next weight opens as tiles again"

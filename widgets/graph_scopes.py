@@ -149,12 +149,14 @@ class ScopesMixin:
     def _collapse_big(self) -> None:
         """Above BIG_GRAPH forward nodes, modules below the top level are boxes;
         above BIG_UPDATE parameters, the whole update is one box."""
-        nodes = self.model.nodes
-        forward = sum(1 for n in nodes if not n.scope.startswith(UPDATE_SCOPE))
+        # the laid-out step: the model may already hold the next step's first events
+        group, names = self.layout.groups()
+        update = np.array([n.startswith(UPDATE_SCOPE) for n in names] or [False], bool)
+        forward = int((~update[group]).sum()) if len(group) else 0
         wanted = []
         if forward > BIG_GRAPH:
-            wanted = [s for s in self.model.scopes() if s.count(".") >= 1]
-            wanted = [s for s in wanted if not s.startswith(UPDATE_SCOPE)]
+            scopes = {".".join(n.split(".")[:k]) for n in names for k in range(2, n.count(".") + 2)}
+            wanted = sorted(s for s in scopes if not s.startswith(UPDATE_SCOPE))
         if len(self.model.namer.parameters) > BIG_UPDATE:
             wanted.append(UPDATE_SCOPE)
         for scope in wanted:

@@ -23,6 +23,7 @@ from widgets.data import (
 )
 
 SAMPLE_LIMIT = 200_000  # elements looked at for colour levels without statistics
+MAX_TILES = 64  # 4-D values with at most this many (out, in) tiles open as a tile grid
 
 
 def style_plot(plot: pg.PlotItem) -> None:
@@ -139,7 +140,7 @@ class HeatmapMixin:
             image, rows, cols = tile_filters(a)
             self._grid = (rows, cols, a.shape)
             self._slice_label.setText(
-                f"{a.shape[0]}×{a.shape[1]} filters of {a.shape[2]}×{a.shape[3]}, tiled"
+                f"{a.shape[0]}×{a.shape[1]} tiles of {a.shape[2]}×{a.shape[3]}"
             )
             self._update_heatmap(image)
             return
@@ -149,14 +150,18 @@ class HeatmapMixin:
         self._update_heatmap(a[index] if index else a)
 
     def tiled(self) -> bool:
-        """The heatmap shows every filter of a 4-D weight as a tile."""
-        return self._tiles and self._array is not None and self._array.ndim == 4
+        """The heatmap shows every filter of a 4-D weight as a tile (by default when
+        there are at most MAX_TILES: a batch of activations is shown a slice at a time)."""
+        a = self._array
+        if a is None or a.ndim != 4:
+            return False
+        return self._tiles if self._tiles is not None else a.shape[0] * a.shape[1] <= MAX_TILES
 
     def set_tiled(self, on: bool) -> None:
         """4-D weights: every filter as a tile (on), or one 2-D slice (off)."""
         self._on_tiles_toggled(on)
 
-    def _on_tiles_toggled(self, on: bool) -> None:
+    def _on_tiles_toggled(self, on: bool | None) -> None:
         self._tiles = on
         self._on_slice_changed()
 
@@ -214,9 +219,9 @@ class HeatmapMixin:
         if ndim <= 2:
             return
         if ndim == 4:
-            tiles = QCheckBox("all filters")
+            tiles = QCheckBox("tiles")
             tiles.setToolTip("Every (out, in) filter as a tile; off: one 2-D slice")
-            tiles.setChecked(self._tiles)
+            tiles.setChecked(self.tiled())
             tiles.toggled.connect(self._on_tiles_toggled)
             self._slice_layout.addWidget(tiles)
         self._slice_layout.addWidget(QLabel("slice"))

@@ -112,7 +112,7 @@ class TensorPanel(HeatmapMixin, QWidget):
         self._token = 0
         self._jobs: dict[int, _JobSignals] = {}
         self._pending = False
-        self._tiles = True  # 4-D weights: all filters as tiles (else one 2-D slice)
+        self._tiles: bool | None = None  # 4-D: tiles or one slice; None: by the shape
         self._grid: tuple | None = None  # (tile rows, tile columns, shape) while tiled
 
         self._empty = _muted("")
@@ -234,6 +234,7 @@ class TensorPanel(HeatmapMixin, QWidget):
         self._values_caption.setText("")
         self._legend = ""
         self._update_stats()
+        self._tiles = None  # a new tensor: tiles or a slice by its own shape
         self._update_slice_chooser()
         self._update_values(note)
         self._update_histogram(note)
