@@ -92,6 +92,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self._graph_fed = 0  # events the live graph was given
         self._graph_due = 0  # events that arrived for it
         self._graph_fed_at = 0.0  # perf_counter() of the last feeding
+        self._graph_drawn_at = 0.0  # ... and of the last drawing
         self._feed_timer = QTimer(self)
         self._feed_timer.setSingleShot(True)
         self._feed_timer.timeout.connect(self._feed_graph)

@@ -22,9 +22,10 @@ from widgets.breakpoints import to_json
 LOG_REFRESH_S = 0.1  # while running; every pause and step refreshes at once
 LOG_CHUNK = 5000  # events taken into the log per refresh while running (about 2 ms)
 FEED_BUDGET_S = 0.008  # GUI-thread time for drawing arrived events per turn of the loop
-FEED_SLICE = 2000  # events given to the graph at once
+FEED_SLICE = 250  # events given to the graph at once (about 10 ms of laying out)
 FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its turn
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
+FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
 
 
@@ -136,8 +137,8 @@ class RunControlMixin:
         state = self._session().state
         if rec.live and state != "stopped":
             # a run at full speed replaces its step's graph many times a second: draw
-            # the newest one at most every FEED_INTERVAL_S (stepping draws at once)
-            wait = FEED_INTERVAL_S - (time.perf_counter() - self._graph_fed_at)
+            # the newest one at most every FEED_INTERVAL_S; stepping draws at once
+            wait = self._feed_interval() - (time.perf_counter() - self._graph_fed_at)
             if wait <= 0 or state != "running":
                 self._feed_graph()
             elif not self._feed_timer.isActive():
@@ -162,12 +163,21 @@ class RunControlMixin:
                 end = rec.steps[newest] + 1
             else:
                 end = min(self._graph_due, start + FEED_SLICE)
-            self.graph.feed(rec.events[start:end], start)
+            self.graph.feed(rec.events[start:end], start, draw=False)
             self._graph_fed = end
             if time.perf_counter() - began > FEED_BUDGET_S:
                 break
+        caught_up = self._graph_fed >= self._graph_due
+        if caught_up or began - self._graph_drawn_at > self._feed_interval():
+            self._graph_drawn_at = began
+            self.graph.redraw()
         if self._graph_fed < self._graph_due and not self._feed_timer.isActive():
             self._feed_timer.start(FEED_PAUSE_MS)
+
+    def _feed_interval(self) -> float:
+        """How often a running model's graph is fed and drawn: less often as it
+        grows (each drawing of a big graph costs the GUI thread)."""
+        return FEED_INTERVAL_S * (1 + len(self.graph.model.nodes) / FEED_NODES)
 
     def _refresh_log(self, force: bool = False) -> None:
         """New rows for the event log: while a run is live, at most LOG_CHUNK a

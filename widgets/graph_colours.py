@@ -55,6 +55,26 @@ def op_colour(node: GraphNode) -> QColor:
     return NETWORK_COLOUR
 
 
+def _ramp_table(steps: int = 256) -> list[int]:
+    table = []
+    for k in range(steps):
+        t = k / (steps - 1) * (len(RAMP) - 1)
+        i = min(int(t), len(RAMP) - 2)
+        f = t - i
+        a, b = RAMP[i], RAMP[i + 1]
+        rgb = [round(x + (y - x) * f) for x, y in zip(a.getRgb()[:3], b.getRgb()[:3])]
+        table.append((0xFF << 24) | (rgb[0] << 16) | (rgb[1] << 8) | rgb[2])
+    return table
+
+
+RAMP_ARGB = _ramp_table()  # the ramp as ARGB numbers: colouring nodes needs no QColor
+
+
+def ramp_argb(t: float) -> int:
+    """ARGB at ``t`` in [0, 1] on the gradient ramp (256 steps)."""
+    return RAMP_ARGB[round(min(max(t, 0.0), 1.0) * (len(RAMP_ARGB) - 1))]
+
+
 def ramp(t: float) -> QColor:
     """Colour at ``t`` in [0, 1] on the gradient ramp."""
     t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)

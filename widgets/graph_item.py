@@ -325,7 +325,7 @@ class GraphItem(QGraphicsItem):
         return [(int(rgb[part[0]]), part) for part in np.split(index, cuts)]
 
     @staticmethod
-    def _rects_path(r: np.ndarray) -> QPainterPath:
+    def rects_path(r: np.ndarray) -> QPainterPath:
         """Rectangles (x0, y0, x1, y1) as one path, built from arrays in one call."""
         corners = np.stack(
             [r[:, [0, 1]], r[:, [2, 1]], r[:, [2, 3]], r[:, [0, 3]], r[:, [0, 1]]], axis=1
@@ -357,11 +357,11 @@ class GraphItem(QGraphicsItem):
             if len(index) == cache["count"]:
                 if cache["all"] is None:
                     groups = self._grouped(index, cache["rgb"])
-                    cache["all"] = [(rgb, self._rects_path(r[part])) for rgb, part in groups]
+                    cache["all"] = [(rgb, self.rects_path(r[part])) for rgb, part in groups]
                 paths = cache["all"]
             else:
                 groups = self._grouped(index, cache["rgb"])
-                paths = [(rgb, self._rects_path(r[part])) for rgb, part in groups]
+                paths = [(rgb, self.rects_path(r[part])) for rgb, part in groups]
             painter.setPen(Qt.PenStyle.NoPen)
             for rgb, path in paths:
                 painter.setBrush(QColor.fromRgba(rgb))

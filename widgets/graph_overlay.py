@@ -23,6 +23,7 @@ from widgets.graph_colours import (
     NONFINITE,
     RAMP,
 )
+from widgets.graph_item import GraphItem
 from widgets.graph_model import GraphNode
 
 OVERVIEW_SIZE = (180, 110)  # pixels, at most
@@ -205,9 +206,9 @@ class Overlay:
         w = np.maximum((r[:, 2] - r[:, 0]) * sx, 1.5)
         h = np.maximum((r[:, 3] - r[:, 1]) * sy, 1.5)
         rgb = np.array(colours, np.int64)[index]
-        for colour in np.unique(rgb).tolist():  # one call per colour
-            sel = np.flatnonzero(rgb == colour).tolist()
+        boxes = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+        for colour in np.unique(rgb).tolist():  # one filled path per colour
             p.setBrush(QColor.fromRgba(colour))
-            p.drawRects([QRectF(x0[k], y0[k], w[k], h[k]) for k in sel])
+            p.drawPath(GraphItem.rects_path(boxes[rgb == colour]))
         p.end()
         return image

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
 from core.debug.naming import UPDATE_SCOPE, names_of_step
 from core.observe.events import StepStarted, TensorCreated
-from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp
+from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp_argb
 from widgets.graph_interaction import GraphInteractionMixin
 from widgets.graph_item import NODE_HEIGHT, GraphItem
 from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
@@ -89,7 +89,9 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._task: RelayoutTask | None = None
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
+        self._advance: dict[str, float] = {}  # character -> its advance in the font
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
+        self._stale = False  # nodes were fed that the drawing does not show yet
         self._hovered: int | None = None
         self.overlay = Overlay()
         self.setMouseTracking(True)
@@ -107,8 +109,10 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
 
     # -- feeding -------------------------------------------------------------------------
 
-    def feed(self, events: Sequence[Any], start: int) -> None:
-        """Apply a batch of events (``events[k]`` is event number ``start + k``)."""
+    def feed(self, events: Sequence[Any], start: int, *, draw: bool = True) -> None:
+        """Apply a batch of events (``events[k]`` is event number ``start + k``);
+        ``draw=False`` leaves the drawing as it is until ``redraw`` (a caller feeding
+        a backlog in slices draws once, not after every slice)."""
         model = self.model
         # The model keeps one step: a batch spanning several steps needs, before its
         # last StepStarted, only what outlives a step (names, leaves, resets).
@@ -130,9 +134,17 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         changed = model.take_changed()
         grew = self._place_new()
         if grew or changed:
-            self._update_drawing()
+            self._stale = True
+        if draw:
+            self.redraw()
         if last > 0 or (events and type(events[0]) is StepStarted):
             self.tidy_once()  # a step's graph was complete when the next one began
+
+    def redraw(self) -> None:
+        """Show what was fed since the drawing was last brought up to date."""
+        if self._stale:
+            self._stale = False
+            self._update_drawing()
 
     def rebuild(self, events: Sequence[Any], start: int, before: Sequence[Any] = ()) -> None:
         """Show exactly the state after ``events`` (time travel): replay them.
@@ -201,11 +213,21 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
                 self.layout.collapse_new(scope, self.collapsed[scope])
         self.layout.add_node(node.index, preds, node.kind, self._node_width(node), scope)
 
+    def _text_width(self, text: str) -> float:
+        """About the width of ``text`` in the view's font: the sum of its characters'
+        advances, each measured once (a Qt call per node stalls the GUI thread while
+        a run's worker holds the GIL)."""
+        width = 0.0
+        advance = self._advance
+        for char in text:
+            w = advance.get(char)
+            if w is None:
+                w = advance[char] = self._metrics.horizontalAdvance(char)
+            width += w
+        return width
+
     def _node_width(self, node: GraphNode) -> float:
-        text = max(
-            self._metrics.horizontalAdvance(node.label),
-            self._metrics.horizontalAdvance(node.caption()) * 0.85,
-        )
+        text = max(self._text_width(node.label), self._text_width(node.caption()) * 0.85)
         return min(MAX_NODE_WIDTH, max(64.0, text + 20.0))  # longer names are cut
 
     # -- drawing state ----------------------------------------------------------------
@@ -235,7 +257,7 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
                 elif n.backward and n.grad_stats is not None:
                     v = n.grad_norm
                     t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colours.append(ramp(t).rgba())
+                    colours.append(ramp_argb(t))
                 else:
                     key = (n.kind, n.op)
                     if key not in by_op:
