@@ -134,3 +134,19 @@ def test_a_batch_of_activations_opens_as_a_slice_not_as_tiles(qtbot):
     w = np.zeros((8, 1, 3, 3), np.float32)
     panel.show_tensor(w, summarize(w))
     assert panel.tiled(), "the next weight opens as tiles again"
+
+
+def test_a_tensor_value_is_copied_and_saved_as_npy(qtbot, tmp_path):
+    from PySide6.QtGui import QGuiApplication
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    panel = shown(qtbot, TensorPanel())
+    panel.show_tensor(a, summarize(a))
+    text = panel.copy_values()
+    assert QGuiApplication.clipboard().text() == text and "[3., 4., 5.]" in text
+    path = tmp_path / "v.npy"
+    panel.save_values(str(path))
+    np.testing.assert_array_equal(np.load(path), a)
+    panel.show_tensor(None, summarize(a), shape=(2, 3), dtype="float32")
+    with pytest.raises(OSError, match="not kept"):
+        panel.save_values(str(path))

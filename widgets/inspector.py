@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, NodeInfo, format_number
+from widgets.histogram import ASYNC_THRESHOLD
 from widgets.tensor_panel import (
-    ASYNC_THRESHOLD,
     BAR_LIMIT,
     LINE_LIMIT,
     SHOW_VALUES_LIMIT,

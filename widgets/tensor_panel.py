@@ -11,36 +11,38 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.observe.events import Stats
-from core.observe.stats import summarize
 from widgets.data import (
     CURVE_COLOR,
     MUTED_COLOR,
     PLOT_BACKGROUND,
     WARNING_COLOR,
     format_number,
-    histogram,
 )
 from widgets.heatmap import HeatmapMixin, style_plot
+from widgets.histogram import HistogramMixin
 
-ASYNC_THRESHOLD = 200_000  # elements; larger arrays are summarized off the GUI thread
 BAR_LIMIT = 64  # 1-D values up to this length are drawn as bars, longer as a line
 SHOW_VALUES_LIMIT = 16  # 1-D values up to this length are also listed as numbers
 LINE_LIMIT = 1_000_000  # 1-D values longer than this are not plotted
+COPY_LIMIT = 100_000  # elements copied in full; more are shortened with "..."
 STAT_NAMES = ("min", "max", "mean", "std", "norm", "size", "nan", "inf", "zeros")
 FINITE_STATS = ("min", "max", "mean", "std", "norm")  # over the finite values only
 
@@ -68,37 +70,7 @@ def _vbox(*items) -> QWidget:
     return box
 
 
-def _summarize(array: np.ndarray, stats: Stats | None):
-    if stats is None:
-        stats = summarize(array)
-    counts, edges = histogram(array)
-    return stats, counts, edges
-
-
-class _JobSignals(QObject):
-    done = Signal(int, object, object, object)  # token, stats, counts, edges
-
-
-class _SummaryJob(QRunnable):
-    """Histogram (and statistics, when none were given) of one array, in a pool thread."""
-
-    def __init__(self, token: int, array: np.ndarray, stats: Stats | None) -> None:
-        super().__init__()
-        self.signals = _JobSignals()
-        self._token = token
-        self._array = array
-        self._stats = stats
-
-    def run(self) -> None:
-        result = _summarize(self._array, self._stats)
-        self._array = None
-        try:
-            self.signals.done.emit(self._token, *result)
-        except RuntimeError:  # the signals object went with the app at shutdown
-            pass
-
-
-class TensorPanel(HeatmapMixin, QWidget):
+class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
     """Statistics, histogram and heatmap (or values) of one tensor."""
 
     sig_summary_ready = Signal()
@@ -110,7 +82,7 @@ class TensorPanel(HeatmapMixin, QWidget):
         self._array: np.ndarray | None = None
         self._stats: Stats | None = None
         self._token = 0
-        self._jobs: dict[int, _JobSignals] = {}
+        self._jobs: dict[int, QObject] = {}  # histogram jobs under way, by token
         self._pending = False
         self._tiles: bool | None = None  # 4-D: tiles or one slice; None: by the shape
         self._grid: tuple | None = None  # (tile rows, tile columns, shape) while tiled
@@ -128,7 +100,7 @@ class TensorPanel(HeatmapMixin, QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         self._header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        content = _vbox(self._header, self._build_stats(), (splitter, 1))
+        content = _vbox(self._build_header(), self._build_stats(), (splitter, 1))
         self._stack = QStackedWidget()
         self._stack.addWidget(self._empty)
         self._stack.addWidget(content)
@@ -136,6 +108,48 @@ class TensorPanel(HeatmapMixin, QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._stack)
         self.show_tensor(None, None, empty_text="Nothing to show")
+
+    def _build_header(self) -> QWidget:
+        """Shape, dtype and device, with Copy and Save .npy for the values."""
+        self._copy = QToolButton()
+        self._copy.setText("Copy")
+        self._copy.setToolTip("Copy the values as text (NumPy's repr)")
+        self._copy.clicked.connect(self.copy_values)
+        self._save = QToolButton()
+        self._save.setText("Save .npy…")
+        self._save.setToolTip("Save the values to a NumPy file")
+        self._save.clicked.connect(self._on_save_clicked)
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._header, 1)
+        layout.addWidget(self._copy)
+        layout.addWidget(self._save)
+        return row
+
+    def copy_values(self) -> str:
+        """Put the values on the clipboard as text; returns the text."""
+        if self._array is None:
+            return ""
+        with np.printoptions(threshold=COPY_LIMIT, linewidth=120):
+            text = repr(self._array)
+        QGuiApplication.clipboard().setText(text)
+        return text
+
+    def save_values(self, path: str) -> None:
+        """Write the values to ``path`` as a .npy file (OSError when it cannot)."""
+        if self._array is None:
+            raise OSError("no values to save: they were not kept")
+        np.save(path, self._array, allow_pickle=False)
+
+    def _on_save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save values", "values.npy", "NumPy (*.npy)")
+        if not path:
+            return
+        try:
+            self.save_values(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Could not save", f"{path}: {exc}")
 
     def _build_stats(self) -> QWidget:
         self._stat_labels = {name: QLabel() for name in STAT_NAMES}
@@ -156,21 +170,6 @@ class TensorPanel(HeatmapMixin, QWidget):
             grid.addWidget(value, row, 2 * col + 1)
             grid.setColumnStretch(2 * col + 1, 1)
         return box
-
-    def _build_histogram(self) -> QWidget:
-        self._hist_plot = pg.PlotWidget(background=PLOT_BACKGROUND)
-        self._hist_plot.setMinimumHeight(50)
-        self._hist_plot.setMaximumHeight(150)
-        style_plot(self._hist_plot.getPlotItem())
-        self._hist_plot.getPlotItem().setLabel("left", "count")
-        brush = QColor(CURVE_COLOR).lighter(170)
-        self._hist_curve = pg.PlotDataItem(
-            stepMode="center", fillLevel=0, pen=CURVE_COLOR, brush=brush
-        )
-        self._hist_plot.addItem(self._hist_curve)
-        self._hist_caption = QLabel()
-        self._hist_box = _vbox((self._hist_plot, 1), self._hist_caption)
-        return self._hist_box
 
     def _build_values(self) -> QWidget:
         self._values_text = _muted("")
@@ -229,6 +228,8 @@ class TensorPanel(HeatmapMixin, QWidget):
         if self._array is not None:
             shape, dtype = self._array.shape, str(self._array.dtype)
         self._header.setText(f"shape {tuple(shape)}  ·  {dtype}  ·  {device}")
+        self._copy.setEnabled(self._array is not None)
+        self._save.setEnabled(self._array is not None)
         self._stack.setCurrentIndex(1)
         self._hist_box.setVisible(self._array is None or self._array.size > 1)
         self._values_caption.setText("")
@@ -251,16 +252,6 @@ class TensorPanel(HeatmapMixin, QWidget):
         """Displayed statistics, by name."""
         return {name: label.text() for name, label in self._stat_labels.items()}
 
-    def histogram_data(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(counts, edges) as plotted, or None while none is shown."""
-        if self._hist_curve.yData is None or len(self._hist_curve.yData) == 0:
-            return None
-        return self._hist_curve.yData, self._hist_curve.xData
-
-    def is_pending(self) -> bool:
-        """True while the histogram is being computed off the GUI thread."""
-        return self._pending
-
     def values_text(self) -> str:
         return self._values_text.text()
 
@@ -282,25 +273,6 @@ class TensorPanel(HeatmapMixin, QWidget):
             warn = name in ("nan", "inf") and bool(value)
             label.setProperty("warning", warn)
             label.setStyleSheet(f"color: {WARNING_COLOR}; font-weight: bold;" if warn else "")
-
-    def _update_histogram(self, note: str) -> None:
-        self._hist_curve.setData([], [])
-        array, token = self._array, self._token
-        if array is None:
-            self._hist_caption.setText(f"No histogram: {note or 'values not kept'}")
-            self._pending = False
-            self.sig_summary_ready.emit()
-            return
-        if array.size <= ASYNC_THRESHOLD:
-            self._pending = False
-            self._on_summary_done(token, *_summarize(array, self._stats))
-            return
-        self._pending = True
-        self._hist_caption.setText(f"Computing histogram of {array.size:,} values…")
-        job = _SummaryJob(token, array, self._stats)
-        job.signals.done.connect(self._on_summary_done)
-        self._jobs[token] = job.signals
-        QThreadPool.globalInstance().start(job)
 
     def _update_values(self, note: str) -> None:
         a = self._array
@@ -341,34 +313,3 @@ class TensorPanel(HeatmapMixin, QWidget):
         self._values_stack.setCurrentIndex(2)
 
     # -- events -------------------------------------------------------------------
-
-    def _on_summary_done(self, token: int, stats: Stats, counts, edges) -> None:
-        self._jobs.pop(token, None)
-        if token != self._token:
-            return
-        self._pending = False
-        if self._stats is None:
-            self._stats = stats
-            self._update_stats()
-            if self._array is not None and self._array.ndim >= 2:
-                self._on_slice_changed()
-        self._update_histogram_plot(counts, edges)
-        self.sig_summary_ready.emit()
-
-    def _update_histogram_plot(self, counts: np.ndarray, edges: np.ndarray) -> None:
-        stats = self._stats
-        bad = []
-        if stats is not None and stats.nan:
-            bad.append(f"{stats.nan:,} NaN")
-        if stats is not None and stats.inf:
-            bad.append(f"{stats.inf:,} Inf")
-        warn = f'<br><span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
-        suffix = warn if bad else ""
-        if counts.size == 0:
-            self._hist_caption.setText("No finite values" + suffix)
-            return
-        self._hist_curve.setData(edges, counts)
-        self._hist_plot.getPlotItem().enableAutoRange()
-        n = int(counts.sum())
-        bins = f"{counts.size} bin" + ("s" if counts.size > 1 else "")
-        self._hist_caption.setText(f"{n:,} finite values in {bins}" + suffix)
