@@ -102,6 +102,7 @@ class CursorMixin:
             self._show_node(self.graph.selected)
         self.event_log.set_cursor(i)
         self.loss.set_cursor_step(step)
+        self.params.set_cursor_step(step)
         source = source_of(rec, event)
         self.source.highlight_line(source.line if source is not None else None)
         scope = getattr(event, "scope", None)

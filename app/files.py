@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QFileDialog
 
+from app.param_series import ParamSeries
 from core.debug import program as programs
 from core.debug import recfile
 from core.debug.recording import Recording
@@ -158,6 +159,8 @@ class FilesMixin:
         self.event_log.reset(rec.events)
         self.event_log.extend()
         self.loss.set_losses([s for s, _ in rec.losses], [v for _, v in rec.losses])
+        self.param_series = ParamSeries()
+        self.params.clear()
         self.graph.clear()
         self.seek(len(rec.events) - 1)
         self.reason = "recording"

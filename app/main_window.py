@@ -36,7 +36,8 @@ from app.cursor import CursorMixin
 from app.files import FilesMixin
 from app.help import FIRST_STEPS, shortcut_sheet, show_page
 from app.jobs import Jobs
-from app.run_control import RunControlMixin
+from app.param_series import METRICS, ParamSeries
+from app.run_control import PARAMS_BACKLOG_MS, RunControlMixin
 from core.debug import program as programs
 from core.debug.recording import Recording
 from widgets.breakpoints import BreakpointsPanel
@@ -44,6 +45,7 @@ from widgets.event_log import EventLog
 from widgets.graph_view import GraphView
 from widgets.inspector import Inspector
 from widgets.loss_plot import LossPlot
+from widgets.param_plot import ParamPlot
 from widgets.program_note import ProgramNote
 from widgets.samples import SamplesBrowser, scan_samples
 from widgets.scope_stack import ScopeStack
@@ -68,6 +70,7 @@ PANELS = (
     Panel("breakpoints", "Breakpoints", Qt.DockWidgetArea.RightDockWidgetArea, "breakpoints"),
     Panel("events", "Event Log", Qt.DockWidgetArea.BottomDockWidgetArea, "event_log"),
     Panel("loss", "Loss", Qt.DockWidgetArea.BottomDockWidgetArea, "loss"),
+    Panel("params", "Parameters", Qt.DockWidgetArea.BottomDockWidgetArea, "params"),
     Panel("problems", "Problems", Qt.DockWidgetArea.BottomDockWidgetArea, "problems"),
 )
 
@@ -93,6 +96,10 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self._graph_due = 0  # events that arrived for it
         self._graph_fed_at = 0.0  # perf_counter() of the last feeding
         self._graph_drawn_at = 0.0  # ... and of the last drawing
+        self._params_timer = QTimer(self)  # reads the rest of a backlog of updates
+        self._params_timer.setSingleShot(True)
+        self._params_timer.setInterval(PARAMS_BACKLOG_MS)
+        self._params_drawn = 0.0  # monotonic() of the last drawing of the curves
         self._feed_timer = QTimer(self)
         self._feed_timer.setSingleShot(True)
         self._feed_timer.timeout.connect(self._feed_graph)
@@ -144,6 +151,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.breakpoints = BreakpointsPanel()
         self.event_log = EventLog([])
         self.loss = LossPlot()
+        self.params = ParamPlot(METRICS)
+        self.param_series = ParamSeries()
         self.problems = QPlainTextEdit()
         self.problems.setReadOnly(True)
         self.problems.setPlaceholderText(
@@ -165,6 +174,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.tabifyDockWidget(d["inspector"], d["scopes"])
         self.tabifyDockWidget(d["inspector"], d["breakpoints"])
         self.tabifyDockWidget(d["events"], d["loss"])
+        self.tabifyDockWidget(d["events"], d["params"])
         self.tabifyDockWidget(d["events"], d["problems"])
         for name in ("events", "samples", "inspector"):  # the samples first: what to open
             d[name].raise_()
@@ -305,6 +315,10 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.samples.sig_open.connect(self.open_path)
         self.loss.sig_step_clicked.connect(self._on_step_clicked)
         self.search.returnPressed.connect(lambda: self._find(self.search.text()))
+        self.docks["params"].visibilityChanged.connect(
+            lambda visible: visible and self._update_params(force=True)
+        )
+        self._params_timer.timeout.connect(self._update_params)
         self.docks["events"].visibilityChanged.connect(
             lambda visible: visible and self._refresh_log(force=True)
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from app import actions as A
 from app.node_info import last_op
+from app.param_series import METRICS, ParamSeries
 from app.replay import next_stop, phase_at
 from core.debug.session import Breakpoint, Session
 from core.observe.events import StepEnded
@@ -24,6 +25,9 @@ LOG_CHUNK = 5000  # events taken into the log per refresh while running (about 2
 FEED_BUDGET_S = 0.008  # GUI-thread time for drawing arrived events per turn of the loop
 FEED_SLICE = 250  # events given to the graph at once (about 10 ms of laying out)
 FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its turn
+PARAMS_BUDGET_S = 0.01  # GUI-thread time per turn for the per-parameter curves
+PARAMS_REDRAW_S = 0.5  # the curves are redrawn at most this often while a run goes
+PARAMS_BACKLOG_MS = 50  # the rest of a backlog of updates is read this much later
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
@@ -48,6 +52,8 @@ class RunControlMixin:
         self._graph_fed = self._graph_due = 0
         self.event_log.reset(session.recording.events)
         self.loss.set_losses([], [])
+        self.param_series = ParamSeries()
+        self.params.clear()
         self.inspector.show_node(None)
         self.clear_problem()
         self.bridge.start(session, paused=paused)
@@ -144,6 +150,7 @@ class RunControlMixin:
             elif not self._feed_timer.isActive():
                 self._feed_timer.start(int(wait * 1000) + 1)
         self._refresh_log()
+        self._update_params()
         for event in events:
             if type(event) is StepEnded and event.loss is not None:
                 self.loss.append(event.step, event.loss)
@@ -174,6 +181,22 @@ class RunControlMixin:
         if self._graph_fed < self._graph_due and not self._feed_timer.isActive():
             self._feed_timer.start(FEED_PAUSE_MS)
 
+    def _update_params(self, force: bool = False) -> None:
+        """Per-parameter curves: read new events while their panel is shown, in
+        slices of PARAMS_BUDGET_S (an update's ratio costs a pass over the
+        parameter), drawn at most every PARAMS_REDRAW_S unless ``force``."""
+        rec = self.recording
+        if rec is None or not (force or self.docks["params"].isVisible()):
+            return
+        done = self.param_series.take(rec, budget_s=PARAMS_BUDGET_S)
+        now = time.monotonic()
+        if done or force or now - self._params_drawn >= PARAMS_REDRAW_S:
+            self._params_drawn = now
+            for metric in METRICS:
+                self.params.set_series(metric, self.param_series.series(metric))
+        if not done and not self._params_timer.isActive():
+            self._params_timer.start()
+
     def _feed_interval(self) -> float:
         """How often a running model's graph is fed and drawn: less often as it
         grows (each drawing of a big graph costs the GUI thread)."""
@@ -200,6 +223,7 @@ class RunControlMixin:
         elif state in ("paused", "finished", "errored"):
             self.bridge.drain()
             self._refresh_log(force=True)
+            self._update_params()
             rec = self.recording
             if rec is not None and len(rec):
                 if state == "errored":

@@ -246,3 +246,21 @@ def test_a_big_graph_opens_with_inner_modules_collapsed_and_legible_at_fit(qtbot
     assert "model.block.attn" in graph.collapsed, "inner modules of it stay boxes"
     assert graph.transform().m11() == pytest.approx(scale), "expanding keeps the zoom"
     assert window.samples.list_widget().currentItem().text().startswith("Attention")
+
+
+def test_per_parameter_gradient_norms_and_update_ratios_are_plotted(qtbot, window):
+    window.steps.setValue(3)
+    window.docks["params"].raise_()
+    assert window.open_program(sample("mlp_moons.py"), then="run")
+    wait_state(qtbot, window, "finished")
+    plot = window.params
+    names = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    qtbot.waitUntil(lambda: set(plot.curve_names()) == names, timeout=WAIT)
+    steps, norms = plot.curve_data("fc1.weight")
+    assert steps.tolist() == [0, 1, 2] and (norms > 0).all()
+    plot._metric.setCurrentText("update / weight")
+    steps, ratios = plot.curve_data("fc2.weight")
+    assert steps.tolist() == [0, 1, 2] and ((ratios > 1e-5) & (ratios < 1)).all()
+    rec = window.recording
+    window.seek(rec.steps[1])
+    assert plot._cursor.isVisible() and plot._cursor.value() == 1
