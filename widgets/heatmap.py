@@ -44,7 +44,7 @@ class HeatmapMixin:
     def _build_heatmap(self) -> QWidget:
         view = pg.GraphicsLayoutWidget()
         view.setBackground(PLOT_BACKGROUND)
-        view.setMinimumHeight(150)
+        view.setMinimumHeight(110)
         self._heat_plot = view.addPlot()
         style_plot(self._heat_plot)
         self._heat_plot.invertY(True)
@@ -75,6 +75,8 @@ class HeatmapMixin:
         self._colorbar.setLevels(low=lo, high=hi)
         self._update_bad_overlay(image)
         self._update_heat_axes(h, w)
+        # tiles: square cells, a filter looks like one; a matrix fills the panel
+        self._heat_plot.setAspectLocked(self._grid is not None)
         self._heat_plot.setRange(xRange=(-0.5, w - 0.5), yRange=(-0.5, h - 0.5), padding=0)
         self._values_stack.setCurrentIndex(1)
 

@@ -57,7 +57,7 @@ class HistogramMixin:
     def _build_histogram(self) -> QWidget:
         self._hist_plot = pg.PlotWidget(background=PLOT_BACKGROUND)
         self._hist_plot.setMinimumHeight(50)
-        self._hist_plot.setMaximumHeight(150)
+        self._hist_plot.setMaximumHeight(110)
         style_plot(self._hist_plot.getPlotItem())
         self._hist_plot.getPlotItem().setLabel("left", "count")
         brush = QColor(CURVE_COLOR).lighter(170)

@@ -64,7 +64,7 @@ class Inspector(QWidget):
         self._info: NodeInfo | None = None
 
         self._title = QLabel()
-        self._title.setStyleSheet("font-size: 13pt; font-weight: bold;")
+        self._title.setStyleSheet("font-size: 12pt; font-weight: bold;")
         self._title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         names = ("kind", "op", "attributes", "scope", "source", "update")
         self._fields = {name: QLabel() for name in names}

@@ -99,6 +99,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([3000, 1000])  # by the stretch factors, not preferred heights
         self._header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         content = _vbox(self._build_header(), self._build_stats(), (splitter, 1))
         self._stack = QStackedWidget()
@@ -176,6 +177,10 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         self._values_text.setFont(_mono())
         self._values_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._values_stack = QStackedWidget()
+        # the plots take the height there is, no more: in the inspector's scroll area a
+        # plot's own preferred height pushed the filters out of view
+        self._values_stack.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        self._values_stack.setMinimumHeight(120)
         self._values_stack.addWidget(self._values_text)
         self._values_stack.addWidget(self._build_heatmap())
         self._values_stack.addWidget(self._build_line_plot())
