@@ -270,10 +270,12 @@ class RunControlMixin:
         s = self._session()
         if state is None:
             state = s.state if s is not None else "idle"
+        if rec is not None and (s is None or s.recording is not rec):
+            state = "recording"  # a reopened recording: no run behind it
         phase = s.phase if s is not None else ""
         if rec is not None and len(rec) and state != "running":
             phase = phase_at(rec.events, rec.position)  # the cursor's, live or not
-        ended = state == "finished" and (rec is None or rec.live)
+        ended = state in ("finished", "recording") and (rec is None or rec.live)
         self.status_phase.setText(f"{state}" + (f" · {phase}" if phase and not ended else ""))
         step = self._step_at(rec.position) if rec is not None and len(rec) else None
         self.status_step.setText(f"step {step}" if step is not None else "step –")

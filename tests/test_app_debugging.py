@@ -11,6 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from app import actions as A
 from app.main_window import SAMPLES_DIR, MainWindow
@@ -126,7 +127,9 @@ def test_a_reopened_recording_steps_forward_with_the_same_keys(qtbot, window, tm
     rec = window.recording
     head = len(rec) - 1
     start = rec.steps[1]
+    assert window.status_phase.text() == "recording"
     window.seek(start)  # the start of the last step, as many Shift+F10 would
+    assert window.status_phase.text() == "recording · forward"
     for action_id in (A.RUN, A.STEP_OVER, A.STEP_INTO, A.STEP_OUT):
         assert window.actions_by_id[action_id].isEnabled(), action_id
     qtbot.keyClick(window, Qt.Key.Key_F11)
@@ -264,3 +267,30 @@ def test_per_parameter_gradient_norms_and_update_ratios_are_plotted(qtbot, windo
     rec = window.recording
     window.seek(rec.steps[1])
     assert plot._cursor.isVisible() and plot._cursor.value() == 1
+
+
+def test_desktop_habits_arrow_keys_go_to_source_reset_layout_and_help(qtbot, window):
+    assert not window.docks["samples"].visibleRegion().isEmpty(), "the samples first"
+    window.steps.setValue(1)
+    assert window.open_program(sample("mlp_moons.py"), then="run")
+    wait_state(qtbot, window, "finished")
+    graph = window.graph
+    graph.select(graph.model.by_name["act.tanh"], emit=True)
+    graph.setFocus()
+    qtbot.keyClick(graph, Qt.Key.Key_Right)
+    assert window.selected_node_label() == "fc2.linear"
+    qtbot.keyClick(graph, Qt.Key.Key_Left)
+    assert window.selected_node_label() == "act.tanh"
+    assert window.inspector.node().title == "act.tanh"
+    node = graph.model.nodes[graph.selected]
+    graph.sig_go_to_source.emit(node.index)
+    assert window.source.highlighted_line() == node.source.line
+    assert not window.docks["source"].visibleRegion().isEmpty()
+    window.docks["inspector"].setFloating(True)
+    window.docks["events"].close()
+    window.actions_by_id[A.RESET_LAYOUT].trigger()
+    assert not window.docks["inspector"].isFloating() and window.docks["events"].isVisible()
+    window.actions_by_id[A.HELP_KEYS].trigger()
+    pages = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
+    assert pages and "Shift+F5" in pages[-1].text() and "Step Back" in pages[-1].text()
+    pages[-1].close()

@@ -150,3 +150,48 @@ def test_a_tensor_value_is_copied_and_saved_as_npy(qtbot, tmp_path):
     panel.show_tensor(None, summarize(a), shape=(2, 3), dtype="float32")
     with pytest.raises(OSError, match="not kept"):
         panel.save_values(str(path))
+
+
+def test_the_inspector_keeps_its_width_whatever_it_shows(qtbot):
+    short = NodeInfo(
+        7,
+        "tanh",
+        "op",
+        "tanh",
+        (),
+        "",
+        None,
+        (2,),
+        "float32",
+        "cpu",
+        np.ones(2, np.float32),
+        summarize(np.ones(2, np.float32)),
+        None,
+        None,
+    )
+    long_value = np.full((3, 4), -123456.789, np.float32)
+    long = NodeInfo(
+        8,
+        "block.attn.query.linear_12",
+        "op",
+        "linear",
+        (("transpose", True),),
+        "model.block.attn.query_with_a_long_name",
+        None,
+        (3, 4),
+        "float32",
+        "cpu",
+        long_value,
+        summarize(long_value),
+        long_value,
+        summarize(long_value),
+        note="value not kept: the recording's memory cap was reached " * 3,
+    )
+    inspector = shown(qtbot, Inspector(), (400, 600))
+    widths = []
+    for info in (short, long, short):
+        inspector.show_node(info)
+        widths.append(inspector.minimumSizeHint().width())
+    inspector._tabs.setCurrentIndex(1)
+    widths.append(inspector.minimumSizeHint().width())
+    assert max(widths) <= 400 and len(set(widths)) == 1, widths
