@@ -37,6 +37,9 @@ TIDY = "tidy"
 EXPORT_PNG = "export_png"
 EXPORT_SVG = "export_svg"
 QUIT = "quit"
+RESET_LAYOUT = "reset_layout"
+HELP_KEYS = "help_keys"
+HELP_FIRST_STEPS = "help_first_steps"
 
 ACTIONS = (
     ActionSpec(RUN, "Run / Continue", "F5", "Run the program, or continue to the next breakpoint"),
@@ -59,6 +62,9 @@ ACTIONS = (
     ActionSpec(EXPORT_PNG, "Export Graph as PNG…", "", "Save the graph as a picture"),
     ActionSpec(EXPORT_SVG, "Export Graph as SVG…", "", "Save the graph as a vector drawing"),
     ActionSpec(QUIT, "Quit", "Ctrl+Q", "Close Gradstep"),
+    ActionSpec(RESET_LAYOUT, "Reset Layout", "", "Every panel back in its default place"),
+    ActionSpec(HELP_KEYS, "Keyboard Shortcuts", "F1", "The keys of every command"),
+    ActionSpec(HELP_FIRST_STEPS, "First Steps", "", "How to open, step, look and stop"),
 )
 BY_ID = {spec.id: spec for spec in ACTIONS}
 RUN_CONTROLS = (RUN, PAUSE, STEP_OVER, STEP_INTO, STEP_OUT, STEP_BACK, STOP, RESTART)

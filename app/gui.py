@@ -73,7 +73,8 @@ def screenshot(
 
     ``until``: "end" (after the steps), "forward" (half way through the forward
     pass of the next step), "backward" (half way through its backward pass).
-    ``select`` names a node to select (its label, e.g. "linear_3").
+    ``select`` names a node to select (its name, e.g. "fc1.linear"; the first whose
+    name contains it).
     """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _app()
@@ -90,7 +91,7 @@ def screenshot(
     window = MainWindow(settings=settings)
     window.resize(*size)
     window.show()
-    if not window.open_program(program, run=False):
+    if not window.open_program(program, then="load"):
         raise RuntimeError(window.problems.toPlainText().strip())
     if until != "end":
         window.breakpoints.set_breakpoints([Breakpoint("step", steps)])

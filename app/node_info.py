@@ -4,6 +4,7 @@ finite-difference check of one recorded node."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,6 @@ from core.engine.ops import REGISTRY, Op
 from core.engine.tensor import apply
 from core.observe.events import (
     GradAccumulated,
-    ModuleEnter,
     OpBackward,
     OpForward,
     ParameterUpdated,
@@ -35,7 +35,37 @@ def _stats(value: np.ndarray | None, fallback: Stats | None) -> Stats | None:
     return summarize(value) if value is not None else None
 
 
-def node_info(node: GraphNode, rec: Recording, at: int | None = None) -> NodeInfo:
+def update_ratio(rec: Recording, tensor_id: int, at: int) -> tuple[float, Any] | None:
+    """(|new - old| / |old|, the ParameterUpdated) of the last update of parameter
+    ``tensor_id`` at or before event ``at``; None when there was none in the step
+    or a value was not kept."""
+    start = rec.steps[bisect.bisect_right(rec.steps, at) - 1] if rec.steps else 0
+    for i in range(min(at, len(rec.events) - 1), start - 1, -1):
+        event = rec.events[i]
+        if type(event) is ParameterUpdated and event.tensor_id == tensor_id:
+            old, new = rec.value(tensor_id, i - 1), rec.value(tensor_id, i)
+            if old is None or new is None:
+                return None
+            with np.errstate(all="ignore"):
+                size = float(np.linalg.norm(old.astype(np.float64)))
+                step = float(np.linalg.norm(new.astype(np.float64) - old))
+            return (step / size if size > 0 else float("inf")), event
+    return None
+
+
+def _update_text(rec: Recording, tensor_id: int, at: int) -> str:
+    found = update_ratio(rec, tensor_id, at)
+    if found is None:
+        return ""
+    ratio, event = found
+    return f"|Δw| / |w| = {ratio:.3g} ({event.optimizer}, {event.name})"
+
+
+def node_info(
+    node: GraphNode, rec: Recording, at: int | None = None, parameter: int | None = None
+) -> NodeInfo:
+    """The node's value and gradient as of event ``at`` (default: the cursor);
+    ``parameter``: the tensor id of the parameter an update node works for."""
     """The node's value and gradient as of event ``at`` (default: the cursor)."""
     at = rec.position if at is None else at
     value = rec.value(node.tensor_id, at)
@@ -67,6 +97,7 @@ def node_info(node: GraphNode, rec: Recording, at: int | None = None) -> NodeInf
         grad=grad,
         grad_stats=grad_stats,
         note="; ".join(notes),
+        update=_update_text(rec, parameter, at) if parameter is not None else "",
     )
 
 
@@ -162,19 +193,6 @@ def source_of(rec: Recording, event: Any) -> Source | None:
         if index is not None:
             return rec.events[index].source
     return getattr(event, "source", None)
-
-
-def phase_of(event: Any, default: str) -> str:
-    kind = type(event)
-    if kind is OpForward:
-        return event.phase
-    if kind is OpBackward or kind is GradAccumulated:
-        return "backward"
-    if kind is ParameterUpdated:
-        return "update"
-    if kind is ModuleEnter:
-        return "forward"
-    return default
 
 
 def last_op(events: list) -> int:

@@ -5,7 +5,7 @@ Headless (``QT_QPA_PLATFORM=offscreen`` unless set). One JSON line per figure,
 each a median over repeats, with its target and whether it was met:
 
 - ``event_loop_latency``: samples/mlp_moons.py runs at full speed with recording
-  on inside a real MainWindow (shown offscreen, ``open_program(path, run=False)``
+  on inside a real MainWindow (shown offscreen, ``open_program(path, then="load")``
   then ``start_run()`` with more steps); a 5 ms QTimer probe on the GUI thread
   records how late each tick is (actual minus expected interval). p50/p99/max
   over the run (from start_run until the worker's last event), the largest
@@ -34,7 +34,7 @@ making it: ``--gc-freeze N`` (the worker calls ``gc.freeze()`` every N events),
 (those docks hidden, so never repainted). The line then has a ``whatif`` field.
 
 Timings depend on the machine and its load: each line carries the 1-minute load
-average and the CPU count. The live run is bimodal: the worker thread and the
+average, the CPU count and the CPU model. The live run is bimodal: the worker thread and the
 GUI thread share the GIL, and once the GUI thread falls behind, its batches grow
 (see ``per_run_p50_ms``).
 """
@@ -47,6 +47,7 @@ import gc
 import io
 import json
 import os
+import platform
 import pstats
 import statistics
 import sys
@@ -77,9 +78,22 @@ SEED = 2024
 _TEMP_DIRS: list[tempfile.TemporaryDirectory] = []
 
 
+def cpu_model() -> str:
+    """The CPU's name as the OS reports it (Linux: /proc/cpuinfo; else platform)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def emit(record: dict) -> None:
     record["load_avg_1m"] = round(os.getloadavg()[0], 2)
     record["cpus"] = os.cpu_count()
+    record["cpu_model"] = cpu_model()
     print(json.dumps(record), flush=True)
 
 
@@ -185,6 +199,7 @@ def _rate(rec: Any) -> float:
 def make_window(steps: int, whatif: WhatIf | None = None):
     """A MainWindow shown offscreen, settings in a temp file, runs of ``steps`` steps."""
     import app.main_window as main_window
+    import app.run_control as run_control
     from core.debug.session import Session
 
     whatif = whatif or WhatIf()
@@ -197,7 +212,7 @@ def make_window(steps: int, whatif: WhatIf | None = None):
         whatif.attach(session)
         return session
 
-    main_window.Session = session_with_steps
+    run_control.Session = session_with_steps
     folder = tempfile.TemporaryDirectory(prefix="gradstep-bench-")
     _TEMP_DIRS.append(folder)  # removed at exit
     ini = os.path.join(folder.name, "settings.ini")
@@ -209,7 +224,7 @@ def make_window(steps: int, whatif: WhatIf | None = None):
     for name in whatif.hide:
         window.docks[name].hide()
     app().processEvents()
-    if not window.open_program(PROGRAM, run=False):
+    if not window.open_program(PROGRAM, then="load"):
         raise RuntimeError(window.problems.toPlainText())
     return window
 

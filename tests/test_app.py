@@ -62,7 +62,7 @@ def trigger(w: MainWindow, action_id: str) -> None:
 @pytest.mark.parametrize("path", SAMPLES, ids=os.path.basename)
 def test_every_sample_opens_and_runs(qtbot, window, path):
     window.steps.setValue(3)
-    assert window.open_program(path)
+    assert window.open_program(path, then="run")
     wait_done(qtbot, window)
     assert state(window) == "finished", window.problems.toPlainText()
     assert window.graph.model.nodes, "the graph shows the last step"
@@ -72,13 +72,14 @@ def test_every_sample_opens_and_runs(qtbot, window, path):
 
 
 def test_nan_breakpoint_selects_the_node_and_names_it(qtbot, window):
-    assert window.open_program(sample("exploding.py"), run=False)
+    assert window.open_program(sample("exploding.py"), then="load")
     window.breakpoints.add_breakpoint(Breakpoint("nan"))
     trigger(window, A.RUN)
     wait_paused(qtbot, window)
     event = window.recording.current()
     assert type(event) is OpForward and not event.stats.finite
-    label = f"{event.op}_{event.node_id}"
+    label = window.graph.model.nodes[window.graph.model.by_node_id[event.node_id]].label
+    assert str(event.node_id) not in label, "a stable name, not the engine id"
     assert window.selected_node_label() == label
     assert label in window.status_reason.text()
     assert "first NaN/Inf" in window.status_reason.text()
@@ -92,13 +93,13 @@ def test_nan_breakpoint_selects_the_node_and_names_it(qtbot, window):
 
 
 def test_step_forward_and_back_inspector_matches_engine(qtbot, window):
-    assert window.open_program(sample("mlp_moons.py"), run=False)
+    assert window.open_program(sample("mlp_moons.py"), then="load")
     window.breakpoints.add_breakpoint(Breakpoint("op", "tanh"))
     trigger(window, A.RUN)
     wait_paused(qtbot, window)
     rec = window.recording
     tanh = rec.current()
-    assert tanh.op == "tanh" and window.selected_node_label() == f"tanh_{tanh.node_id}"
+    assert tanh.op == "tanh" and window.selected_node_label() == "act.tanh"
     # the engine's numbers for this node: tanh of the recorded input
     expected = np.tanh(rec.value(tanh.inputs[0]))
     shown = window.inspector.node()
@@ -118,17 +119,19 @@ def test_step_forward_and_back_inspector_matches_engine(qtbot, window):
     for _ in range(len(rec) - 1 - head):  # Shift+F10 back to the tanh
         qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
     assert rec.position == head and rec.current() is tanh
-    assert window.selected_node_label() == f"tanh_{tanh.node_id}"
+    assert window.selected_node_label() == "act.tanh"
     np.testing.assert_array_equal(window.inspector.node().value, expected)
     assert window.status_cursor.text() == f"event {head + 1} of {len(rec)}"
-    # forward again replays the recording, then stepping goes live
+    # forward again replays the recording: F10 lands on the next op at this depth
     qtbot.keyClick(window, Qt.Key.Key_F10)
-    assert rec.position == head + 1
+    ops = [i for i in range(head + 1, len(rec)) if type(rec.events[i]) in (OpForward, OpBackward)]
+    assert rec.position == ops[0] and rec.current().op == "linear"
+    assert window.selected_node_label() == "fc2.linear"
 
 
 def test_collapse_and_expand_a_module(qtbot, window):
     window.steps.setValue(2)
-    assert window.open_program(sample("mlp_moons.py"))
+    assert window.open_program(sample("mlp_moons.py"), then="run")
     wait_done(qtbot, window)
     graph = window.graph
     drawn = int(graph.layout.drawn().sum())
@@ -153,12 +156,12 @@ def test_gpu_choice_is_disabled_with_the_reason(window):
 
 def test_broken_program_shows_its_error_and_app_stays_usable(qtbot, window, tmp_path):
     window.steps.setValue(2)
-    assert window.open_program(sample("neuron.py"))
+    assert window.open_program(sample("neuron.py"), then="run")
     wait_done(qtbot, window)
     nodes_before = len(window.graph.model.nodes)
     bad = tmp_path / "broken.py"
     bad.write_text('"""Broken\n\nA syntax error.\n"""\ndef build(device):\n    return (\n')
-    assert not window.open_program(str(bad))
+    assert not window.open_program(str(bad), then="run")
     assert window.banner.isVisible()
     assert f"{bad}:" in window.problems.toPlainText()
     assert len(window.graph.model.nodes) == nodes_before, "the last good state stays"
@@ -177,22 +180,24 @@ def test_broken_program_shows_its_error_and_app_stays_usable(qtbot, window, tmp_
         "        return (w * w).sum()\n"
         "    return Run(step=step, steps=5, params={'w': w})\n"
     )
-    assert window.open_program(str(raising))
+    assert window.open_program(str(raising), then="run")
     wait_done(qtbot, window)
     assert state(window) == "errored"
     assert window.banner.isVisible() and f"{raising}:14" in window.banner.text()
     assert "boom" in window.problems.toPlainText()
     assert window.graph.model.nodes, "the graph of the last step is still there"
 
+    assert window.open_program(sample("neuron.py"), then="load")
+    assert window.steps.value() == window.steps.minimum(), "another program: its own steps"
     window.steps.setValue(2)
-    assert window.open_program(sample("neuron.py"))
+    window.start_run()
     wait_done(qtbot, window)
     assert state(window) == "finished" and not window.banner.isVisible()
 
 
 def test_saved_recording_reopens_with_the_same_graph(qtbot, window, tmp_path):
     window.steps.setValue(3)
-    assert window.open_program(sample("mlp_moons.py"))
+    assert window.open_program(sample("mlp_moons.py"), then="run")
     wait_done(qtbot, window)
     graph = window.graph
     labels = [n.label for n in graph.model.nodes]
@@ -226,32 +231,32 @@ def test_breakpoints_are_kept_per_program(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     first = MainWindow(settings=settings)
     qtbot.addWidget(first)
-    assert first.open_program(sample("neuron.py"), run=False)
+    assert first.open_program(sample("neuron.py"), then="load")
     first.breakpoints.add_breakpoint(Breakpoint("op", "tanh"))
     first.close()
     second = MainWindow(settings=settings)
     qtbot.addWidget(second)
-    assert second.open_program(sample("neuron.py"), run=False)
+    assert second.open_program(sample("neuron.py"), then="load")
     assert [(b.kind, b.value) for b in second.breakpoints.breakpoints()] == [("op", "tanh")]
-    assert second.open_program(sample("thermometer.py"), run=False)
+    assert second.open_program(sample("thermometer.py"), then="load")
     assert second.breakpoints.breakpoints() == []
     second.close()
 
 
 def test_graph_node_context_breakpoint_and_search(qtbot, window):
     window.steps.setValue(1)
-    assert window.open_program(sample("neuron.py"))
+    assert window.open_program(sample("neuron.py"), then="run")
     wait_done(qtbot, window)
     index = window.graph.search("tanh")
-    assert index is not None and window.selected_node_label().startswith("tanh_")
+    assert index is not None and window.selected_node_label() == "tanh"
     node = window.graph.model.nodes[index]
-    window.graph.sig_breakpoint_requested.emit("node", node.node_id)
-    assert ("node", node.node_id) in [(b.kind, b.value) for b in window.breakpoints.breakpoints()]
+    window.graph.sig_breakpoint_requested.emit("node", node.label)
+    assert ("node", "tanh") in [(b.kind, b.value) for b in window.breakpoints.breakpoints()]
 
 
 def test_check_gradient_of_a_node(qtbot, window):
     window.steps.setValue(1)
-    assert window.open_program(sample("neuron.py"))
+    assert window.open_program(sample("neuron.py"), then="run")
     wait_done(qtbot, window)
     index = window.graph.search("tanh")
     node_id = window.graph.model.nodes[index].node_id
@@ -262,17 +267,25 @@ def test_check_gradient_of_a_node(qtbot, window):
 
 def test_source_line_click_selects_its_node(qtbot, window):
     window.steps.setValue(1)
-    assert window.open_program(sample("neuron.py"))
+    assert window.open_program(sample("neuron.py"), then="run")
     wait_done(qtbot, window)
     tanh = next(n for n in window.graph.model.nodes if n.op == "tanh")
     window.source.sig_line_clicked.emit(tanh.source.line)
     assert window.graph.model.nodes[window.graph.selected].source.line == tanh.source.line
 
 
-def test_samples_browser_opens_a_sample(qtbot, window):
+def test_samples_browser_opens_a_sample_paused_and_f5_runs_it(qtbot, window):
     window.steps.setValue(1)
     paths = [s[0] for s in window.samples.samples()]
     assert sample("neuron.py") in paths
     window.samples.sig_open.emit(sample("thermometer.py"))
-    wait_done(qtbot, window)
+    wait_paused(qtbot, window)
     assert window.program.path == sample("thermometer.py")
+    assert "F5 runs" in window.status_reason.text()
+    assert type(window.recording.current()).__name__ == "StepStarted"
+    assert not window.graph.model.nodes, "paused before the first op"
+    assert window.about.isVisible()
+    assert window.about.text().endswith(window.program.description), "the docstring in full"
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    wait_done(qtbot, window)
+    assert state(window) == "finished" and window.loss.data()[0].tolist() == [0]

@@ -284,20 +284,20 @@ def test_breakpoints_add_validate_enable_remove(qtbot):
     assert [(b.kind, b.value) for b in changes[-1]] == [("op", "matmul")]
     assert panel.empty_message() == "" and panel.message() == ""
 
-    add_via_ui(qtbot, panel, "node", "twelve")
-    assert "whole number" in panel.message() and len(changes) == 1
+    add_via_ui(qtbot, panel, "node", "fc1 linear")
+    assert "as the graph shows it" in panel.message() and len(changes) == 1
     add_via_ui(qtbot, panel, "grad_norm", "-3")
     assert "positive" in panel.message() and len(changes) == 1
     add_via_ui(qtbot, panel, "op", "matmull")
     assert "not an op" in panel.message() and len(changes) == 1
-    add_via_ui(qtbot, panel, "node", "add_12")
+    add_via_ui(qtbot, panel, "node", "block.mlp.0.linear_1")
     assert panel.message() == ""
     add_via_ui(qtbot, panel, "nan", "")
     assert not panel._value.isEnabled()
     add_via_ui(qtbot, panel, "grad_norm", "1e3")
     assert [(b.kind, b.value) for b in panel.breakpoints()] == [
         ("op", "matmul"),
-        ("node", 12),
+        ("node", "block.mlp.0.linear_1"),
         ("nan", None),
         ("grad_norm", 1000.0),
     ]
@@ -339,7 +339,7 @@ def test_breakpoints_json_round_trip_and_garbage():
     for garbage in ("", "{", "null", "42", '{"kind": "op"}', None, b"\xff\xfe", "[[[["):
         assert from_json(garbage) == []
     mixed = (
-        '[1, "op", {"kind": "bogus"}, {"kind": "node", "value": "x"},'
+        '[1, "op", {"kind": "bogus"}, {"kind": "node", "value": "x y"},'
         ' {"kind": "node", "value": true}, {"kind": "grad_norm", "value": Infinity},'
         ' {"kind": "op", "value": "matmul", "enabled": false}]'
     )

@@ -172,6 +172,8 @@ def test_slice_chooser_picks_the_2d_slice_of_nd_data(qtbot):
     value = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
     inspector = shown(qtbot, Inspector(node(value)))
     panel = inspector.value_panel
+    assert panel.tiled(), "a 4-D weight opens as a grid of its filters"
+    panel.set_tiled(False)
     np.testing.assert_array_equal(panel.heatmap_image(), value[0, 0])
     panel.set_slice((1, 2))
     assert panel.slice_index() == (1, 2)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QCompleter,
-    QHBoxLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -59,7 +59,7 @@ SHORT_LABELS = {
 }
 PLACEHOLDERS = {
     "op": "an op, e.g. matmul",
-    "node": "a node id, e.g. 12 or matmul_12",
+    "node": "a node name, e.g. fc1.linear (#12: an engine id)",
     "module": "a module path, e.g. model.fc1",
     "nan": "no value needed",
     "grad_norm": "a threshold, e.g. 100",
@@ -69,15 +69,16 @@ COLUMNS = ("on", "kind", "value", "description")
 EMPTY_TEXT = (
     "No breakpoints. Add one: an op name, a node, a module, first NaN/Inf, or a gradient norm"
 )
-_NODE = re.compile(r"^(?:[a-z_][a-z0-9_]*_|#)?(\d+)$")
+_NODE_ID = re.compile(r"^#?(\d+)$")
+_NODE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.\w+)*$")
 _MODULE = re.compile(r"^\w+(?:\.\w+)*$")
 
 
 def parse_value(kind: str, text: str) -> Any:
     """The breakpoint value ``text`` gives for ``kind``; ValueError says what is wrong.
 
-    >>> parse_value("node", "matmul_12"), parse_value("grad_norm", "1e3")
-    (12, 1000.0)
+    >>> parse_value("node", "fc1.linear"), parse_value("node", "#12"), parse_value("step", "3")
+    ('fc1.linear', 12, 3)
     """
     text = text.strip()
     if kind == "op":
@@ -87,10 +88,12 @@ def parse_value(kind: str, text: str) -> Any:
             raise ValueError("Type an op name, e.g. matmul, add or tanh.")
         raise ValueError(f"'{text}' is not an op; try matmul, add, relu (the field completes).")
     if kind == "node":
-        match = _NODE.match(text)
-        if match is None:
-            raise ValueError("A node is a whole number, e.g. 12, or a node name like matmul_12.")
-        return int(match.group(1))
+        match = _NODE_ID.match(text)
+        if match is not None:
+            return int(match.group(1))
+        if _NODE_NAME.match(text):
+            return text
+        raise ValueError("A node is a name as the graph shows it, e.g. fc1.linear, or #12.")
     if kind == "module":
         if not _MODULE.match(text):
             raise ValueError("A module is a dotted path without spaces, e.g. model.fc1 or fc1.")
@@ -176,7 +179,12 @@ class BreakpointsPanel(QWidget):
         for kind in BREAKPOINT_KINDS:
             self._kind.addItem(KIND_LABELS.get(kind, kind), kind)
         self._kind.currentIndexChanged.connect(self._on_kind_changed)
+        self._kind.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self._kind.setMinimumContentsLength(6)  # the combo gives way, not the value field
         self._value = QLineEdit()
+        self._value.setMinimumWidth(self.fontMetrics().horizontalAdvance("a node name") + 16)
         self._value.returnPressed.connect(self._on_add)
         self._value.textEdited.connect(lambda _text: self._show_message(""))
         completer = QCompleter(OP_NAMES, self)
@@ -187,11 +195,12 @@ class BreakpointsPanel(QWidget):
         self._remove = QPushButton("Remove")
         self._remove.setToolTip("Remove the selected breakpoint (Delete)")
         self._remove.clicked.connect(self._on_remove)
-        add_row = QHBoxLayout()
-        add_row.addWidget(self._kind)
-        add_row.addWidget(self._value, 1)
-        add_row.addWidget(self._add)
-        add_row.addWidget(self._remove)
+        add_row = QGridLayout()  # the buttons under the field: a narrow dock keeps it readable
+        add_row.addWidget(self._kind, 0, 0)
+        add_row.addWidget(self._value, 0, 1, 1, 3)
+        add_row.addWidget(self._add, 1, 2)
+        add_row.addWidget(self._remove, 1, 3)
+        add_row.setColumnStretch(1, 1)
 
         self._message = QLabel()
         self._message.setWordWrap(True)

@@ -6,6 +6,8 @@
 ([1, 2], [0.0, 1.0])
 >>> format_number(0.1 + 0.2), format_number(float("nan")), format_number(3)
 ('0.3', 'nan', '3')
+>>> histogram(np.array([1e16], np.float32))[0].tolist()   # one huge constant: one bin
+[1]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class NodeInfo:
     grad: np.ndarray | None  # host copy of the gradient, None when none or not kept
     grad_stats: Stats | None  # statistics of the gradient
     note: str = ""  # why something is missing, e.g. "value not kept: memory cap"
+    update: str = ""  # a parameter's last update, e.g. "|Δw| / |w| = 3.1e-03 (Adam, step 4)"
 
     @property
     def has_grad(self) -> bool:
@@ -81,5 +84,38 @@ def histogram(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = a.ravel().astype(np.float64, copy=False)
     if a.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    counts, edges = np.histogram(a, bins=histogram_bins(a.size))
+    lo, hi = float(a.min()), float(a.max())
+    bins = histogram_bins(a.size)
+    if not hi - lo > abs(hi) * 1e-9 * bins:
+        # all values equal, or closer than float64 can split into bins (1e16 and its
+        # neighbours): one bin around them
+        pad = max(abs(hi), abs(lo), 1.0) * 1e-6
+        return np.array([a.size], dtype=np.int64), np.array([lo - pad, hi + pad])
+    counts, edges = np.histogram(a, bins=bins)
     return counts, edges
+
+
+def tile_filters(array: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A 4-D weight (out, in, h, w) as one image: every h×w filter a tile, one row
+    of tiles per output channel (or a near-square grid when there is one input
+    channel, two of them across for one down), NaN between tiles. Returns (image,
+    tile rows, tile columns).
+
+    >>> image, rows, cols = tile_filters(np.zeros((8, 1, 3, 3)))
+    >>> image.shape, rows, cols
+    ((7, 15), 2, 4)
+    """
+    out, inp, h, w = array.shape
+    if inp == 1:
+        cols = int(math.ceil(math.sqrt(2 * out * w / h)))  # wider than tall, as a dock is
+        cols = max(1, min(out, cols))
+        rows = int(math.ceil(out / cols))
+        tiles = [array[k, 0] for k in range(out)]
+    else:
+        rows, cols = out, inp
+        tiles = [array[o, i] for o in range(out) for i in range(inp)]
+    image = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        image[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tile
+    return image, rows, cols

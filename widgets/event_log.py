@@ -67,8 +67,8 @@ _WIDEST = (
     "fc1.weight__",
     "00000",
     "64×128×3",
-    "model.fc1",
-    "00,000.0",
+    "model.block.attn",
+    "000,000.0",
 )  # typical widest text per column
 
 
@@ -149,7 +149,7 @@ class EventLog(QWidget):
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        view.setTextElideMode(Qt.TextElideMode.ElideRight)  # numbers keep their digits
         rows = view.verticalHeader()
         rows.hide()
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)

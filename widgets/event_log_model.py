@@ -68,6 +68,11 @@ _CLASSIFY = {
 }
 
 
+def _classify(event: Any) -> tuple[str, str]:
+    rule = _CLASSIFY.get(type(event))
+    return rule(event) if rule is not None else ("other", "")
+
+
 def _shape(shape: tuple[int, ...] | None) -> str:
     if shape is None:
         return ""
@@ -137,16 +142,16 @@ class EventLogModel(QAbstractTableModel):
         stop = len(self._events) if n_new is None else min(start + n_new, len(self._events))
         if stop <= start:
             return 0
-        phases, names = self._classify(start, stop)
-        if self._rows is None:
+        self._note_forward(start, stop)
+        if self._rows is None:  # no filter: rows are events, nothing to classify yet
             first, added, rows = start, stop - start, None
         else:
-            rows = np.flatnonzero(self._matches(phases, names)) + start
+            self._ensure_classified(stop)
+            rows = np.flatnonzero(self._matches(self._phase.view[start:], self._name.view[start:]))
+            rows += start
             first, added = self._rows.size, len(rows)
         if added:
             self.beginInsertRows(QModelIndex(), first, first + added - 1)
-        self._phase.extend(phases)
-        self._name.extend(names)
         self._count = stop
         if rows is not None:
             self._rows.extend(rows)
@@ -164,32 +169,44 @@ class EventLogModel(QAbstractTableModel):
         self.endResetModel()
         self.extend()
 
-    def _classify(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def _ensure_classified(self, stop: int) -> None:
+        """Phase and name codes of the events up to ``stop``, for the filter. Done
+        only when a filter needs them: a few microseconds an event, which a live
+        run's GUI thread cannot spend on every event it shows."""
+        start = self._phase.size
+        if stop <= start:
+            return
         codes, names = self._codes, self._names
-        rules, phase_code = _CLASSIFY, _PHASE_CODE
         phase_out = []
         name_out = []
-        nodes = []
-        node_events = []
-        forward = ev.OpForward
-        for i, event in enumerate(islice(self._events, start, stop), start):
-            cls = type(event)
-            if cls is forward:
-                nodes.append(event.node_id)
-                node_events.append(i)
-            rule = rules.get(cls)
-            phase, name = rule(event) if rule is not None else ("other", "")
+        for event in islice(self._events, start, stop):
+            phase, name = _classify(event)
             code = codes.get(name)
             if code is None:
                 code = codes[name] = len(names)
                 names.append(name)
-            phase_out.append(phase_code.get(phase, 3))
+            phase_out.append(_PHASE_CODE.get(phase, 3))
             name_out.append(code)
-        if nodes:
-            self._note_forward(np.array(nodes, np.int64), np.array(node_events, np.int64))
-        return np.array(phase_out, np.int8), np.array(name_out, np.int32)
+        self._phase.extend(np.array(phase_out, np.int8))
+        self._name.extend(np.array(name_out, np.int32))
 
-    def _note_forward(self, nodes: np.ndarray, indexes: np.ndarray) -> None:
+    def _phase_name(self, i: int) -> tuple[str, str]:
+        """Event ``i``'s phase and op/name, classified already or now."""
+        if i < self._phase.size:
+            return PHASES[self._phase.view[i]], self._names[self._name.view[i]]
+        return _classify(self._events[i])
+
+    def _note_forward(self, start: int, stop: int) -> None:
+        """Remember where each node's OpForward is (its backward rows show its line)."""
+        forward = ev.OpForward
+        found = [
+            (e.node_id, i)
+            for i, e in enumerate(islice(self._events, start, stop), start)
+            if type(e) is forward
+        ]
+        if not found:
+            return
+        nodes, indexes = np.array(found, np.int64).T
         size = len(self._forward_at)
         if nodes.max() >= size:
             grown = np.full(max(int(nodes.max()) + 1, 2 * size), -1, np.int64)
@@ -229,6 +246,7 @@ class EventLogModel(QAbstractTableModel):
         if not self.is_filtered():
             self._rows = None
             return
+        self._ensure_classified(self._count)
         self._rows = _Growing(np.int64)
         self._rows.extend(np.flatnonzero(self._matches(self._phase.view, self._name.view)))
 
@@ -302,7 +320,7 @@ class EventLogModel(QAbstractTableModel):
             if self._row_cells(i)[-1]:
                 return NONFINITE_COLOR
             if index.column() == COL_PHASE:
-                return PHASE_COLORS[PHASES[self._phase.view[i]]]
+                return PHASE_COLORS[self._phase_name(i)[0]]
             return None
         if role == _ALIGNMENT:
             return _RIGHT if index.column() in _NUMERIC else None
@@ -333,11 +351,12 @@ class EventLogModel(QAbstractTableModel):
             if forward is not None:  # the rule ran for this forward op: same scope and line
                 scope = self._events[forward].scope
                 source = self._events[forward].source
+        phase, name = self._phase_name(i)
         return (
             str(i),
-            PHASES[self._phase.view[i]],
+            phase,
             type(event).__name__,
-            self._names[self._name.view[i]],
+            name,
             "" if node is None else str(node),
             _shape(get(event, "shape", None)),
             scope or "",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import (
@@ -30,40 +29,28 @@ from PySide6.QtWidgets import (
     QStyleOptionGraphicsItem,
 )
 
-from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
-from core.observe.events import StepStarted
-from widgets.graph_model import GraphNode
-
-if TYPE_CHECKING:
-    from widgets.graph_view import GraphView
+from core.debug.naming import scope_title
+from widgets.graph_colours import (
+    BOX_FILL,
+    BOX_PEN,
+    CURRENT,
+    EDGE,
+    GRAD_EDGE,
+    SELECTED,
+    over_background,
+)
+from widgets.graph_labels import (
+    paint_pixel_labels,
+    paint_scene_labels,
+    paint_titles,
+    pixel_font,
+)
+from widgets.graph_model import GraphModel
+from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT
+from widgets.layout import Layout
 
 NODE_HEIGHT = 34.0
-BACKGROUND = QColor("#fbfbfd")
-KIND_COLOURS = {
-    "input": QColor("#cfe8cf"),
-    "parameter": QColor("#ffd8a8"),
-    "constant": QColor("#e4e4e8"),
-}
-GROUP_COLOURS = [
-    (ELEMENTWISE, QColor("#dbe7fb")),
-    (REDUCE, QColor("#e7ddfa")),
-    (MOVEMENT, QColor("#eef0f3")),
-    (LOSS, QColor("#f9d6d5")),
-]
-NETWORK_COLOUR = QColor("#d3eef0")
-NONFINITE = QColor("#e0218a")
-CURRENT = QColor("#f08c00")
-SELECTED = QColor("#1c7ed6")
-EDGE = QColor(120, 126, 140, 150)
-GRAD_EDGE = QColor(214, 90, 49, 190)
-BOX_FILL = QColor(120, 140, 180, 22)
-BOX_PEN = QColor(120, 140, 180, 140)
-BOX_TEXT = QColor(70, 84, 112)
-# gradient-norm colour ramp (low -> high), sampled on a log scale
-RAMP = [QColor("#fff3bf"), QColor("#ffc078"), QColor("#ff8787"), QColor("#c92a2a")]
-
-_OP_BY_LABEL = {op.label: op for op in Op}
-
+SCENE_LABELS_PX = 24.0  # node height on screen from which labels scale with the zoom
 EDGE_CHUNK = 256  # edges per cached path: a zoomed-in paint strokes only the exposed chunks
 MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths instead
 CULL_MARGIN_PX = 3.0  # device pixels around the exposed area still drawn (pens spill over)
@@ -72,24 +59,6 @@ CURVE_SEGMENTS = 4  # chords per curved edge there
 # QPainterPath element types, as QDataStream writes them
 _MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
 _PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
-
-
-def _last_step_start(events: Sequence[Any]) -> int:
-    """Index of the last StepStarted in ``events`` (0 when there is none)."""
-    for k in range(len(events) - 1, -1, -1):
-        if type(events[k]) is StepStarted:
-            return k
-    return 0
-
-
-def _over_background(colour: QColor) -> QColor:
-    """The opaque colour ``colour`` shows over the background."""
-    a = colour.alphaF()
-    return QColor(
-        round(colour.red() * a + BACKGROUND.red() * (1 - a)),
-        round(colour.green() * a + BACKGROUND.green() * (1 - a)),
-        round(colour.blue() * a + BACKGROUND.blue() * (1 - a)),
-    )
 
 
 def _bezier(t: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray):
@@ -118,34 +87,43 @@ def path_from_arrays(types: np.ndarray, xy: np.ndarray) -> QPainterPath:
     return path
 
 
-def op_colour(node: GraphNode) -> QColor:
-    """Fill colour of a node before the gradient reaches it."""
-    if node.kind != "op":
-        return KIND_COLOURS.get(node.kind, KIND_COLOURS["constant"])
-    op = _OP_BY_LABEL.get(node.op)
-    for group, colour in GROUP_COLOURS:
-        if op in group:
-            return colour
-    return NETWORK_COLOUR
+def _unique_rows(s: np.ndarray) -> np.ndarray:
+    """``np.unique(s, axis=0)`` for (n, 4) int64 rows: one sort of packed keys when the
+    values fit 16 bits each (chords on a pixel grid), else the general one."""
+    if not len(s):
+        return s
+    low = s.min(axis=0)
+    span = s - low
+    if span.max() >= 1 << 16:
+        return np.unique(s, axis=0)
+    key = (span[:, 0] << 48) | (span[:, 1] << 32) | (span[:, 2] << 16) | span[:, 3]
+    _, first = np.unique(key, return_index=True)
+    return s[np.sort(first)]
 
 
-def ramp(t: float) -> QColor:
-    """Colour at ``t`` in [0, 1] on the gradient ramp."""
-    t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(t), len(RAMP) - 2)
-    f = t - i
-    a, b = RAMP[i], RAMP[i + 1]
-    return QColor(
-        round(a.red() + (b.red() - a.red()) * f),
-        round(a.green() + (b.green() - a.green()) * f),
-        round(a.blue() + (b.blue() - a.blue()) * f),
-    )
+class GraphSource(Protocol):
+    """What ``GraphItem`` paints: the view's model, layout and drawing state."""
+
+    model: GraphModel
+    layout: Layout
+    collapsed: dict[str, float]  # collapsed scope -> box width
+    scope_kinds: dict[str, str]  # module path -> class name
+    selected: int | None  # node index
+    current: int | None  # node index of the event at the cursor
+
+    def node_colours(self) -> list[int]: ...
+
+    def scope_rects(self) -> dict[str, QRectF]: ...
+
+    def scope_boxes(self) -> dict[str, Any]: ...
+
+    def box_caption(self, scope: str) -> str: ...
 
 
 class GraphItem(QGraphicsItem):
     """Paints the whole graph; its caches are dropped in ``invalidate`` only."""
 
-    def __init__(self, view: GraphView) -> None:
+    def __init__(self, view: GraphSource) -> None:
         super().__init__()
         self.view = view
         # paint() gets the exposed part in option.exposedRect (else the whole item)
@@ -165,10 +143,10 @@ class GraphItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._edges = self._coarse = self._nodes = None
         x0, y0, x1, y1 = self.view.layout.bounds()
-        for rect in self.view.scope_rects().values():
-            x0, y0 = min(x0, rect.left()), min(y0, rect.top())
-            x1, y1 = max(x1, rect.right()), max(y1, rect.bottom())
-        self._rect = QRectF(x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80)
+        # room for the module boxes around the nodes, without drawing them yet
+        depth = max((s.count(".") + 1 for s in self.view.model.scope_kinds), default=0)
+        side, top = 40 + depth * BOX_PAD, 40 + depth * (BOX_PAD + TITLE_HEIGHT)
+        self._rect = QRectF(x0 - side, y0 - top, x1 - x0 + 2 * side, y1 - y0 + top + side)
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -253,7 +231,7 @@ class GraphItem(QGraphicsItem):
                     chords += [q[:, j : j + 2].reshape(-1, 4) for j in range(q.shape[1] - 1)]
                 s = np.concatenate(chords)
                 s = s[(s[:, 0] != s[:, 2]) | (s[:, 1] != s[:, 3])]
-                s = np.unique(s, axis=0) if len(s) else s
+                s = _unique_rows(s)
                 types = np.tile(np.array([_MOVE, _LINE], np.int32), len(s))
                 paths.append(path_from_arrays(types, s.reshape(-1, 2) * grid))
             self._coarse = (grid, paths[0], paths[1])
@@ -268,7 +246,7 @@ class GraphItem(QGraphicsItem):
         pad = CULL_MARGIN_PX / max(lod, 1e-9)
         exposed = option.exposedRect.adjusted(-pad, -pad, pad, pad)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.4)
-        self._paint_boxes(painter, lod)
+        self._paint_boxes(painter)
         coarse = lod < COARSE_LOD
         if coarse:
             plain, grad = self._coarse_edges(lod)
@@ -282,45 +260,48 @@ class GraphItem(QGraphicsItem):
                 # one call per pen: each draw call releases the GIL, and while a run's
                 # worker thread is busy, taking it back can cost a switch interval
                 chunks = [(exposed, plain, grad)]
-        edge_pen = QPen(_over_background(EDGE) if coarse else EDGE, 1.2)
+        edge_pen = QPen(over_background(EDGE) if coarse else EDGE, 1.2)
         edge_pen.setCosmetic(True)
         painter.setPen(edge_pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         for _, plain, _ in chunks:
             painter.drawPath(plain)
-        grad_pen = QPen(_over_background(GRAD_EDGE) if coarse else GRAD_EDGE, 1.8)
+        grad_pen = QPen(over_background(GRAD_EDGE) if coarse else GRAD_EDGE, 1.8)
         grad_pen.setCosmetic(True)
         painter.setPen(grad_pen)
         for _, _, grad in chunks:
             painter.drawPath(grad)
         self._paint_nodes(painter, exposed, lod)
+        if lod * NODE_HEIGHT >= 6:
+            self._paint_titles(painter, exposed, lod)
 
-    def _paint_boxes(self, painter: QPainter, lod: float) -> None:
-        view = self.view
-        painter.setBrush(BOX_FILL)
+    def _paint_boxes(self, painter: QPainter) -> None:
         pen = QPen(BOX_PEN, 1.0)
         pen.setCosmetic(True)
         painter.setPen(pen)
-        painter.setFont(self._small)
-        for scope, rect in view.scope_rects().items():
-            painter.drawRoundedRect(rect, 8, 8)
-            if lod > 0.35:
-                name = scope.rsplit(".", 1)[-1]
-                kind = view.scope_kinds.get(scope, "")
-                mark = "▸" if scope in view.collapsed else "▾"
-                label = f"{mark} {name}" + (f" ({kind})" if kind else "")
-                painter.setPen(BOX_TEXT)
-                painter.drawText(rect.adjusted(8, 1, -4, 0), Qt.AlignmentFlag.AlignLeft, label)
-                painter.setPen(pen)
+        painter.setBrush(BOX_FILL)
+        for box in self.view.scope_boxes().values():
+            painter.drawPath(box.path)
+
+    def _paint_titles(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
+        """Box titles, over the nodes: a node never covers one."""
+        view = self.view
+        titles = []
+        for scope, box in view.scope_boxes().items():
+            kind = view.scope_kinds.get(scope, "")
+            titles.append((box.header, f"▾ {scope_title(scope)}" + (f" ({kind})" if kind else "")))
+        far = lod * NODE_HEIGHT < 14
+        font = pixel_font(self._small, 15.0) if far else self._small  # 9 px when far
+        paint_titles(painter, titles, font, far, exposed.intersects)
 
     def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:
-        """Per-node QRectF and colour arrays, rebuilt when the layout or colours change."""
+        """Per-node rectangles and colours as arrays, and the far-out drawing (one
+        filled path per colour), rebuilt when the layout or the colours change."""
         cache = self._nodes
         if cache is None or cache["rects"] is not rects or cache["colours"] is not colours:
             n = min(len(rects), len(self.view.model.nodes), len(colours))
             r = rects[:n]
             ok = self.view.layout.drawn()[:n] & np.isfinite(r).all(axis=1)
-            boxes = [QRectF(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in r.tolist()]
             cache = {
                 "rects": rects,
                 "colours": colours,
@@ -329,22 +310,28 @@ class GraphItem(QGraphicsItem):
                 "ok": ok,
                 "count": int(ok.sum()),
                 "rgb": np.array(colours[:n], np.int64),
-                "boxes": boxes,
-                "all": self._grouped(np.flatnonzero(ok), np.array(colours[:n], np.int64), boxes),
+                "all": None,  # the far-out paths of every node, made when first drawn
             }
             self._nodes = cache
         return cache
 
     @staticmethod
-    def _grouped(index: np.ndarray, rgb: np.ndarray, boxes: list[QRectF]):
-        """[(argb, [QRectF, ...]), ...] of the nodes in ``index``, one entry per colour."""
+    def _grouped(index: np.ndarray, rgb: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """[(argb, node indexes), ...] of the nodes in ``index``, one entry per colour."""
         if not len(index):
             return []
         index = index[np.argsort(rgb[index], kind="stable")]
         cuts = np.flatnonzero(np.diff(rgb[index])) + 1
-        return [
-            (int(rgb[part[0]]), [boxes[i] for i in part.tolist()]) for part in np.split(index, cuts)
-        ]
+        return [(int(rgb[part[0]]), part) for part in np.split(index, cuts)]
+
+    @staticmethod
+    def rects_path(r: np.ndarray) -> QPainterPath:
+        """Rectangles (x0, y0, x1, y1) as one path, built from arrays in one call."""
+        corners = np.stack(
+            [r[:, [0, 1]], r[:, [2, 1]], r[:, [2, 3]], r[:, [0, 3]], r[:, [0, 1]]], axis=1
+        )
+        types = np.tile(np.array([_MOVE, _LINE, _LINE, _LINE, _LINE], np.int32), len(r))
+        return path_from_arrays(types, corners.reshape(-1, 2))
 
     def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:
         view = self.view
@@ -358,42 +345,64 @@ class GraphItem(QGraphicsItem):
             & (r[:, 1] <= exposed.bottom())
         )
         index = np.flatnonzero(visible)
-        if len(index) == cache["count"]:
-            groups = cache["all"]
-        else:
-            groups = self._grouped(index, cache["rgb"], cache["boxes"])
-        outline = QPen(QColor(90, 96, 110), 1.0)
-        outline.setCosmetic(True)
-        painter.setPen(outline if lod > 0.25 else Qt.PenStyle.NoPen)
-        for rgb, boxes in groups:
-            painter.setBrush(QColor.fromRgba(rgb))
-            if lod > 0.25:
-                for box in boxes:
-                    painter.drawRoundedRect(box, 5, 5)
+        if lod > 0.25:  # zoomed in: outlined rounded boxes, for the few in view
+            outline = QPen(QColor(90, 96, 110), 1.0)
+            outline.setCosmetic(True)
+            painter.setPen(outline)
+            for rgb, part in self._grouped(index, cache["rgb"]):
+                painter.setBrush(QColor.fromRgba(rgb))
+                for x0, y0, x1, y1 in r[part].tolist():
+                    painter.drawRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), 5, 5)
+        else:  # far out: one filled path per colour
+            if len(index) == cache["count"]:
+                if cache["all"] is None:
+                    groups = self._grouped(index, cache["rgb"])
+                    cache["all"] = [(rgb, self.rects_path(r[part])) for rgb, part in groups]
+                paths = cache["all"]
             else:
-                painter.drawRects(boxes)
+                groups = self._grouped(index, cache["rgb"])
+                paths = [(rgb, self.rects_path(r[part])) for rgb, part in groups]
+            painter.setPen(Qt.PenStyle.NoPen)
+            for rgb, path in paths:
+                painter.setBrush(QColor.fromRgba(rgb))
+                painter.drawPath(path)
+        reps = view.layout.reps()
         for i, colour in ((view.current, CURRENT), (view.selected, SELECTED)):
+            if i is not None and i < n and reps[i] >= 0:
+                i = int(reps[i])  # a node inside a collapsed box: the box
             if i is not None and i < n and visible[i]:
                 pen = QPen(colour, 3.0)
                 pen.setCosmetic(True)
                 painter.setPen(pen)
                 painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawRoundedRect(cache["boxes"][i], 5, 5)
-        if lod * NODE_HEIGHT >= 14 and len(index) < 3000:
-            self._paint_labels(painter, r, index)
+                x0, y0, x1, y1 = r[i].tolist()
+                painter.drawRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), 5, 5)
+        if len(index) < 3000:
+            self._paint_labels(painter, r, index, lod)
 
-    def _paint_labels(self, painter: QPainter, rects: np.ndarray, index: np.ndarray) -> None:
-        nodes = self.view.model.nodes
-        painter.setPen(QColor(30, 32, 40))
-        boxes = []
+    def _paint_labels(
+        self, painter: QPainter, rects: np.ndarray, index: np.ndarray, lod: float
+    ) -> None:
+        view = self.view
+        nodes = view.model.nodes
+        collapsed = view.layout.box_nodes()
+        pixels = lod * NODE_HEIGHT
+        near = pixels >= SCENE_LABELS_PX  # the scene's 8.5 pt text is readable from here
+        far = None if near else pixel_font(self._font, pixels)
+        if not near and far is None:
+            return
+        labels = []
         for i in index.tolist():
             x0, y0, x1, y1 = rects[i].tolist()
-            boxes.append((QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2), nodes[i]))
-        painter.setFont(self._font)
-        for box, node in boxes:
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, node.label)
-        painter.setFont(self._small)
-        for box, node in boxes:
-            painter.drawText(
-                box.translated(0, box.height() - 3), Qt.AlignmentFlag.AlignCenter, node.caption()
-            )
+            box = QRectF(x0, y0 + 2, x1 - x0, (y1 - y0) / 2)
+            scope = collapsed.get(i)
+            if scope is None:
+                labels.append((box, nodes[i].label, nodes[i].caption()))
+            else:
+                kind = view.scope_kinds.get(scope, "")
+                title = f"▸ {scope_title(scope)}" + (f" ({kind})" if kind else "")
+                labels.append((box, title, view.box_caption(scope)))
+        if near:
+            paint_scene_labels(painter, labels, self._font, self._small)
+        else:
+            paint_pixel_labels(painter, labels, far)

@@ -1,32 +1,39 @@
 """The graph of one training step, built from engine events (Qt-free).
 
-Nodes are the step's forward ops and the leaves they consume (inputs,
-parameters, constants); edges follow tensors from producer to consumer. The
-backward pass is drawn on the same nodes: ``OpBackward`` and ``GradAccumulated``
-mark a node as reached by the gradient and give it a gradient norm.
+Nodes are the step's forward ops, the optimizer's update ops and the leaves they
+consume (inputs, parameters, constants); edges follow tensors from producer to
+consumer. Each node is named by ``core.debug.naming`` (``fc1.linear``, stable
+from step to step); the engine id stays on the node as a detail. The backward
+pass is drawn on the same nodes: ``OpBackward`` and ``GradAccumulated`` mark a
+node as reached by the gradient and give it a gradient norm.
 
-Update-phase ops (the optimizer's arithmetic) are not drawn: they belong to no
-node of the model's graph, and the event log lists them.
+Update ops sit in one scope per parameter (``update.fc1/weight``); a gradient
+they read is drawn as an edge from its parameter. Leaves go into the box of
+their first consumer when they belong there: a constant always, a parameter
+when its name says it is that module's (``fc1.weight`` in ``model.fc1``).
 
 >>> from core.observe.events import OpForward, TensorCreated
 >>> g = GraphModel()
 >>> g.feed(TensorCreated(1, "input", "x", (2,), "float32", "cpu", False, ""), 0)
 >>> g.feed(OpForward(1, "tanh", (1,), 2, (), (2,), "float32", "cpu", 0, "", "forward", False), 1)
 >>> [n.label for n in g.nodes], g.edges
-(['x', 'tanh_1'], [(0, 1)])
+(['x', 'tanh'], [(0, 1)])
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.debug.naming import UPDATE_SCOPE, Namer, display_scope, update_scope
 from core.observe.events import (
     GradAccumulated,
+    ModuleEnter,
     OpBackward,
     OpForward,
+    ParameterUpdated,
     Source,
     Stats,
     StepStarted,
@@ -38,7 +45,7 @@ from core.observe.events import (
 class GraphNode:
     index: int  # position in GraphModel.nodes (arrival order)
     kind: str  # "op", "input", "parameter" or "constant"
-    label: str  # "matmul_3", "fc1.weight"
+    label: str  # stable name: "fc1.linear", "fc1.weight" (core.debug.naming)
     op: str  # op label, or the leaf kind
     node_id: int | None  # engine node id (ops only)
     tensor_id: int  # the tensor this node produces (ops) or is (leaves)
@@ -51,6 +58,7 @@ class GraphNode:
     stats: Stats | None = None  # value statistics
     grad_stats: Stats | None = None  # gradient statistics, once backward reached it
     backward: bool = False  # reached by the backward pass
+    phase: str = "forward"  # "forward" or "update" (ops); leaves: "forward"
 
     @property
     def grad_norm(self) -> float:
@@ -68,13 +76,29 @@ class GraphNode:
         return f"{shape} {self.dtype}"
 
 
+def last_step_start(events: Sequence[Any]) -> int:
+    """Index of the last StepStarted in ``events`` (0 when there is none)."""
+    for k in range(len(events) - 1, -1, -1):
+        if type(events[k]) is StepStarted:
+            return k
+    return 0
+
+
 class GraphModel:
     """Nodes and edges of the current step, fed event by event."""
 
-    def __init__(self, leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None):
+    def __init__(
+        self,
+        leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None,
+        namer: Namer | None = None,
+    ):
         # finds the TensorCreated (event, index) of a leaf announced before the
         # events this model was fed (time travel replays only the current step)
         self.leaf_lookup = leaf_lookup
+        # names the nodes; a Namer fed the events before the first one given
+        # (see core.debug.naming.names_of_step) names time travel's replays alike
+        self.namer = namer or Namer()
+        self.scope_kinds: dict[str, str] = {}  # scope -> module class, or the optimizer
         self.clear()
         self.step = -1
 
@@ -84,35 +108,59 @@ class GraphModel:
         self.inputs: list[tuple[int, ...]] = []  # per node, the nodes it reads
         self.by_tensor: dict[int, int] = {}  # tensor id -> node index
         self.by_node_id: dict[int, int] = {}  # engine node id -> node index
+        self.by_name: dict[str, int] = {}  # stable name -> node index
         self._leaves: dict[int, tuple[TensorCreated, int]] = {}  # announced, not yet drawn
+        self._grads: dict[int, int] = {}  # gradient tensor id -> its leaf's node
         self.changed: list[int] = []  # node indexes whose state changed since taken
 
     # -- feeding ------------------------------------------------------------------
 
     def feed(self, event: Any, index: int) -> str | None:
         """Apply one event; returns "reset" when a new step began, else None."""
+        self.namer.feed(event)
         kind = type(event)
         if kind is OpForward:
-            if event.phase == "forward":
-                self._add_op(event, index)
+            self._add_op(event, index)
         elif kind is TensorCreated:
-            self._leaves[event.tensor_id] = (event, index)
-            node = self.by_tensor.get(event.tensor_id)
-            if node is not None:
-                self.nodes[node].stats = event.stats
+            self._on_leaf(event, index)
         elif kind is OpBackward:
             self._reached(self.by_node_id.get(event.node_id), event.grad_output_stats)
         elif kind is GradAccumulated:
-            self._reached(self.by_tensor.get(event.tensor_id), event.stats)
+            node = self.by_tensor.get(event.tensor_id)
+            self._reached(node, event.stats)
+            if node is not None:
+                self._grads[event.grad_id] = node
+        elif kind is ModuleEnter:
+            self.scope_kinds[self.namer.scope_of(event.path)] = event.kind
+        elif kind is ParameterUpdated:
+            self.scope_kinds[UPDATE_SCOPE] = event.optimizer
+            self.scope_kinds[update_scope(event.name)] = event.optimizer
         elif kind is StepStarted:
-            leaves = {
-                tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"
-            }
-            self.clear()
-            self._leaves = leaves
-            self.step = event.step
-            return "reset"
+            return self._on_step(event)
         return None
+
+    def skip(self, event: Any, index: int) -> str | None:
+        """Take in an event of a step that is not drawn (a batch spanning several
+        steps): names and leaves go on, no node is made."""
+        kind = type(event)
+        if kind is TensorCreated or kind is StepStarted:
+            return self.feed(event, index)
+        self.namer.feed(event)
+        return None
+
+    def _on_leaf(self, event: TensorCreated, index: int) -> None:
+        self._leaves[event.tensor_id] = (event, index)
+        node = self.by_tensor.get(event.tensor_id)
+        if node is not None:
+            self.nodes[node].stats = event.stats
+
+    def _on_step(self, event: StepStarted) -> str:
+        leaves = {tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"}
+        self.clear()
+        self.scope_kinds.clear()  # this step's module calls
+        self._leaves = leaves
+        self.step = event.step
+        return "reset"
 
     def _reached(self, node: int | None, grad_stats: Stats | None) -> None:
         """The backward pass reached ``node`` with a gradient of ``grad_stats``."""
@@ -126,43 +174,47 @@ class GraphModel:
         for i, event in enumerate(events, start):
             self.feed(event, i)
 
-    def _leaf_node(self, tensor_id: int, at: int) -> int:
+    def _leaf_node(self, tensor_id: int, at: int, consumer: str, update: bool) -> int:
+        """The node of a leaf first read by an op in scope ``consumer``."""
         entry = self._leaves.get(tensor_id)
         if entry is None and self.leaf_lookup is not None:
             entry = self.leaf_lookup(tensor_id)
         if entry is None:
-            return self._append(
-                GraphNode(
-                    len(self.nodes),
-                    "constant",
-                    f"tensor_{tensor_id}",
-                    "constant",
-                    None,
-                    tensor_id,
-                    (),
-                    "",
-                    "",
-                    None,
-                    at,
-                )
+            event = TensorCreated(
+                tensor_id, "constant", f"tensor_{tensor_id}", (), "", "", False, consumer
             )
-        event, index = entry
-        return self._append(
-            GraphNode(
-                len(self.nodes),
-                event.kind,
-                event.name,
-                event.kind,
-                None,
-                tensor_id,
-                event.shape,
-                event.dtype,
-                event.scope,
-                event.source,
-                index,
-                stats=event.stats,
-            )
+            index = at
+        else:
+            event, index = entry
+        name = self.namer.leaf_name(tensor_id) or event.name
+        node = GraphNode(
+            len(self.nodes),
+            event.kind,
+            name,
+            event.kind,
+            None,
+            tensor_id,
+            event.shape,
+            event.dtype,
+            self._leaf_scope(event, name, consumer, update),
+            event.source,
+            index,
+            stats=event.stats,
         )
+        return self._append(node)
+
+    @staticmethod
+    def _leaf_scope(event: TensorCreated, name: str, consumer: str, update: bool) -> str:
+        """The box a leaf is drawn in: its consumer's for constants and optimizer
+        state; for a parameter, its module's call when the consumer is that."""
+        if event.kind == "parameter":
+            module = name.rpartition(".")[0]
+            if module and display_scope(consumer) == module:
+                return consumer
+            return event.scope
+        if event.kind == "constant" or update:
+            return consumer
+        return event.scope
 
     def _append(self, node: GraphNode, inputs: tuple[int, ...] = ()) -> int:
         self.nodes.append(node)
@@ -170,30 +222,38 @@ class GraphModel:
         if node.node_id is not None:
             self.by_node_id[node.node_id] = node.index
         self.by_tensor[node.tensor_id] = node.index
+        self.by_name.setdefault(node.label, node.index)
         return node.index
 
     def _add_op(self, event: OpForward, index: int) -> None:
+        namer = self.namer
+        name = namer.name_of(event.node_id) or f"{event.op}_{event.node_id}"
+        scope = namer.scopes.get(event.node_id, event.scope)
+        update = event.phase == "update"
         preds = []
         for tid in event.inputs:
             src = self.by_tensor.get(tid)
+            if src is None and update:
+                src = self._grads.get(tid)  # a gradient: drawn as its parameter
             if src is None:
-                src = self._leaf_node(tid, index)
+                src = self._leaf_node(tid, index, scope, update)
             preds.append(src)
         node = self._append(
             GraphNode(
                 len(self.nodes),
                 "op",
-                f"{event.op}_{event.node_id}",
+                name,
                 event.op,
                 event.node_id,
                 event.output,
                 event.shape,
                 event.dtype,
-                event.scope,
+                scope,
                 event.source,
                 index,
                 event.attrs,
                 event.stats,
+                phase=event.phase,
             ),
             tuple(preds),
         )
@@ -207,11 +267,17 @@ class GraphModel:
         return list(self.inputs[index])
 
     def find(self, text: str) -> list[int]:
-        """Nodes whose label contains ``text`` (case-insensitive), in order."""
+        """Nodes whose name contains ``text`` (case-insensitive), in order; an exact
+        name first. ``#12`` finds the node of engine id 12."""
         text = text.lower().strip()
         if not text:
             return []
-        return [n.index for n in self.nodes if text in n.label.lower()]
+        if text.startswith("#") and text[1:].isdigit():
+            hit = self.by_node_id.get(int(text[1:]))
+            return [] if hit is None else [hit]
+        hits = [n.index for n in self.nodes if text in n.label.lower()]
+        exact = [i for i in hits if self.nodes[i].label.lower() == text]
+        return exact + [i for i in hits if i not in exact]
 
     def scopes(self) -> list[str]:
         """Every module path with at least one node, parents included, sorted."""

@@ -21,88 +21,46 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import (
-    QObject,
     QPointF,
-    QRectF,
-    QRunnable,
-    Qt,
     QThreadPool,
     Signal,
 )
 from PySide6.QtGui import (
-    QAction,
-    QColor,
     QFont,
     QFontMetricsF,
-    QImage,
     QPainter,
 )
-from PySide6.QtWidgets import (
-    QGraphicsScene,
-    QGraphicsView,
-    QMenu,
-    QWidget,
-)
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from core.observe.events import ModuleEnter, StepStarted, TensorCreated
-from widgets.graph_item import (
-    BACKGROUND,
-    NODE_HEIGHT,
-    NONFINITE,
-    GraphItem,
-    _last_step_start,
-    op_colour,
-    ramp,
-)
-from widgets.graph_model import GraphModel, GraphNode
-from widgets.layout import Layout, LayoutCancelled
+from core.debug.naming import UPDATE_SCOPE, names_of_step
+from core.observe.events import StepStarted, TensorCreated
+from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp_argb
+from widgets.graph_interaction import GraphInteractionMixin
+from widgets.graph_item import NODE_HEIGHT, GraphItem
+from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
+from widgets.graph_model import GraphModel, GraphNode, last_step_start
+from widgets.graph_overlay import Overlay
+from widgets.graph_relayout import RelayoutTask
+from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT, ScopeBox, ScopesMixin, inside
+from widgets.layout import Layout
+
+MAX_NODE_WIDTH = 104.0  # scene units; a graph of many layers still fits legibly
+READABLE_SCALE = 0.8  # Find zooms in below this scale
 
 
-class _LayoutSignals(QObject):
-    progress = Signal(float)
-    done = Signal(object, int)  # stats or an exception, generation
-
-
-class _RelayoutTask(QRunnable):
-    """Runs ``Layout.relayout`` in the thread pool; cancellable."""
-
-    def __init__(self, layout: Layout, generation: int, collapsed: dict[str, float]) -> None:
-        super().__init__()
-        self.layout, self.generation, self.collapsed = layout, generation, collapsed
-        self.signals = _LayoutSignals()
-        self.cancelled = False
-
-    def run(self) -> None:
-        def progress(fraction: float) -> bool:
-            self.signals.progress.emit(fraction)
-            return not self.cancelled
-
-        try:
-            stats = self.layout.relayout(collapsed=self.collapsed, progress=progress)
-        except LayoutCancelled as exc:
-            stats = exc
-        except Exception as exc:  # keep the app alive; the view reports it
-            stats = exc
-        self.signals.done.emit(stats, self.generation)
-
-
-EMPTY_TEXT = (
-    "No graph yet.\nOpen a program (Ctrl+O) or pick a sample, then run (F5) or step (F11):\n"
-    "the graph of each training step grows here."
-)
-
-
-class GraphView(QGraphicsView):
+class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
     """The graph of the current step, growing as events arrive."""
 
     sig_node_selected = Signal(int)
     """The user selected a node (its index in ``model.nodes``); -1 clears."""
     sig_breakpoint_requested = Signal(str, object)
-    """The user asked for a breakpoint: (kind, value), e.g. ("node", 12)."""
+    """The user asked for a breakpoint: (kind, value), e.g. ("node", "fc1.linear")."""
     sig_check_gradient = Signal(int)
     """The user asked to check the gradient of a node (its index)."""
     sig_layout_progress = Signal(float)
     """Progress of a background relayout, 0..1 (1 when done or cancelled)."""
+    sig_go_to_source = Signal(int)
+    """The user asked to see the source line of a node (its index)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,8 +75,8 @@ class GraphView(QGraphicsView):
         self.leaf_lookup: Callable[[int], tuple[Any, int] | None] | None = None
         self.model = GraphModel()
         self.layout = self._new_layout()
-        self.collapsed: dict[str, float] = {}
-        self.scope_kinds: dict[str, str] = {}
+        self.collapsed: dict[str, float] = {}  # scope -> width of its box node
+        self.expanded: set[str] = set()  # scopes the user opened (never collapsed again)
         self.selected: int | None = None
         self.current: int | None = None
         self._signature: list[tuple] = []  # structure of the laid-out nodes, for reuse
@@ -126,55 +84,84 @@ class GraphView(QGraphicsView):
         self._reuse = False  # a new step may reuse the layout of the previous one
         self._tidied = False  # the current layout had its one automatic tidy
         self._colours: list[int] | None = None
-        self._scope_rects: dict[str, QRectF] | None = None
+        self._scope_boxes: dict[str, ScopeBox] | None = None
         self._generation = 0
-        self._task: _RelayoutTask | None = None
+        self._task: RelayoutTask | None = None
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
+        self._advance: dict[str, float] = {}  # character -> its advance in the font
+        self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
+        self._stale = False  # nodes were fed that the drawing does not show yet
+        self._hovered: int | None = None
+        self.overlay = Overlay()
+        self.setMouseTracking(True)
         self.item = GraphItem(self)
         self.scene().addItem(self.item)
 
     def _new_layout(self) -> Layout:
-        return Layout(node_height=NODE_HEIGHT, node_gap=14, layer_gap=56)
+        return Layout(
+            node_height=NODE_HEIGHT,
+            node_gap=14,
+            layer_gap=36,
+            box_pad=BOX_PAD + 2,
+            box_title=TITLE_HEIGHT,
+        )
 
     # -- feeding -------------------------------------------------------------------------
 
-    def feed(self, events: Sequence[Any], start: int) -> None:
-        """Apply a batch of events (``events[k]`` is event number ``start + k``)."""
+    def feed(self, events: Sequence[Any], start: int, *, draw: bool = True) -> None:
+        """Apply a batch of events (``events[k]`` is event number ``start + k``);
+        ``draw=False`` leaves the drawing as it is until ``redraw`` (a caller feeding
+        a backlog in slices draws once, not after every slice)."""
         model = self.model
         # The model keeps one step: a batch spanning several steps needs, before its
-        # last StepStarted, only what outlives a step (leaves, module kinds, resets).
-        last = _last_step_start(events)
+        # last StepStarted, only what outlives a step (names, leaves, resets).
+        last = last_step_start(events)
+        names_from = last_step_start(events[:last])  # the names need one step back
         for k in range(last):
             event = events[k]
-            kind = type(event)
-            if kind is ModuleEnter:
-                self.scope_kinds[event.path] = event.kind
-            elif kind is TensorCreated or kind is StepStarted:
-                if model.feed(event, start + k) == "reset":
-                    self._on_new_step()
+            if (
+                k < names_from
+                and type(event) is not TensorCreated
+                and type(event) is not StepStarted
+            ):
+                continue  # a step whose graph and names are not needed: only its leaves
+            if model.skip(event, start + k) == "reset":
+                self._on_new_step()
         for k in range(last, len(events)):
-            event = events[k]
-            if type(event) is ModuleEnter:
-                self.scope_kinds[event.path] = event.kind
-            if model.feed(event, start + k) == "reset":
+            if model.feed(events[k], start + k) == "reset":
                 self._on_new_step()
         changed = model.take_changed()
         grew = self._place_new()
         if grew or changed:
-            self._update_drawing()
+            self._stale = True
+        if draw:
+            self.redraw()
         if last > 0 or (events and type(events[0]) is StepStarted):
             self.tidy_once()  # a step's graph was complete when the next one began
 
-    def rebuild(self, events: Sequence[Any], start: int) -> None:
+    def redraw(self) -> None:
+        """Show what was fed since the drawing was last brought up to date."""
+        if self._stale:
+            self._stale = False
+            self._update_drawing()
+
+    def rebuild(self, events: Sequence[Any], start: int, before: Sequence[Any] = ()) -> None:
         """Show exactly the state after ``events`` (time travel): replay them.
 
-        ``self.leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` names
-        leaves announced before ``events`` (parameters, inputs made at build time).
+        ``self.leaf_lookup(tensor_id) -> (TensorCreated, index) | None`` finds
+        leaves announced before ``events`` (parameters, inputs made at build time);
+        ``before`` are the earlier events the names depend on (see
+        ``core.debug.naming.names_of_step``).
         """
-        self.model = GraphModel(self.leaf_lookup)
+        self.model = GraphModel(self.leaf_lookup, names_of_step(before))
         self._on_new_step()
         self.feed(events, start)
+
+    @property
+    def scope_kinds(self) -> dict[str, str]:
+        """Module class (or optimizer) of each scope drawn, by scope."""
+        return self.model.scope_kinds
 
     def _on_new_step(self) -> None:
         self._placed = 0
@@ -182,9 +169,11 @@ class GraphView(QGraphicsView):
 
     def tidy_once(self) -> None:
         """Tidy the layout in the background the first time a step's graph is
-        complete (nodes are placed as they arrive; this orders them once)."""
+        complete (nodes are placed as they arrive; this orders them once); a big
+        graph gets its inner modules and its update collapsed first."""
         if not self._tidied and len(self.layout) > 1:
             self._tidied = True
+            self._collapse_big()
             self.relayout()
 
     def _signature_of(self, node: GraphNode, preds: list[int]) -> tuple:
@@ -216,21 +205,39 @@ class GraphView(QGraphicsView):
         return True
 
     def _add_to_layout(self, node: GraphNode, preds: list[int]) -> None:
-        self.layout.add_node(node.index, preds, node.kind, self._node_width(node), node.scope)
+        scope = node.scope
+        if scope.startswith(UPDATE_SCOPE + ".") and scope not in self.collapsed:
+            if scope not in self.expanded and not self.layout.has_group(scope):
+                # a parameter's update is one box until the user opens it
+                self.collapsed[scope] = self._box_width(scope)
+                self.layout.collapse_new(scope, self.collapsed[scope])
+        self.layout.add_node(node.index, preds, node.kind, self._node_width(node), scope)
+
+    def _text_width(self, text: str) -> float:
+        """About the width of ``text`` in the view's font: the sum of its characters'
+        advances, each measured once (a Qt call per node stalls the GUI thread while
+        a run's worker holds the GIL)."""
+        width = 0.0
+        advance = self._advance
+        for char in text:
+            w = advance.get(char)
+            if w is None:
+                w = advance[char] = self._metrics.horizontalAdvance(char)
+            width += w
+        return width
 
     def _node_width(self, node: GraphNode) -> float:
-        text = max(
-            self._metrics.horizontalAdvance(node.label),
-            self._metrics.horizontalAdvance(node.caption()) * 0.85,
-        )
-        return max(64.0, text + 20.0)
+        text = max(self._text_width(node.label), self._text_width(node.caption()) * 0.85)
+        return min(MAX_NODE_WIDTH, max(64.0, text + 20.0))  # longer names are cut
 
     # -- drawing state ----------------------------------------------------------------
 
     def _update_drawing(self) -> None:
         self._colours = None
-        self._scope_rects = None
+        self._scope_boxes = None
+        self.overlay.invalidate()
         self.item.invalidate()
+        self.scene().setSceneRect(self.item.boundingRect())  # no room left from older graphs
         if not self._fitted and self.model.nodes:
             self.fit()
             self._fitted = len(self.model.nodes) > 3
@@ -242,45 +249,27 @@ class GraphView(QGraphicsView):
             finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
             lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
             colours = []
+            by_op: dict[tuple[str, str], int] = {}  # one lookup per kind of node
+            bad = NONFINITE.rgba()
             for n in self.model.nodes:
                 if n.nonfinite:
-                    colour = NONFINITE
+                    colours.append(bad)
                 elif n.backward and n.grad_stats is not None:
                     v = n.grad_norm
                     t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colour = ramp(t)
+                    colours.append(ramp_argb(t))
                 else:
-                    colour = op_colour(n)
-                colours.append(colour.rgba())
+                    key = (n.kind, n.op)
+                    if key not in by_op:
+                        by_op[key] = op_colour(n).rgba()
+                    colours.append(by_op[key])
             self._colours = colours
         return self._colours
 
-    def scope_rects(self) -> dict[str, QRectF]:
-        """Rectangle of every module scope, outer scopes first."""
-        if self._scope_rects is None:
-            rects: dict[str, QRectF] = {}
-            scopes = self.model.scopes()
-            for scope in scopes:
-                # each box leaves room for the title rows of the boxes inside it
-                inner = max(
-                    t.count(".") - scope.count(".")
-                    for t in scopes
-                    if t == scope or t.startswith(scope + ".")
-                )
-                box = self.layout.box(scope) if len(self.layout) else None
-                if box is not None and all(map(math.isfinite, box)):
-                    x0, y0, x1, y1 = box
-                    side = 8.0 + 6.0 * inner
-                    top = 18.0 + 16.0 * inner
-                    rects[scope] = QRectF(
-                        x0 - side, y0 - top, x1 - x0 + 2 * side, y1 - y0 + top + side
-                    )
-            self._scope_rects = rects
-        return self._scope_rects
-
     # -- selection and cursor ------------------------------------------------------------
 
-    def node_at(self, scene_pos: QPointF) -> int | None:
+    def _node_hit(self, scene_pos: QPointF) -> int | None:
+        """The drawn node under ``scene_pos`` (a collapsed box's stand-in included)."""
         rects = self.layout.rects()
         drawn = self.layout.drawn()
         n = min(len(rects), len(self.model.nodes))
@@ -294,13 +283,15 @@ class GraphView(QGraphicsView):
         )
         return int(hit[-1]) if len(hit) else None
 
-    def scope_header_at(self, scene_pos: QPointF) -> str | None:
-        best = None
-        for scope, rect in self.scope_rects().items():
-            header = QRectF(rect.left(), rect.top(), rect.width(), 16)
-            if header.contains(scene_pos):
-                best = scope  # inner scopes come later and win
-        return best
+    def node_at(self, scene_pos: QPointF) -> int | None:
+        """The node under ``scene_pos``; for a collapsed box, its last op (the
+        module's output, or the parameter's new value)."""
+        index = self._node_hit(scene_pos)
+        scope = None if index is None else self.layout.box_nodes().get(index)
+        if scope is not None:
+            ops = [n.index for n in self.model.nodes if n.kind == "op" and inside(n.scope, scope)]
+            index = ops[-1] if ops else index
+        return index
 
     def select(self, index: int | None, *, center: bool = False, emit: bool = False) -> None:
         self.selected = index
@@ -319,33 +310,31 @@ class GraphView(QGraphicsView):
             self.item.update()
 
     def search(self, text: str) -> int | None:
-        """Select and centre the next node whose label contains ``text``."""
+        """Select the next node whose name contains ``text`` and zoom to it (its
+        label readable); an exact name first."""
         hits = self.model.find(text)
         if not hits:
             return None
-        after = [h for h in hits if self.selected is None or h > self.selected]
-        index = (after or hits)[0]
+        k = hits.index(self.selected) + 1 if self.selected in hits else 0
+        index = hits[k % len(hits)]
+        self.zoom_to(index)
         self.select(index, center=True, emit=True)
         return index
 
-    # -- collapse and relayout -------------------------------------------------------------
+    def zoom_to(self, index: int) -> None:
+        """Zoom in (to 100 %) when node ``index`` would be too small to read."""
+        if self.transform().m11() < READABLE_SCALE:
+            self.resetTransform()
+        self.select(index, center=True)
 
-    def toggle_scope(self, scope: str) -> None:
-        """Collapse a module scope into one box node, or expand it again."""
-        if scope in self.collapsed:
-            del self.collapsed[scope]
-        else:
-            label = scope.rsplit(".", 1)[-1]
-            kind = self.scope_kinds.get(scope, "")
-            self.collapsed[scope] = self._metrics.horizontalAdvance(f"{label} ({kind})") + 40
-        self.relayout(wait=True)
+    # -- collapse and relayout -------------------------------------------------------------
 
     def relayout(self, *, wait: bool = False) -> None:
         """Tidy the whole graph in the thread pool (``wait``: block until done)."""
         if self._task is not None:
             self._task.cancelled = True
         self._generation += 1
-        task = _RelayoutTask(self.layout, self._generation, dict(self.collapsed))
+        task = RelayoutTask(self.layout, self._generation, dict(self.collapsed))
         task.signals.progress.connect(self.sig_layout_progress)
         task.signals.done.connect(self._on_relayout_done)
         task.setAutoDelete(False)
@@ -366,7 +355,9 @@ class GraphView(QGraphicsView):
         self.sig_layout_progress.emit(1.0)
         if isinstance(result, Exception):
             return
-        self._fitted = False  # the tidy graph has a new extent: fit it once
+        if not self._keep_view:
+            self._fitted = False  # the tidy graph has a new extent: fit it once
+        self._keep_view = False
         self._update_drawing()
 
     @property
@@ -374,119 +365,15 @@ class GraphView(QGraphicsView):
         """A relayout is running in the background."""
         return self._task is not None
 
-    # -- view -------------------------------------------------------------------------------
-
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        """The empty state, in view coordinates, when there is no graph yet."""
-        if self.model.nodes:
-            return
-        painter.save()
-        painter.resetTransform()
-        painter.setPen(QColor(120, 124, 135))
-        painter.drawText(
-            self.viewport().rect(),
-            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-            EMPTY_TEXT,
-        )
-        painter.restore()
-
-    def fit(self) -> None:
-        rect = self.item.boundingRect()
-        if rect.isValid():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-            if self.transform().m11() > 1.5:
-                self.resetTransform()
-                self.centerOn(rect.center())
-
-    def zoom(self, factor: float) -> None:
-        self.scale(factor, factor)
-
-    def wheelEvent(self, event) -> None:
-        self.zoom(1.0015 ** event.angleDelta().y())
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            pos = self.mapToScene(event.position().toPoint())
-            index = self.node_at(pos)
-            if index is not None:
-                self.select(index, emit=True)
-                return
-        super().mousePressEvent(event)
-
-    def mouseDoubleClickEvent(self, event) -> None:
-        scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))
-        if scope is not None:
-            self.toggle_scope(scope)
-            return
-        super().mouseDoubleClickEvent(event)
-
     def contextMenuEvent(self, event) -> None:
-        pos = self.mapToScene(event.pos())
-        index = self.node_at(pos)
-        menu = QMenu(self)
-        if index is not None:
-            node = self.model.nodes[index]
-            self.select(index, emit=True)
-            if node.node_id is not None:
-                menu.addAction(f"Break at node {node.label}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("node", node.node_id)
-                )
-                menu.addAction(f"Break at every {node.op}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("op", node.op)
-                )
-            if node.scope:
-                menu.addAction(f"Break on entering {node.scope}").triggered.connect(
-                    lambda: self.sig_breakpoint_requested.emit("module", node.scope)
-                )
-                menu.addAction(f"Collapse {node.scope}").triggered.connect(
-                    lambda: self.toggle_scope(node.scope)
-                )
-            menu.addAction("Check gradient").triggered.connect(
-                lambda: self.sig_check_gradient.emit(index)
-            )
-            menu.addSeparator()
-        scope = self.scope_header_at(pos)
-        if scope is not None:
-            text = "Expand" if scope in self.collapsed else "Collapse"
-            menu.addAction(f"{text} {scope}").triggered.connect(lambda: self.toggle_scope(scope))
-        fit = QAction("Fit to window", menu)
-        fit.triggered.connect(self.fit)
-        menu.addAction(fit)
-        menu.addAction("Tidy layout").triggered.connect(lambda: self.relayout())
-        menu.exec(event.globalPos())
+        node_menu(self, self.mapToScene(event.pos()), self).exec(event.globalPos())
 
-    # -- export -----------------------------------------------------------------------------
-
-    def _scene_rect(self) -> QRectF:
-        return self.item.boundingRect()
-
-    def export_png(self, path: str, scale: float = 1.0) -> None:
-        rect = self._scene_rect()
-        size = rect.size() * scale
-        image = QImage(
-            max(1, int(size.width())), max(1, int(size.height())), QImage.Format.Format_ARGB32
-        )
-        image.fill(BACKGROUND)
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.scene().render(painter, QRectF(image.rect()), rect)
-        painter.end()
-        if not image.save(path):
-            raise OSError(f"could not write {path}")
+    def export_png(self, path: str, scale: float = EXPORT_SCALE) -> None:
+        """The whole graph as a PNG (twice the scene's size unless told)."""
+        export_png(self, path, scale)
 
     def export_svg(self, path: str) -> None:
-        from PySide6.QtSvg import QSvgGenerator
-
-        rect = self._scene_rect()
-        generator = QSvgGenerator()
-        generator.setFileName(path)
-        generator.setSize(rect.size().toSize())
-        generator.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-        generator.setTitle("Gradstep graph")
-        painter = QPainter(generator)
-        painter.fillRect(QRectF(0, 0, rect.width(), rect.height()), BACKGROUND)
-        self.scene().render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-        painter.end()
+        export_svg(self, path)
 
     def clear(self) -> None:
         self.model = GraphModel(self.leaf_lookup)

@@ -14,9 +14,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -24,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, NodeInfo, format_number
+from widgets.histogram import ASYNC_THRESHOLD
 from widgets.tensor_panel import (
-    ASYNC_THRESHOLD,
     BAR_LIMIT,
     LINE_LIMIT,
     SHOW_VALUES_LIMIT,
@@ -61,13 +64,16 @@ class Inspector(QWidget):
         self._info: NodeInfo | None = None
 
         self._title = QLabel()
-        self._title.setStyleSheet("font-size: 13pt; font-weight: bold;")
+        self._title.setStyleSheet("font-size: 12pt; font-weight: bold;")
         self._title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._fields = {name: QLabel() for name in ("kind", "op", "attributes", "scope", "source")}
-        form = QFormLayout()
+        names = ("kind", "op", "attributes", "scope", "source", "update")
+        self._fields = {name: QLabel() for name in names}
+        form = self._form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(2)
         for name, label in self._fields.items():
             label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(name.capitalize() + ":", label)
         self._note = QLabel()
@@ -100,7 +106,13 @@ class Inspector(QWidget):
         layout.addWidget(self._tabs, 1)
         self._stack = QStackedWidget()
         self._stack.addWidget(_muted(EMPTY_TEXT))
-        self._stack.addWidget(content)
+        # a short dock scrolls rather than making the window taller
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        self._stack.addWidget(scroll)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
         outer.addWidget(self._stack)
@@ -151,7 +163,8 @@ class Inspector(QWidget):
     def _update_header(self, info: NodeInfo) -> None:
         self._title.setText(info.title)
         attrs = ", ".join(f"{name}={value!r}" for name, value in info.attrs)
-        self._fields["kind"].setText(info.kind)
+        engine = f" · engine node {info.node_id}" if info.node_id is not None else ""
+        self._fields["kind"].setText(info.kind + engine)
         self._fields["op"].setText(info.op or "—")
         self._fields["attributes"].setText(attrs or "—")
         self._fields["scope"].setText(info.scope or "(top level)")
@@ -163,13 +176,30 @@ class Inspector(QWidget):
             name = Path(info.source.file).name
             source.setText(f"{name}:{info.source.line} in {info.source.function}")
             source.setToolTip(str(info.source))
+        self._fields["update"].setText(info.update or "—")
+        self._fields["update"].setToolTip(
+            "The size of the last update against the parameter's size: about 1e-3 is healthy,"
+            " far above means steps that overshoot"
+        )
         self._note.setText(info.note)
         self._note.setVisible(bool(info.note))
+        # rows with nothing to say take no room from the plots
+        self._form.setRowVisible(self._fields["op"], info.kind == "op")
+        self._form.setRowVisible(self._fields["attributes"], bool(info.attrs))
+        self._form.setRowVisible(self._fields["update"], bool(info.update))
 
     def _update_check(self, info: NodeInfo) -> None:
         can_check = info.node_id is not None and info.has_grad
         self._check_button.setEnabled(can_check)
-        self._check_result.setText("" if can_check else "No gradient to check")
+        if can_check:
+            why = ""
+        elif info.node_id is None and info.has_grad:
+            why = f"{info.title} is a leaf: its gradient comes from the ops that read it; check one"
+        elif info.node_id is None:
+            why = "A leaf has no gradient rule to check"
+        else:
+            why = "No gradient yet: backward has not reached this node"
+        self._check_result.setText(why)
         self._check_result.setStyleSheet(f"color: {MUTED_COLOR};")
 
     def _update_tensors(self, info: NodeInfo) -> None:

@@ -30,13 +30,13 @@ True
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from widgets.layout_geometry import EdgePaths, count_crossings, free_slot, route_edges
+from widgets.layout_geometry import EdgePaths, count_crossings, route_edges
+from widgets.layout_place import PlacementMixin
 from widgets.layout_plan import LayoutCancelled, Plan, Progress, RelayoutStats
 from widgets.layout_samples import training_dag
 
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-class Layout:
+class Layout(PlacementMixin):
     """Incremental layered layout of a DAG whose nodes arrive in execution order.
 
     ``add_node`` is cheap and thread-safe; ``relayout`` works on a snapshot, so a
@@ -75,8 +75,14 @@ class Layout:
         layer_gap: float = 48.0,
         default_width: float = 80.0,
         long_edge_weight: float = 0.25,
+        box_pad: float = 0.0,
+        box_title: float = 0.0,
     ) -> None:
         self.node_height = float(node_height)
+        # room the tidy pass leaves between neighbours of different groups: per box
+        # that ends between them, box_pad; per box that begins, box_pad + box_title
+        self.box_pad = float(box_pad)
+        self.box_title = float(box_title)
         self.node_gap = float(node_gap)  # vertical space between nodes of a layer
         self.layer_gap = float(layer_gap)  # horizontal space between columns
         self.default_width = float(default_width)
@@ -183,6 +189,22 @@ class Layout:
                 "" if groups is None else groups[k],
             )
 
+    def collapse_new(self, scope: str, width: float | None = None) -> None:
+        """Draw ``scope``, of which no node is placed yet, as one box node from now
+        on (``relayout(collapsed=...)`` must then name it too)."""
+        with self._lock:
+            self._collapsed[scope] = width
+            self._key_cache.clear()
+
+    def groups(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(group index of each node in arrival order, the group names)."""
+        with self._lock:
+            return np.array(self._group, np.int64), tuple(self._groups)
+
+    def has_group(self, group: str) -> bool:
+        """Whether a node of ``group`` was added."""
+        return group in self._group_index
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -191,96 +213,6 @@ class Layout:
 
     def kind(self, id: int) -> str:
         return self._kind[self._index[id]]
-
-    # -- incremental placement ---------------------------------------------------------
-
-    def _place(self, i: int) -> None:
-        r = self._view_rep(i)
-        self._rep.append(r)
-        self._layer.append(-1)
-        self._x.append(np.nan)
-        self._y.append(np.nan)
-        if r < 0:
-            return
-        rep = self._rep
-        mapped: list[int] = []
-        for p in self._preds[i]:
-            q = rep[p]
-            if q >= 0 and q != r and q not in mapped:
-                mapped.append(q)
-        self._vsrc.extend(mapped)
-        self._vdst.extend([r] * len(mapped))
-        if not mapped:
-            return
-        if self._layer[r] < 0:
-            self._place_op(r, mapped)
-        else:  # a member of a drawn box: its new leaves go next to the box
-            self._place_leaves(r, mapped)
-
-    def _view_rep(self, i: int) -> int:
-        if i < len(self._visible) and not self._visible[i]:
-            return -1
-        key = self._collapse_key(self._group[i])
-        if key is None:
-            return i
-        r = self._box_rep.setdefault(key, i)
-        if r == i:
-            width = self._collapsed[key]
-            self._box_width[i] = self._width[i] if width is None else width
-        return r
-
-    def _collapse_key(self, g: int) -> str | None:
-        if g not in self._key_cache:
-            name = self._groups[g]
-            hits = [s for s in self._collapsed if name == s or name.startswith(s + ".")]
-            self._key_cache[g] = min(hits, key=len) if hits else None
-        return self._key_cache[g]
-
-    def _place_op(self, v: int, mapped: list[int]) -> None:
-        layer, ys = self._layer, self._y
-        L = 1
-        for q in mapped:
-            L = max(L, layer[q] + 1)
-        tw = ty = 0.0
-        for q in mapped:
-            if layer[q] >= 0:
-                w = 1.0 if layer[q] == L - 1 else self.long_edge_weight
-                tw += w
-                ty += w * ys[q]
-        target = ty / tw if tw else self._last_y
-        self._put(v, L, self._free_slot(L, target))
-        self._last_y = ys[v]
-        self._place_leaves(v, mapped)
-
-    def _place_leaves(self, v: int, mapped: list[int]) -> None:
-        L = max(self._layer[v] - 1, 0)
-        waiting = [q for q in mapped if self._layer[q] < 0]
-        if not waiting:
-            return
-        mid = (len(waiting) - 1) / 2
-        for k, q in enumerate(waiting):
-            self._put(q, L, self._free_slot(L, self._y[v] + (k - mid) * self.sep))
-
-    def _put(self, v: int, L: int, y: float) -> None:
-        width = self._box_width.get(v, self._width[v])
-        while len(self._col_x) <= L:  # a new column, sized for the widest node so far
-            w = max(self._wmax, width)
-            if self._col_x:
-                x = self._col_x[-1] + self._col_w[-1] / 2 + self.layer_gap + w / 2
-            else:
-                x = w / 2
-            self._col_x.append(x)
-            self._col_w.append(w)
-            self._slots.append([])
-        self._col_w[L] = max(self._col_w[L], width)
-        self._layer[v] = L
-        self._x[v] = self._col_x[L]
-        self._y[v] = y
-        bisect.insort(self._slots[L], y)
-
-    def _free_slot(self, L: int, t: float) -> float:
-        """The y nearest ``t`` where a node fits in layer ``L`` without overlap."""
-        return free_slot(self._slots[L] if L < len(self._slots) else [], t, self.sep)
 
     # -- relayout ------------------------------------------------------------------
 
@@ -369,6 +301,7 @@ class Layout:
                 "rects": rects,
                 "layer": layer,
                 "drawn": drawn,
+                "rep": rep,
                 "pending": pending,
                 "src": src,
                 "dst": dst,
@@ -399,6 +332,15 @@ class Layout:
     def drawn(self) -> np.ndarray:
         """Mask of the nodes drawn as themselves (not hidden, not inside a box)."""
         return self._arrays()["drawn"]
+
+    def reps(self) -> np.ndarray:
+        """The drawn node standing for each node (itself, or its box); -1 hidden."""
+        return self._arrays()["rep"]
+
+    def box_nodes(self) -> dict[int, str]:
+        """The collapsed scope each box node stands for, by node index."""
+        with self._lock:
+            return {r: scope for scope, r in self._box_rep.items()}
 
     def pending(self) -> np.ndarray:
         """Ids of the leaves still waiting for their first consumer (staging column)."""

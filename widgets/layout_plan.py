@@ -42,6 +42,8 @@ class Plan:
         self.layer_gap = lay.layer_gap
         self.visible = visible
         self.collapsed = collapsed
+        self.box_pad, self.box_title = lay.box_pad, lay.box_title
+        self.group, self.groups = group, groups
         idx = np.arange(n)
         rep = np.where(visible, idx, -1)
         keys = sorted(collapsed)
@@ -212,7 +214,7 @@ class Plan:
         wd = np.where(span == 1, 1.0, self.lw)
         wu = np.where(self.is_leaf[self.fs], (self.first[self.fs] == self.fd) * 1.0, wd)
         sides = self._sides(loc, wd, wu)
-        sep = self.sep
+        offsets = self._offsets(nodes, nbl)
         for k in range(passes):
             eb, eloc, other, w, inv, has = sides[k % 2]
             layers = range(self.nl) if k % 2 == 0 else range(self.nl - 1, -1, -1)
@@ -227,7 +229,7 @@ class Plan:
                         y[i] = np.dot(y[other[a:b]], w[a:b]) * inv[i]
                     continue
                 sums = np.bincount(eloc[a:b], y[other[a:b]] * w[a:b], len(v))
-                steps = np.arange(len(v)) * sep
+                steps = offsets[L]
                 z = np.where(has[v], sums * inv[v], y[v]) - steps
                 if (z[1:] < z[:-1]).any():  # some would overlap: fit within the order
                     z = _isotonic(z.tolist())
@@ -247,6 +249,41 @@ class Plan:
         self.slots = [ys[nbl[L] : nbl[L + 1]] for L in range(self.nl)]
         ops = nodes[~self.is_leaf[nodes]]
         self.last_y = float(y[ops[np.argmax(self.time[ops])]]) if len(ops) else 0.0
+
+    def _offsets(self, nodes: np.ndarray, nbl: list[int]) -> list[np.ndarray]:
+        """Per layer, each node's least distance below the layer's first: ``sep``
+        apart, more where module boxes end or begin between neighbours."""
+        names = self._box_groups()
+        cache: dict[tuple[str, str], float] = {}
+        out = []
+        for L in range(self.nl):
+            v = nodes[nbl[L] : nbl[L + 1]].tolist()
+            gaps = [0.0]
+            for a, b in zip(v, v[1:]):
+                key = (names[a], names[b])
+                if key not in cache:
+                    cache[key] = self.sep + self._box_room(*key)
+                gaps.append(cache[key])
+            out.append(np.cumsum(gaps))
+        return out
+
+    def _box_groups(self) -> dict[int, str]:
+        """The scope each drawn node sits in: a collapsed box's is its parent's."""
+        names = {i: self.groups[g] for i, g in enumerate(self.group.tolist())}
+        for scope, r in self.box_rep.items():
+            names[r] = scope.rpartition(".")[0]
+        return names
+
+    def _box_room(self, upper: str, lower: str) -> float:
+        if not (self.box_pad or self.box_title) or upper == lower:
+            return 0.0
+        a = upper.split(".") if upper else []
+        b = lower.split(".") if lower else []
+        common = 0
+        while common < min(len(a), len(b)) and a[common] == b[common]:
+            common += 1
+        closing, opening = len(a) - common, len(b) - common
+        return closing * self.box_pad + opening * (self.box_pad + self.box_title)
 
     def commit(self, lay) -> None:  # the Layout it was made from, under its lock
         lay._reset_view(self.visible, dict(self.collapsed))

@@ -165,6 +165,14 @@ class SamplesBrowser(QWidget):
         """The empty state's text while it shows instead of the list, else ''."""
         return self._empty.text() if self._stack.currentWidget() is self._empty else ""
 
+    def set_current_path(self, path: str) -> None:
+        """Select the sample at ``path`` (the program now open); none when not listed."""
+        for row in range(self._list.count()):
+            if self._list.item(row).data(PATH_ROLE) == path:
+                self._list.setCurrentRow(row)
+                return
+        self._list.clearSelection()
+
     def list_widget(self) -> QListWidget:
         return self._list
 

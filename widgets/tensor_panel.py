@@ -11,46 +11,40 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.observe.events import Stats
-from core.observe.stats import summarize
 from widgets.data import (
     CURVE_COLOR,
     MUTED_COLOR,
     PLOT_BACKGROUND,
-    PLOT_FOREGROUND,
     WARNING_COLOR,
     format_number,
-    histogram,
 )
+from widgets.heatmap import HeatmapMixin, style_plot
+from widgets.histogram import HistogramMixin
 
-ASYNC_THRESHOLD = 200_000  # elements; larger arrays are summarized off the GUI thread
 BAR_LIMIT = 64  # 1-D values up to this length are drawn as bars, longer as a line
 SHOW_VALUES_LIMIT = 16  # 1-D values up to this length are also listed as numbers
 LINE_LIMIT = 1_000_000  # 1-D values longer than this are not plotted
+COPY_LIMIT = 100_000  # elements copied in full; more are shortened with "..."
 STAT_NAMES = ("min", "max", "mean", "std", "norm", "size", "nan", "inf", "zeros")
-
-
-def style_plot(plot: pg.PlotItem) -> None:
-    """Light background look shared by the panels' plots."""
-    plot.getViewBox().setBackgroundColor(PLOT_BACKGROUND)
-    for name in ("left", "bottom"):
-        axis = plot.getAxis(name)
-        axis.setPen(PLOT_FOREGROUND)
-        axis.setTextPen(PLOT_FOREGROUND)
-    plot.setMenuEnabled(False)
+FINITE_STATS = ("min", "max", "mean", "std", "norm")  # over the finite values only
 
 
 def _muted(text: str) -> QLabel:
@@ -76,37 +70,7 @@ def _vbox(*items) -> QWidget:
     return box
 
 
-def _summarize(array: np.ndarray, stats: Stats | None):
-    if stats is None:
-        stats = summarize(array)
-    counts, edges = histogram(array)
-    return stats, counts, edges
-
-
-class _JobSignals(QObject):
-    done = Signal(int, object, object, object)  # token, stats, counts, edges
-
-
-class _SummaryJob(QRunnable):
-    """Histogram (and statistics, when none were given) of one array, in a pool thread."""
-
-    def __init__(self, token: int, array: np.ndarray, stats: Stats | None) -> None:
-        super().__init__()
-        self.signals = _JobSignals()
-        self._token = token
-        self._array = array
-        self._stats = stats
-
-    def run(self) -> None:
-        result = _summarize(self._array, self._stats)
-        self._array = None
-        try:
-            self.signals.done.emit(self._token, *result)
-        except RuntimeError:  # the signals object went with the app at shutdown
-            pass
-
-
-class TensorPanel(QWidget):
+class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
     """Statistics, histogram and heatmap (or values) of one tensor."""
 
     sig_summary_ready = Signal()
@@ -118,18 +82,26 @@ class TensorPanel(QWidget):
         self._array: np.ndarray | None = None
         self._stats: Stats | None = None
         self._token = 0
-        self._jobs: dict[int, _JobSignals] = {}
+        self._jobs: dict[int, QObject] = {}  # histogram jobs under way, by token
         self._pending = False
+        self._tiles: bool | None = None  # 4-D: tiles or one slice; None: by the shape
+        self._grid: tuple | None = None  # (tile rows, tile columns, shape) while tiled
 
         self._empty = _muted("")
         self._header = QLabel()
         self._header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._legend = ""  # explains the warning-coloured heatmap cells, when there are any
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._build_histogram())
+        # one above the other: a dock at its default width gives each the full width
+        # the values (heatmap, filters) first and taller, the histogram under them
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self._build_values())
+        splitter.addWidget(self._build_histogram())
         splitter.setChildrenCollapsible(False)
-        content = _vbox(self._header, self._build_stats(), (splitter, 1))
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([3000, 1000])  # by the stretch factors, not preferred heights
+        self._header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        content = _vbox(self._build_header(), self._build_stats(), (splitter, 1))
         self._stack = QStackedWidget()
         self._stack.addWidget(self._empty)
         self._stack.addWidget(content)
@@ -138,6 +110,48 @@ class TensorPanel(QWidget):
         layout.addWidget(self._stack)
         self.show_tensor(None, None, empty_text="Nothing to show")
 
+    def _build_header(self) -> QWidget:
+        """Shape, dtype and device, with Copy and Save .npy for the values."""
+        self._copy = QToolButton()
+        self._copy.setText("Copy")
+        self._copy.setToolTip("Copy the values as text (NumPy's repr)")
+        self._copy.clicked.connect(self.copy_values)
+        self._save = QToolButton()
+        self._save.setText("Save .npy…")
+        self._save.setToolTip("Save the values to a NumPy file")
+        self._save.clicked.connect(self._on_save_clicked)
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._header, 1)
+        layout.addWidget(self._copy)
+        layout.addWidget(self._save)
+        return row
+
+    def copy_values(self) -> str:
+        """Put the values on the clipboard as text; returns the text."""
+        if self._array is None:
+            return ""
+        with np.printoptions(threshold=COPY_LIMIT, linewidth=120):
+            text = repr(self._array)
+        QGuiApplication.clipboard().setText(text)
+        return text
+
+    def save_values(self, path: str) -> None:
+        """Write the values to ``path`` as a .npy file (OSError when it cannot)."""
+        if self._array is None:
+            raise OSError("no values to save: they were not kept")
+        np.save(path, self._array, allow_pickle=False)
+
+    def _on_save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save values", "values.npy", "NumPy (*.npy)")
+        if not path:
+            return
+        try:
+            self.save_values(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Could not save", f"{path}: {exc}")
+
     def _build_stats(self) -> QWidget:
         self._stat_labels = {name: QLabel() for name in STAT_NAMES}
         box = QWidget()
@@ -145,35 +159,28 @@ class TensorPanel(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
         for i, name in enumerate(STAT_NAMES):
-            row, col = divmod(i, 4)
+            row, col = divmod(i, 3)
             key = QLabel({"nan": "NaN", "inf": "Inf"}.get(name, name))
             key.setStyleSheet(f"color: {MUTED_COLOR};")
             value = self._stat_labels[name]
             value.setFont(_mono())
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # the dock keeps its width whatever the numbers
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             grid.addWidget(key, row, 2 * col, Qt.AlignmentFlag.AlignRight)
             grid.addWidget(value, row, 2 * col + 1)
             grid.setColumnStretch(2 * col + 1, 1)
         return box
-
-    def _build_histogram(self) -> QWidget:
-        self._hist_plot = pg.PlotWidget(background=PLOT_BACKGROUND)
-        style_plot(self._hist_plot.getPlotItem())
-        self._hist_plot.getPlotItem().setLabel("left", "count")
-        brush = QColor(CURVE_COLOR).lighter(170)
-        self._hist_curve = pg.PlotDataItem(
-            stepMode="center", fillLevel=0, pen=CURVE_COLOR, brush=brush
-        )
-        self._hist_plot.addItem(self._hist_curve)
-        self._hist_caption = QLabel()
-        self._hist_box = _vbox((self._hist_plot, 1), self._hist_caption)
-        return self._hist_box
 
     def _build_values(self) -> QWidget:
         self._values_text = _muted("")
         self._values_text.setFont(_mono())
         self._values_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._values_stack = QStackedWidget()
+        # the plots take the height there is, no more: in the inspector's scroll area a
+        # plot's own preferred height pushed the filters out of view
+        self._values_stack.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        self._values_stack.setMinimumHeight(120)
         self._values_stack.addWidget(self._values_text)
         self._values_stack.addWidget(self._build_heatmap())
         self._values_stack.addWidget(self._build_line_plot())
@@ -187,29 +194,9 @@ class TensorPanel(QWidget):
         self._values_caption.setWordWrap(True)
         return _vbox(self._slice_row, (self._values_stack, 1), self._values_caption)
 
-    def _build_heatmap(self) -> QWidget:
-        view = pg.GraphicsLayoutWidget()
-        view.setBackground(PLOT_BACKGROUND)
-        self._heat_plot = view.addPlot()
-        style_plot(self._heat_plot)
-        self._heat_plot.invertY(True)
-        self._heat_plot.setLabel("left", "row")
-        self._heat_plot.setLabel("bottom", "column")
-        self._image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
-        self._heat_plot.addItem(self._image)
-        self._bad_overlay = pg.ImageItem(axisOrder="row-major")  # NaN/Inf cells
-        self._bad_overlay.setZValue(1)
-        self._heat_plot.addItem(self._bad_overlay)
-        self._hover = pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
-        cmap = pg.colormap.get("CET-D1" if self._diverging else "viridis")
-        self._colorbar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12)
-        self._colorbar.setImageItem(self._image, insert_in=self._heat_plot)
-        self._colorbar.getAxis("right").setPen(PLOT_FOREGROUND)
-        self._colorbar.getAxis("right").setTextPen(PLOT_FOREGROUND)
-        return view
-
     def _build_line_plot(self) -> QWidget:
         view = pg.PlotWidget(background=PLOT_BACKGROUND)
+        view.setMinimumHeight(120)
         self._line_plot = view.getPlotItem()
         style_plot(self._line_plot)
         self._line_plot.setLabel("bottom", "index")
@@ -246,11 +233,14 @@ class TensorPanel(QWidget):
         if self._array is not None:
             shape, dtype = self._array.shape, str(self._array.dtype)
         self._header.setText(f"shape {tuple(shape)}  ·  {dtype}  ·  {device}")
+        self._copy.setEnabled(self._array is not None)
+        self._save.setEnabled(self._array is not None)
         self._stack.setCurrentIndex(1)
         self._hist_box.setVisible(self._array is None or self._array.size > 1)
         self._values_caption.setText("")
         self._legend = ""
         self._update_stats()
+        self._tiles = None  # a new tensor: tiles or a slice by its own shape
         self._update_slice_chooser()
         self._update_values(note)
         self._update_histogram(note)
@@ -267,33 +257,6 @@ class TensorPanel(QWidget):
         """Displayed statistics, by name."""
         return {name: label.text() for name, label in self._stat_labels.items()}
 
-    def histogram_data(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(counts, edges) as plotted, or None while none is shown."""
-        if self._hist_curve.yData is None or len(self._hist_curve.yData) == 0:
-            return None
-        return self._hist_curve.yData, self._hist_curve.xData
-
-    def heatmap_image(self) -> np.ndarray | None:
-        """The 2-D array the heatmap draws, or None when no heatmap is shown."""
-        if self._values_stack.currentIndex() != 1:
-            return None
-        return self._image.image
-
-    def set_slice(self, index: tuple[int, ...]) -> None:
-        """Pick the 2-D slice ``array[index]`` of an N-D tensor (N > 2)."""
-        for spin, i in zip(self._slice_spins, index, strict=True):
-            spin.blockSignals(True)
-            spin.setValue(i)
-            spin.blockSignals(False)
-        self._on_slice_changed()
-
-    def slice_index(self) -> tuple[int, ...]:
-        return tuple(spin.value() for spin in self._slice_spins)
-
-    def is_pending(self) -> bool:
-        """True while the histogram is being computed off the GUI thread."""
-        return self._pending
-
     def values_text(self) -> str:
         return self._values_text.text()
 
@@ -301,9 +264,13 @@ class TensorPanel(QWidget):
 
     def _update_stats(self) -> None:
         stats = self._stats
+        # every element NaN or Inf: min, max, mean, std and norm have nothing to say
+        none_finite = stats is not None and stats.size > 0 and stats.nan + stats.inf == stats.size
         for name, label in self._stat_labels.items():
             value = None if stats is None else getattr(stats, name)
             text = "…" if value is None else format_number(value)
+            if none_finite and name in FINITE_STATS:
+                text = "no finite values" if name == "min" else "—"
             if name == "zeros" and value and stats.size:
                 text += f" ({100.0 * value / stats.size:.1f}%)"
             label.setText(text)
@@ -312,53 +279,14 @@ class TensorPanel(QWidget):
             label.setProperty("warning", warn)
             label.setStyleSheet(f"color: {WARNING_COLOR}; font-weight: bold;" if warn else "")
 
-    def _update_histogram(self, note: str) -> None:
-        self._hist_curve.setData([], [])
-        array, token = self._array, self._token
-        if array is None:
-            self._hist_caption.setText(f"No histogram: {note or 'values not kept'}")
-            self._pending = False
-            self.sig_summary_ready.emit()
-            return
-        if array.size <= ASYNC_THRESHOLD:
-            self._pending = False
-            self._on_summary_done(token, *_summarize(array, self._stats))
-            return
-        self._pending = True
-        self._hist_caption.setText(f"Computing histogram of {array.size:,} values…")
-        job = _SummaryJob(token, array, self._stats)
-        job.signals.done.connect(self._on_summary_done)
-        self._jobs[token] = job.signals
-        QThreadPool.globalInstance().start(job)
-
-    def _update_slice_chooser(self) -> None:
-        ndim = 0 if self._array is None else self._array.ndim
-        self._slice_spins = []
-        while self._slice_layout.count():
-            widget = self._slice_layout.takeAt(0).widget()
-            if widget is not None and widget is not self._slice_label:
-                widget.deleteLater()
-        self._slice_row.setVisible(ndim > 2)
-        if ndim <= 2:
-            return
-        self._slice_layout.addWidget(QLabel("slice"))
-        for size in self._array.shape[:-2]:
-            spin = QSpinBox()
-            spin.setRange(0, max(size - 1, 0))
-            spin.valueChanged.connect(self._on_slice_changed)
-            self._slice_spins.append(spin)
-            self._slice_layout.addWidget(spin)
-        self._slice_layout.addWidget(self._slice_label)
-        self._slice_layout.addStretch(1)
-
     def _update_values(self, note: str) -> None:
         a = self._array
         if a is None:
             self._show_text(f"Values not shown: {note or 'values not kept'}")
         elif a.size == 0:
             self._show_text("Empty tensor (0 elements)")
-        elif a.ndim == 0:
-            self._show_text(f"value = {a.item()!r}", large=True)
+        elif a.ndim == 0 or a.size == 1:
+            self._show_text(f"value = {format_number(a.ravel()[0])}", large=True)
         elif a.ndim == 1:
             self._update_line(a)
         else:
@@ -389,100 +317,4 @@ class TensorPanel(QWidget):
         self._line_plot.enableAutoRange()
         self._values_stack.setCurrentIndex(2)
 
-    def _update_heatmap(self, image: np.ndarray) -> None:
-        if image.dtype.kind == "c":
-            image = image.real
-        elif image.dtype.kind == "b":
-            image = image.astype(np.uint8)
-        lo, hi = self._levels(image)
-        self._image.setImage(image, autoLevels=False, levels=(lo, hi))
-        self._colorbar.setLevels(low=lo, high=hi)
-        self._update_bad_overlay(image)
-        self._heat_plot.setRange(xRange=(0, image.shape[1]), yRange=(0, image.shape[0]), padding=0)
-        self._values_stack.setCurrentIndex(1)
-
-    def _update_bad_overlay(self, image: np.ndarray) -> None:
-        stats = self._stats
-        bad = None
-        if image.dtype.kind == "f" and not (stats is not None and stats.finite):
-            bad = ~np.isfinite(image)
-        if bad is None or not bad.any():
-            self._bad_overlay.clear()
-            self._legend = ""
-            self._values_caption.setText("")
-            return
-        self._legend = f'<span style="color:{WARNING_COLOR}">■ NaN/Inf</span>&nbsp;&nbsp;'
-        self._values_caption.setText(self._legend)
-        pixel = np.frombuffer(bytes(QColor(WARNING_COLOR).getRgb()), dtype=np.uint32)[0]
-        packed = np.where(bad, pixel, np.uint32(0))  # RGBA bytes; transparent where finite
-        rgba = packed.view(np.uint8).reshape(*image.shape, 4)
-        self._bad_overlay.setImage(rgba, autoLevels=False)
-
-    def _levels(self, image: np.ndarray) -> tuple[float, float]:
-        stats = self._stats
-        if stats is not None and np.isfinite([stats.min, stats.max]).all():
-            lo, hi = stats.min, stats.max
-        else:
-            sample = image.ravel()[:: max(1, image.size // ASYNC_THRESHOLD)]
-            sample = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
-            lo, hi = (float(sample.min()), float(sample.max())) if sample.size else (0.0, 1.0)
-        if self._diverging:
-            hi = max(abs(lo), abs(hi))
-            lo = -hi
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        return float(lo), float(hi)
-
     # -- events -------------------------------------------------------------------
-
-    def _on_slice_changed(self) -> None:
-        a = self._array
-        if a is None or a.ndim < 2 or a.size == 0:
-            return
-        index = self.slice_index()
-        if index:
-            self._slice_label.setText("[" + ", ".join(map(str, index)) + ", :, :]")
-        self._update_heatmap(a[index] if index else a)
-
-    def _on_hover(self, event) -> None:
-        image = self._image.image
-        if image is None or self._values_stack.currentIndex() != 1:
-            return
-        point = self._heat_plot.getViewBox().mapSceneToView(event[0])
-        row, col = int(np.floor(point.y())), int(np.floor(point.x()))
-        if 0 <= row < image.shape[0] and 0 <= col < image.shape[1]:
-            index = (*self.slice_index(), row, col)
-            value = format_number(image[row, col])
-            where = ", ".join(map(str, index))
-            self._values_caption.setText(f"{self._legend}[{where}] = {value}")
-
-    def _on_summary_done(self, token: int, stats: Stats, counts, edges) -> None:
-        self._jobs.pop(token, None)
-        if token != self._token:
-            return
-        self._pending = False
-        if self._stats is None:
-            self._stats = stats
-            self._update_stats()
-            if self._array is not None and self._array.ndim >= 2:
-                self._on_slice_changed()
-        self._update_histogram_plot(counts, edges)
-        self.sig_summary_ready.emit()
-
-    def _update_histogram_plot(self, counts: np.ndarray, edges: np.ndarray) -> None:
-        stats = self._stats
-        bad = []
-        if stats is not None and stats.nan:
-            bad.append(f"{stats.nan:,} NaN")
-        if stats is not None and stats.inf:
-            bad.append(f"{stats.inf:,} Inf")
-        warn = f'<br><span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
-        suffix = warn if bad else ""
-        if counts.size == 0:
-            self._hist_caption.setText("No finite values" + suffix)
-            return
-        self._hist_curve.setData(edges, counts)
-        self._hist_plot.getPlotItem().enableAutoRange()
-        n = int(counts.sum())
-        bins = f"{counts.size} bin" + ("s" if counts.size > 1 else "")
-        self._hist_caption.setText(f"{n:,} finite values in {bins}" + suffix)

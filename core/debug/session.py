@@ -1,7 +1,8 @@
 """The Session: a program run in a worker thread under a debugger's controls.
 
 Vocabulary (the GUI's buttons map one to one): ``start`` (run, or ``paused=True``
-to stop at the first op), ``pause``, ``resume`` (continue to a breakpoint),
+to stop before the first step's first op), ``pause``, ``resume`` (continue to a
+breakpoint),
 ``step_into`` (the next op event, entering modules), ``step_over`` (the next op
 event at the current module depth: a module call is one step), ``step_out``
 (until the current module returns; at top level, until the phase ends),
@@ -33,6 +34,7 @@ import numpy as np
 
 from core.debug import graphfile
 from core.debug import program as programs
+from core.debug.naming import Namer
 from core.debug.recording import DEFAULT_CAP, Recording
 from core.deferred.api import compile as compile_step
 from core.engine.dispatch import announce, reset_ids
@@ -68,7 +70,8 @@ class Breakpoint:
     """Where a run should pause. ``kind`` is one of ``BREAKPOINT_KINDS``:
 
     - "op": an op ran whose label is ``value`` ("matmul");
-    - "node": node ``value`` (an int id) ran forward or backward;
+    - "node": node ``value`` ran forward or backward: its stable name
+      (``fc1.linear``, see ``core.debug.naming``; every step) or an engine id (int);
     - "module": module ``value`` is entered (a full path or its last part);
     - "nan": the first NaN/Inf a forward op, gradient or update produces;
     - "grad_norm": a gradient's L2 norm exceeds ``value``;
@@ -84,7 +87,7 @@ class Breakpoint:
             raise ValueError(f"unknown breakpoint kind {self.kind!r}; one of {BREAKPOINT_KINDS}")
         if self.kind == "grad_norm":
             self.value = float(self.value)
-        elif self.kind in ("node", "step"):
+        elif self.kind == "step" or (self.kind == "node" and str(self.value).isdigit()):
             self.value = int(self.value)
 
     def describe(self) -> str:
@@ -158,6 +161,8 @@ class Session:
         self._thread: threading.Thread | None = None
         self._ident: int | None = None
         self._interruptible = False
+        self._namer = Namer()  # stable node names, for node breakpoints
+        self._name: str | None = None  # the name of the node the current event is about
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Session:
@@ -186,10 +191,11 @@ class Session:
     # -- controls --------------------------------------------------------------------
 
     def start(self, *, paused: bool = False) -> None:
-        """Start the worker; with ``paused`` it stops at the first op."""
+        """Start the worker; with ``paused`` it stops as the first step starts,
+        before its first op (reason "ready")."""
         if self._thread is not None:
             raise RuntimeError("this session was already started; make a new one to rerun")
-        self._mode = "into" if paused else "run"
+        self._mode = "begin" if paused else "run"
         self._thread = threading.Thread(target=self._work, name="gradstep-session", daemon=True)
         self._set_state("running")
         self._thread.start()
@@ -326,6 +332,7 @@ class Session:
     def _control(self, event: Any) -> None:
         if self._stop:
             raise StopRun
+        self._name = self._namer.feed(event)
         kind = type(event)
         if kind is StepStarted:
             self.phase = "forward"
@@ -351,6 +358,8 @@ class Session:
             return None
         if mode == "pause":
             return "paused"
+        if mode == "begin":
+            return "ready" if type(event) is StepStarted else None
         is_op = isinstance(event, OP_EVENTS)
         if mode == "into":
             return "step" if is_op or type(event) is ModuleEnter else None
@@ -390,9 +399,9 @@ class Session:
             if kind is OpForward and event.op == bp.value:
                 return f"op {event.op} (node {event.op}_{event.node_id}){_at(event)}"
         elif bp.kind == "node":
-            if kind in (OpForward, OpBackward) and event.node_id == bp.value:
+            if kind in (OpForward, OpBackward) and bp.value in (self._name, event.node_id):
                 pass_name = "backward" if kind is OpBackward else "forward"
-                return f"node {event.op}_{event.node_id} ({pass_name})"
+                return f"node {self._name} ({pass_name})"
         elif bp.kind == "module":
             if kind is ModuleEnter and (
                 event.path == bp.value or event.path.endswith("." + str(bp.value))

@@ -1,0 +1,67 @@
+"""Stop is immediate (issue 12, item 7): Shift+F5 on a step that never ends and
+keeps making tensor ops leaves an idle, responsive window within 200 ms, with
+the run controls enabled again, and no press is lost."""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app import actions as A
+from app.main_window import MainWindow
+
+ENDLESS = '''"""Endless
+
+A step that never ends and keeps making tensor ops.
+"""
+import core
+from core.program import Run
+
+
+def build(device="cpu"):
+    w = core.tensor([1.0, 2.0], requires_grad=True)
+
+    def step():
+        x = w
+        while True:
+            x = (x * 1.0001).tanh() + w
+
+    return Run(step=step, steps=3, params={"w": w})
+'''
+STOP_MS = 200
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.bridge.shutdown()
+
+
+def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_path):
+    path = tmp_path / "endless.py"
+    path.write_text(ENDLESS)
+    assert window.open_program(str(path), then="run")
+    rec = window.recording
+    qtbot.waitUntil(lambda: len(rec) > 20_000, timeout=30_000)  # a big, growing step
+    start = time.perf_counter()
+    qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(
+        lambda: (
+            window.bridge.session.state == "stopped"
+            and window.status_phase.text().startswith("stopped")
+            and window.actions_by_id[A.RUN].isEnabled()
+        ),
+        timeout=10_000,
+    )
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    assert not window.actions_by_id[A.STOP].isEnabled()
+    assert elapsed_ms < STOP_MS, f"stopped after {elapsed_ms:.0f} ms"

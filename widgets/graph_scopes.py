@@ -1,0 +1,214 @@
+"""Module boxes around the graph's nodes: one outline per module call.
+
+A box is not the bounding rectangle of its nodes: a module's parameters sit one
+layer left of the op that reads them, where the previous module's op is, and a
+rectangle around both would swallow that op. ``scope_boxes`` draws each box as
+the union of one rounded rectangle per layer its nodes occupy, so a box holds
+its own nodes and passes beside the others. The title sits above the box's
+first column; the view paints titles last, so no node covers one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QPainterPath
+
+from core.debug.naming import UPDATE_SCOPE, scope_title
+from widgets.graph_model import GraphModel
+from widgets.layout import Layout
+
+BIG_GRAPH = 40  # forward nodes above which inner modules open collapsed
+BIG_UPDATE = 8  # parameters above which the whole update is one box
+TITLE_HEIGHT = 16.0  # the title's row above a box's first column
+BOX_PAD = 7.0  # between a box and what it holds
+MAX_COLUMNS = 64  # a box over more layers is drawn as one rectangle
+_RADIUS = 8.0
+
+
+@dataclass(frozen=True)
+class ScopeBox:
+    """The outline of one module call's nodes."""
+
+    rect: QRectF  # bounding rectangle, title included
+    path: QPainterPath  # the outline: one rounded rectangle per layer, united
+    header: QRectF  # where the title is drawn (a double-click there collapses)
+
+
+def inside(scope: str, outer: str) -> bool:
+    return scope == outer or scope.startswith(outer + ".")
+
+
+def scope_boxes(
+    model: GraphModel, layout: Layout, collapsed: Mapping[str, float]
+) -> dict[str, ScopeBox]:
+    """The box of every expanded scope with a drawn node, outer scopes first.
+
+    Built inside out: a box's columns hold its own nodes and its inner boxes'
+    columns, padded by ``BOX_PAD``, its first column lifted by a title row.
+    """
+    if not len(layout) or not model.nodes or not model.scope_kinds:
+        return {}  # no module was called: no box
+    n = min(len(model.nodes), len(layout))
+    rects, layers = layout.rects()[:n], layout.layers()[:n]
+    drawn = layout.drawn()[:n] & np.isfinite(rects).all(axis=1)
+    columns = _columns(layout, n, drawn, rects, layers)
+    scopes = [s for s in model.scopes() if s != UPDATE_SCOPE and s not in collapsed]
+    scopes = [s for s in scopes if not any(inside(s, c) for c in collapsed)]
+    made: dict[str, dict[int, list[float]]] = {}
+    for scope in sorted(scopes, key=lambda s: -s.count(".")):
+        own = dict(columns.get(scope, {}))
+        for child, cols in made.items():
+            if child.rpartition(".")[0] == scope:
+                for layer, r in cols.items():
+                    _grow(own, layer, r)
+        if own:
+            made[scope] = _padded(own)
+    return {s: _box(made[s]) for s in sorted(made, key=lambda s: (s.count("."), s))}
+
+
+def _columns(layout: Layout, n: int, drawn, rects, layers) -> dict[str, dict[int, list[float]]]:
+    """Per scope, per layer, the rectangle around the scope's own drawn nodes (a
+    collapsed box counts as its parent's), grouped with NumPy, not node by node."""
+    group, names = layout.groups()
+    names = list(names)
+    group = group[:n].copy()
+    for r, scope in layout.box_nodes().items():  # a collapsed box sits in its parent
+        if r < n:
+            parent = scope.rpartition(".")[0]
+            if parent not in names:
+                names.append(parent)
+            group[r] = names.index(parent)
+    index = np.flatnonzero(drawn)
+    key = group[index] * (int(layers.max(initial=0)) + 2) + (layers[index] + 1)
+    order = np.argsort(key, kind="stable")
+    key, index = key[order], index[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    if not len(index):
+        return {}
+    r = rects[index]
+    lo = np.minimum.reduceat(r[:, :2], starts)
+    hi = np.maximum.reduceat(r[:, 2:], starts)
+    width = int(layers.max(initial=0)) + 2
+    columns: dict[str, dict[int, list[float]]] = {}
+    for k, start in enumerate(starts.tolist()):
+        g, layer = divmod(int(key[start]), width)
+        cols = columns.setdefault(names[g], {})
+        cols[layer - 1] = [float(lo[k, 0]), float(lo[k, 1]), float(hi[k, 0]), float(hi[k, 1])]
+    return columns
+
+
+def _grow(cols: dict[int, list[float]], layer: int, r: list[float]) -> None:
+    c = cols.get(layer)
+    if c is None:
+        cols[layer] = list(r)
+    else:
+        c[0], c[1], c[2], c[3] = min(c[0], r[0]), min(c[1], r[1]), max(c[2], r[2]), max(c[3], r[3])
+
+
+def _padded(cols: dict[int, list[float]]) -> dict[int, list[float]]:
+    first = min(cols)
+    out = {}
+    for layer, (x0, y0, x1, y1) in cols.items():
+        lift = TITLE_HEIGHT if layer == first else 0.0
+        out[layer] = [x0 - BOX_PAD, y0 - BOX_PAD - lift, x1 + BOX_PAD, y1 + BOX_PAD]
+    return out
+
+
+def _box(cols: dict[int, list[float]]) -> ScopeBox:
+    order = sorted(cols)
+    parts = [cols[layer] for layer in order]
+    if len(parts) > MAX_COLUMNS:
+        xs0, ys0, xs1, ys1 = zip(*parts)
+        order, parts = order[:1], [[min(xs0), min(ys0), max(xs1), max(ys1)]]
+    path = QPainterPath()
+    for k, (x0, y0, x1, y1) in enumerate(parts):
+        piece = QPainterPath()
+        piece.addRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), _RADIUS, _RADIUS)
+        path = path.united(piece) if k else piece
+    # columns of neighbouring layers are joined where their heights overlap
+    for k in range(len(parts) - 1):
+        (_, ay0, ax1, ay1), (bx0, by0, _, by1) = parts[k], parts[k + 1]
+        lo, hi = max(ay0, by0), min(ay1, by1)
+        if order[k + 1] == order[k] + 1 and hi - lo > 2 * _RADIUS:
+            bridge = QPainterPath()
+            bridge.addRect(QRectF(ax1 - 1, lo + _RADIUS, bx0 - ax1 + 2, hi - lo - 2 * _RADIUS))
+            path = path.united(bridge)
+    x0, y0, x1, _ = parts[0]
+    header = QRectF(x0, y0, max(x1 - x0, 80.0), TITLE_HEIGHT)
+    return ScopeBox(path.boundingRect(), path.simplified(), header)
+
+
+class ScopesMixin:
+    """A part of ``GraphView``: module boxes, collapsing and expanding them."""
+
+    def _collapse_big(self) -> None:
+        """Above BIG_GRAPH forward nodes, modules below the top level are boxes;
+        above BIG_UPDATE parameters, the whole update is one box."""
+        # the laid-out step: the model may already hold the next step's first events
+        group, names = self.layout.groups()
+        update = np.array([n.startswith(UPDATE_SCOPE) for n in names] or [False], bool)
+        forward = int((~update[group]).sum()) if len(group) else 0
+        wanted = []
+        if forward > BIG_GRAPH:
+            scopes = {".".join(n.split(".")[:k]) for n in names for k in range(2, n.count(".") + 2)}
+            wanted = sorted(s for s in scopes if not s.startswith(UPDATE_SCOPE))
+        if len(self.model.namer.parameters) > BIG_UPDATE:
+            wanted.append(UPDATE_SCOPE)
+        for scope in wanted:
+            if scope not in self.expanded and scope not in self.collapsed:
+                self.collapsed[scope] = self._box_width(scope)
+
+    def _box_width(self, scope: str) -> float:
+        # an update box is placed before its optimizer's name arrives: room for one
+        update = scope.startswith(UPDATE_SCOPE + ".") or scope == UPDATE_SCOPE
+        kind = "Optimizer" if update else self.scope_kinds.get(scope)
+        title = f"▸ {scope_title(scope)} ({kind or ''})"
+        return self._metrics.horizontalAdvance(title) + 40
+
+    def scope_boxes(self) -> dict[str, ScopeBox]:
+        """The box of every expanded module call, outer ones first (cached)."""
+        if self._scope_boxes is None:
+            self._scope_boxes = scope_boxes(self.model, self.layout, self.collapsed)
+        return self._scope_boxes
+
+    def scope_rects(self) -> dict[str, QRectF]:
+        """Bounding rectangle of every expanded module call's box."""
+        return {scope: box.rect for scope, box in self.scope_boxes().items()}
+
+    def box_caption(self, scope: str) -> str:
+        """Second line of a collapsed scope's box: what it holds."""
+        ops = sum(1 for n in self.model.nodes if n.kind == "op" and inside(n.scope, scope))
+        return f"{ops} op" + ("s" if ops != 1 else "")
+
+    def scope_header_at(self, scene_pos: QPointF) -> str | None:
+        """The scope whose box title is at ``scene_pos``, or a collapsed box there."""
+        best = None
+        for scope, box in self.scope_boxes().items():
+            if box.header.contains(scene_pos):
+                best = scope  # inner scopes come later and win
+        if best is None:
+            index = self._node_hit(scene_pos)
+            best = None if index is None else self.layout.box_nodes().get(index)
+        return best
+
+    def toggle_scope(self, scope: str) -> None:
+        """Collapse a module scope into one box node, or expand it again; the zoom
+        stays, and the view follows the scope."""
+        if scope in self.collapsed:
+            del self.collapsed[scope]
+            self.expanded.add(scope)
+        else:
+            self.collapsed[scope] = self._box_width(scope)
+            self.expanded.discard(scope)
+        self._keep_view = True
+        self.relayout(wait=True)
+        members = [n.index for n in self.model.nodes if inside(n.scope, scope)]
+        if members:
+            x, y = self.layout.positions()[1][members[-1]]
+            if math.isfinite(x):
+                self.centerOn(float(x), float(y))
