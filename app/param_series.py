@@ -43,7 +43,9 @@ class ParamSeries:
             elif kind is GradAccumulated and event.stats is not None:
                 self.data["gradient norm"][event.name][self.step] = event.stats.norm
             elif kind is ParameterUpdated:
-                ratio = _ratio(rec, event.tensor_id, i)
+                # the value changed at the in-place op that wrote it, before this event
+                written = rec.producer.get(event.value_id, i)
+                ratio = _ratio(rec, event.tensor_id, written)
                 if ratio is not None:
                     self.data["update / weight"][event.name][self.step] = ratio
             self.read = i + 1
