@@ -1,5 +1,5 @@
 """Action ids, their labels and shortcuts: one table shared by menus, toolbar and
-tests; and the toolbar's choosers (device, steps)."""
+tests; and the toolbar's choosers (device, mode, steps)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ QUIT = "quit"
 RESET_LAYOUT = "reset_layout"
 HELP_KEYS = "help_keys"
 HELP_FIRST_STEPS = "help_first_steps"
+PROFILE = "profile"
+COMPARE = "compare"
 
 ACTIONS = (
     ActionSpec(RUN, "Run / Continue", "F5", "Run the program, or continue to the next breakpoint"),
@@ -65,6 +67,18 @@ ACTIONS = (
     ActionSpec(RESET_LAYOUT, "Reset Layout", "", "Every panel back in its default place"),
     ActionSpec(HELP_KEYS, "Keyboard Shortcuts", "F1", "The keys of every command"),
     ActionSpec(HELP_FIRST_STEPS, "First Steps", "", "How to open, step, look and stop"),
+    ActionSpec(
+        PROFILE,
+        "Profile CPU vs GPU",
+        "Ctrl+Shift+P",
+        "Time the program eager and compiled, on the CPU and the GPU, op by op",
+    ),
+    ActionSpec(
+        COMPARE,
+        "Compare Eager with Compiled",
+        "Ctrl+Shift+M",
+        "Run the program eager and compiled side by side: agreement, kernels, passes",
+    ),
 )
 BY_ID = {spec.id: spec for spec in ACTIONS}
 RUN_CONTROLS = (RUN, PAUSE, STEP_OVER, STEP_INTO, STEP_OUT, STEP_BACK, STOP, RESTART)
@@ -102,6 +116,24 @@ def device_choice() -> QComboBox:
         model.item(1).setToolTip(reason)
         combo.setItemData(1, reason, Qt.ItemDataRole.ToolTipRole)
         combo.setToolTip(reason)
+    return combo
+
+
+def mode_choice() -> QComboBox:
+    """Eager (op by op, as the program runs) or Compiled (the step traced once,
+    optimized and fused, then run as generated code; stepping goes kernel by kernel)."""
+    combo = QComboBox()
+    combo.setObjectName("mode")
+    combo.addItem("Eager", "eager")
+    combo.addItem("Compiled", "compiled")
+    combo.setItemData(0, "Run op by op, as the program is written", Qt.ItemDataRole.ToolTipRole)
+    combo.setItemData(
+        1,
+        "Trace the step once, optimize and fuse it, then run the generated code: the graph "
+        "shows kernels as boxes and F11 steps kernel by kernel",
+        Qt.ItemDataRole.ToolTipRole,
+    )
+    combo.setToolTip("Eager or compiled execution for the next run")
     return combo
 
 

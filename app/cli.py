@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     shot.add_argument("--select", help="a node to select, by name (e.g. linear_3)")
     shot.add_argument("--size", default="1500x900", help="window size, WIDTHxHEIGHT")
+    shot.add_argument(
+        "--mode", choices=("eager", "compiled"), default="eager", help="run eager or compiled"
+    )
+    shot.add_argument(
+        "--show",
+        choices=("graph", "profile", "compare"),
+        default="graph",
+        help="the panel to show: the graph, a profile (CPU/GPU, eager/compiled) or a comparison",
+    )
     return parser
 
 
@@ -375,6 +384,8 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
             until=args.until,
             select=args.select,
             size=(width, height),
+            mode=args.mode,
+            show=args.show,
         )
     except (RuntimeError, OSError) as exc:
         print(f"gradstep: screenshot failed: {exc}", file=sys.stderr)

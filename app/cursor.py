@@ -101,6 +101,7 @@ class CursorMixin:
         elif self.graph.selected is not None:
             self._show_node(self.graph.selected)
         self.event_log.set_cursor(i)
+        self._show_kernel_at(i)
         self.loss.set_cursor_step(step)
         self.params.set_cursor_step(step)
         source = source_of(rec, event)
@@ -139,6 +140,8 @@ class CursorMixin:
             self.source.highlight_line(node.source.line)  # the source follows the node
         self.inspector.show_node(node_info(node, rec, parameter=self._parameter_of(node)))
         self.scopes.set_scope(node.scope, self.graph.scope_kinds)
+        if node.kind == "op":
+            self._show_kernel_at(node.event_index)
 
     def _parameter_of(self, node: Any) -> int | None:
         """The tensor id of the parameter a node is, or whose update it is part of."""

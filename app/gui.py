@@ -68,13 +68,17 @@ def screenshot(
     select: str | None = None,
     size: Sequence[int] = (1500, 900),
     timeout: float = 120.0,
+    mode: str = "eager",
+    show: str = "graph",
 ) -> str:
     """Render the main window after ``steps`` steps of ``program`` to ``out`` (PNG).
 
     ``until``: "end" (after the steps), "forward" (half way through the forward
     pass of the next step), "backward" (half way through its backward pass).
     ``select`` names a node to select (its name, e.g. "fc1.linear"; the first whose
-    name contains it).
+    name contains it). ``mode``: "eager" or "compiled" (the toolbar's Mode).
+    ``show``: "graph" (the debugger), "profile" or "compare" (the Analyze menu's
+    panel, filled for the program and enlarged).
     """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _app()
@@ -96,6 +100,7 @@ def screenshot(
     if until != "end":
         window.breakpoints.set_breakpoints([Breakpoint("step", steps)])
     window.steps.setValue(steps + (1 if until != "end" else 0))
+    window.mode.setCurrentIndex(max(0, window.mode.findData(mode)))
     window.start_run()
     session = window.bridge.session
 
@@ -118,6 +123,8 @@ def screenshot(
         if index is None:
             raise RuntimeError(f"no node named {select!r}")
     window.graph.fit()
+    if show in ("profile", "compare"):
+        _show_analysis(app, window, show, timeout)
     app.processEvents()
     image = window.grab()
     if not image.save(out):
@@ -129,6 +136,19 @@ def screenshot(
     except OSError:
         pass
     return out
+
+
+def _show_analysis(app, window, show: str, timeout: float) -> None:
+    """Profile or compare the program, then give its panel most of the window."""
+    from PySide6.QtCore import Qt
+
+    (window.profile_program if show == "profile" else window.compare_program)()
+    if not _wait(app, lambda: not window.analysis.busy, timeout):
+        raise RuntimeError(f"the {show} did not finish within {timeout} s")
+    dock = window.docks[show]
+    dock.raise_()
+    window.resizeDocks([dock], [int(window.height() * 0.62)], Qt.Orientation.Vertical)
+    app.processEvents()
 
 
 def _step_to_middle(app, window, phase: str, timeout: float) -> None:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app import actions as A
 from app.bridge import SessionBridge
+from app.compiled import CompiledMixin
 from app.cursor import CursorMixin
 from app.files import FilesMixin
 from app.help import FIRST_STEPS, shortcut_sheet, show_page
@@ -44,6 +45,7 @@ from widgets.breakpoints import BreakpointsPanel
 from widgets.event_log import EventLog
 from widgets.graph_view import GraphView
 from widgets.inspector import Inspector
+from widgets.kernel_code import KernelCode
 from widgets.loss_plot import LossPlot
 from widgets.param_plot import ParamPlot
 from widgets.program_note import ProgramNote
@@ -65,6 +67,7 @@ class Panel:
 PANELS = (
     Panel("samples", "Samples", Qt.DockWidgetArea.LeftDockWidgetArea, "samples"),
     Panel("source", "Source", Qt.DockWidgetArea.LeftDockWidgetArea, "source"),
+    Panel("code", "Compiled Code", Qt.DockWidgetArea.LeftDockWidgetArea, "code_view"),
     Panel("inspector", "Inspector", Qt.DockWidgetArea.RightDockWidgetArea, "inspector"),
     Panel("scopes", "Scope Stack", Qt.DockWidgetArea.RightDockWidgetArea, "scopes"),
     Panel("breakpoints", "Breakpoints", Qt.DockWidgetArea.RightDockWidgetArea, "breakpoints"),
@@ -72,10 +75,14 @@ PANELS = (
     Panel("loss", "Loss", Qt.DockWidgetArea.BottomDockWidgetArea, "loss"),
     Panel("params", "Parameters", Qt.DockWidgetArea.BottomDockWidgetArea, "params"),
     Panel("problems", "Problems", Qt.DockWidgetArea.BottomDockWidgetArea, "problems"),
+    Panel("profile", "Profile", Qt.DockWidgetArea.BottomDockWidgetArea, "profile_view"),
+    Panel("compare", "Compare", Qt.DockWidgetArea.BottomDockWidgetArea, "compare_view"),
 )
 
+ON_DEMAND = ("profile", "compare")  # panels hidden until used
 
-class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
+
+class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainWindow):
     """Gradstep's window: graph in the middle, panels around it."""
 
     def __init__(self, settings: QSettings | None = None, samples_dir: str = SAMPLES_DIR) -> None:
@@ -146,6 +153,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
 
         self.samples = SamplesBrowser(scan_samples(self.samples_dir), folder=self.samples_dir)
         self.source = SourceView()
+        self.code_view = KernelCode()
+        self._build_analysis()
         self.inspector = Inspector()
         self.scopes = ScopeStack()
         self.breakpoints = BreakpointsPanel()
@@ -165,17 +174,22 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
             dock.setWidget(getattr(self, panel.attr))
             self.addDockWidget(panel.area, dock)
             self.docks[panel.name] = dock
+        for name in ON_DEMAND:  # shown by Analyze (or View); hidden, they widen nothing
+            self.docks[name].hide()
 
     def _arrange_docks(self) -> None:
         """Default places for the panels (a saved window state replaces them)."""
         d = self.docks
         self.tabifyDockWidget(d["samples"], d["source"])
+        self.tabifyDockWidget(d["samples"], d["code"])
         # the inspector has the right side's height to itself: its plots need it
         self.tabifyDockWidget(d["inspector"], d["scopes"])
         self.tabifyDockWidget(d["inspector"], d["breakpoints"])
         self.tabifyDockWidget(d["events"], d["loss"])
         self.tabifyDockWidget(d["events"], d["params"])
         self.tabifyDockWidget(d["events"], d["problems"])
+        self.tabifyDockWidget(d["events"], d["profile"])
+        self.tabifyDockWidget(d["events"], d["compare"])
         for name in ("events", "samples", "inspector"):  # the samples first: what to open
             d[name].raise_()
         self.resizeDocks([d["source"], d["inspector"]], [230, 410], Qt.Orientation.Horizontal)
@@ -189,6 +203,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
             self.addDockWidget(panel.area, dock)
             dock.show()
         self._arrange_docks()
+        for name in ON_DEMAND:
+            self.docks[name].hide()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -220,6 +236,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
             A.RESET_LAYOUT: self.reset_layout,
             A.HELP_KEYS: lambda: show_page(self, "Keyboard", shortcut_sheet()),
             A.HELP_FIRST_STEPS: lambda: show_page(self, "First steps", FIRST_STEPS),
+            A.PROFILE: self.profile_program,
+            A.COMPARE: self.compare_program,
         }
         self.actions_by_id = A.make_actions(self, handlers)
         for action in self.actions_by_id.values():
@@ -247,6 +265,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(self.actions_by_id[A.RESET_LAYOUT])
+        analyze_menu = menu.addMenu("&Analyze")
+        for action_id in (A.PROFILE, A.COMPARE):
+            analyze_menu.addAction(self.actions_by_id[action_id])
         help_menu = menu.addMenu("&Help")
         for action_id in (A.HELP_FIRST_STEPS, A.HELP_KEYS):
             help_menu.addAction(self.actions_by_id[action_id])
@@ -260,6 +281,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         toolbar.addWidget(QLabel(" Device "))
         self.device = A.device_choice()
         toolbar.addWidget(self.device)
+        toolbar.addWidget(QLabel(" Mode "))
+        self.mode = A.mode_choice()
+        toolbar.addWidget(self.mode)
         toolbar.addWidget(QLabel(" Steps "))
         self.steps = A.steps_choice()
         toolbar.addWidget(self.steps)
@@ -313,6 +337,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.scopes.sig_scope_clicked.connect(self._on_scope_clicked)
         self.breakpoints.sig_breakpoints_changed.connect(self._on_breakpoints_changed)
         self.samples.sig_open.connect(self.open_path)
+        self.mode.currentIndexChanged.connect(self._on_mode_changed)
         self.loss.sig_step_clicked.connect(self._on_step_clicked)
         self.search.returnPressed.connect(lambda: self._find(self.search.text()))
         self.docks["params"].visibilityChanged.connect(

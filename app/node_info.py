@@ -15,6 +15,7 @@ from core.engine.ops import REGISTRY, Op
 from core.engine.tensor import apply
 from core.observe.events import (
     GradAccumulated,
+    KernelRun,
     OpBackward,
     OpForward,
     ParameterUpdated,
@@ -183,6 +184,11 @@ def node_of(model: GraphModel, event: Any) -> int | None:
         return model.by_node_id.get(event.node_id)
     if kind is GradAccumulated or kind is ParameterUpdated:
         return model.by_tensor.get(event.tensor_id)
+    if kind is KernelRun:  # the node of the kernel's first output that is drawn
+        for tid in event.outputs:
+            node = model.by_tensor.get(tid)
+            if node is not None:
+                return node
     return None
 
 
@@ -192,12 +198,17 @@ def source_of(rec: Recording, event: Any) -> Source | None:
         index = rec.nodes.get(event.node_id)
         if index is not None:
             return rec.events[index].source
+    if type(event) is KernelRun:  # that of the op computing its first output
+        for tid in event.outputs:
+            index = rec.producer.get(tid)
+            if index is not None:
+                return getattr(rec.events[index], "source", None)
     return getattr(event, "source", None)
 
 
 def last_op(events: list) -> int:
     """Index of the last op event (the last event when there is none)."""
     for i in range(len(events) - 1, -1, -1):
-        if type(events[i]) in (OpForward, OpBackward, ParameterUpdated):
+        if type(events[i]) in (OpForward, OpBackward, ParameterUpdated, KernelRun):
             return i
     return len(events) - 1

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.debug.naming import Namer
-from core.debug.session import Breakpoint
+from core.debug.session import Breakpoint, is_stop
 from core.observe.events import (
     BackwardEnded,
     BackwardStarted,
     GradAccumulated,
+    KernelRun,
     ModuleEnter,
     ModuleExit,
     OpBackward,
@@ -37,7 +38,6 @@ from core.observe.events import (
     TensorCreated,
 )
 
-OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
 _PHASE = {
     OpBackward: "backward",
     GradAccumulated: "backward",
@@ -59,7 +59,7 @@ def _depth(scope: str) -> int:
 def depth_of(event: Any, default: int = 0) -> int:
     """The module depth the Session gives ``event`` (as its step-over rule uses)."""
     kind = type(event)
-    if kind is OpForward:
+    if kind is OpForward or kind is KernelRun:
         return _depth(event.scope)
     if kind is ModuleEnter:
         return _depth(event.path) - 1
@@ -73,7 +73,7 @@ def phase_at(events: Sequence[Any], index: int) -> str:
     for i in range(index, max(-1, index - PHASE_LOOKBACK), -1):
         event = events[i]
         kind = type(event)
-        if kind is OpForward:
+        if kind is OpForward or kind is KernelRun:
             return event.phase
         phase = _PHASE.get(kind)
         if phase is not None:
@@ -96,7 +96,7 @@ def next_stop(
     depth = 0
     for i in range(position, -1, -1):  # the depth of the cursor's last op or entry
         kind = type(events[i])
-        if kind in OP_EVENTS or kind is ModuleEnter:
+        if is_stop(events[i]) or kind is ModuleEnter:
             depth = depth_of(events[i])
             break
         if kind is StepStarted:
@@ -114,7 +114,7 @@ def next_stop(
 
 def _stops(event: Any, mode: str, depth: int, phase: str) -> bool:
     kind = type(event)
-    is_op = kind in OP_EVENTS
+    is_op = is_stop(event)
     if mode == "into":
         return is_op or kind is ModuleEnter
     if mode == "over":
@@ -161,6 +161,9 @@ def describe(event: Any, name: str | None = None) -> str:
     kind = type(event)
     if kind is OpForward:
         return f"{name or event.op} ran" + (" (update)" if event.phase == "update" else "")
+    if kind is KernelRun:
+        covers = "1 op" if len(event.nodes) == 1 else f"{len(event.nodes)} ops"
+        return f"kernel {event.kernel} {event.name} ran ({covers}, {event.phase})"
     if kind is OpBackward:
         return f"gradient rule of {name or event.op}"
     if kind is GradAccumulated:

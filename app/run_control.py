@@ -45,7 +45,11 @@ class RunControlMixin:
         device = self.device.currentData() or "cpu"
         steps = self.steps.value() or None
         session = Session(
-            self.program, device=device, steps=steps, breakpoints=self.breakpoints.breakpoints()
+            self.program,
+            device=device,
+            steps=steps,
+            breakpoints=self.breakpoints.breakpoints(),
+            mode=self.run_mode(),
         )
         self.recording = session.recording
         self.graph.clear()
@@ -55,6 +59,7 @@ class RunControlMixin:
         self.param_series = ParamSeries()
         self.params.clear()
         self.inspector.show_node(None)
+        self.code_view.clear(compiled=session.mode == "compiled")
         self.clear_problem()
         self.bridge.start(session, paused=paused)
         self._update_controls()
@@ -264,6 +269,9 @@ class RunControlMixin:
         for action_id, on in enable.items():
             self.actions_by_id[action_id].setEnabled(bool(on))
         self.device.setEnabled(not running and not paused)
+        self.mode.setEnabled(not running)
+        for action_id in (A.PROFILE, A.COMPARE):
+            self.actions_by_id[action_id].setEnabled(have_program and not self.analysis.busy)
 
     def _update_status(self, state: str | None = None) -> None:
         rec = self.recording

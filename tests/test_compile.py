@@ -17,11 +17,13 @@ import core
 import core.functional as F
 from core import nn, optim
 from core.debug import program as programs
+from core.debug.recording import Recording
 from core.deferred import saved
 from core.deferred.graph import Graph
 from core.deferred.interpret import GuardFailed
+from core.engine.dispatch import announce
 from core.observe.bus import BUS
-from core.observe.events import KernelRun, PassApplied, StepRetraced
+from core.observe.events import KernelRun, OpForward, PassApplied, StepRetraced
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "samples")
 SAMPLE_FILES = sorted(f for f in os.listdir(SAMPLES) if f.endswith(".py"))
@@ -210,6 +212,41 @@ def test_kernel_and_pass_events_only_when_someone_listens() -> None:
     covered = {n for k in kernels for n in k.nodes}
     assert covered  # each kernel names the eager nodes it covers
     assert not [e for e in events if isinstance(e, StepRetraced)]
+
+
+@pytest.mark.parametrize("name", ["mlp_moons.py", "attention.py"])
+def test_a_recorded_compiled_step_reads_like_an_eager_one(name: str) -> None:
+    """A debugger's recording of a compiled call: each kernel's ops before it,
+    every input an op reads made before it, each kernel's outputs kept, and the
+    parameters' values and gradients as the live tensors have them."""
+    core.reset_ids()
+    run = programs.load(os.path.join(SAMPLES, name)).build("cpu")
+    compiled = core.compile(run.step)
+    for i in range(2):  # traced, then compiled
+        compiled(run.batches(i)) if run.batches else compiled()
+    rec = Recording()
+    with rec.attach():  # build's parameters first, as a Session records them
+        for p_name, p in run.named_parameters():
+            announce(p, "parameter", p_name)
+        compiled(run.batches(2)) if run.batches else compiled()
+    entry = compiled.latest
+    kernels = [e for e in rec.events if isinstance(e, KernelRun)]
+    assert [k.kernel for k in kernels] == list(range(len(entry.program.kernels)))
+    told = [e for e in rec.events if isinstance(e, OpForward) and e.kernel is not None]
+    assert sum(len(k.nodes) for k in kernels) == len(told)
+    for kernel in kernels:  # its ops come just before it, and say so
+        at = rec.events.index(kernel)
+        ops = rec.events[at - len(kernel.nodes) : at]
+        assert all(isinstance(e, OpForward) and e.kernel == kernel.kernel for e in ops)
+        assert all(rec.has_value(i) for i in kernel.outputs)
+    made = {e.output for e in told} | {s for e in told for s in e.side_outputs}
+    made |= {t.id for t in entry.trace.state.values()}  # parameters, optimizer state
+    for e in told:  # nothing an op reads is anonymous
+        for tid in e.inputs:
+            assert tid in made or tid in rec.producer, (e.op, tid)
+    for p_name, p in run.named_parameters():
+        np.testing.assert_array_equal(rec.value(p.id), p.numpy(), err_msg=p_name)
+        np.testing.assert_array_equal(rec.grad_of(p.id), p.grad.numpy(), err_msg=p_name)
 
 
 # -- random programs ---------------------------------------------------------------------

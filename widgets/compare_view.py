@@ -1,9 +1,11 @@
 """The compare view: what compiling a step changed. It shows a
 ``core.debug.compare.Comparison`` and runs nothing itself.
 
-- the eager ops of the traced step beside the compiled kernels: selecting an
-  op selects the kernel that computes it (or says which pass removed it),
-  selecting a kernel selects every op it covers;
+- the eager graph of the traced step beside the compiled graph (fused kernels
+  as boxes around the ops they cover), and under them the eager ops beside the
+  kernels: selecting an eager op, in its graph or list, selects the kernel that
+  computes it (or says which pass removed it); selecting a kernel, or a node of
+  the compiled graph, selects every eager op it covers;
 - pass by pass, what each pass rewrote;
 - agreement per output and per parameter gradient over the steps run, and the
   retraces with the guard that failed.
@@ -30,7 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.debug.compare import Comparison
+from core.deferred.view import graph_events
+from core.observe.events import StepStarted
 from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, format_number
+from widgets.graph_view import GraphView
 
 EMPTY_TEXT = "No comparison yet: Compare runs the program eager and compiled, step by step"
 ORIGIN = Qt.ItemDataRole.UserRole  # an op item's eager node id, a kernel item's index
@@ -46,6 +51,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self._comparison: Comparison | None = None
         self._syncing = False
+        self._origins: list[int] = []
         self._summary = QLabel()
         self._summary.setWordWrap(True)
         self._ops = QListWidget()
@@ -55,13 +61,24 @@ class CompareView(QWidget):
         self._where = QLabel()
         self._where.setWordWrap(True)
         self._where.setStyleSheet(f"color: {MUTED_COLOR};")
+        self.eager_graph = GraphView()
+        self.eager_graph.sig_node_selected.connect(self._on_eager_node)
+        self.compiled_graph = GraphView()
+        self.compiled_graph.sig_node_selected.connect(self._on_compiled_node)
+        graphs = QSplitter()
+        graphs.addWidget(_titled("Eager graph (the traced step)", self.eager_graph))
+        graphs.addWidget(_titled("Compiled graph (kernels as boxes)", self.compiled_graph))
         sides = QSplitter()
-        sides.addWidget(_titled("Eager ops (traced step)", self._ops))
+        sides.addWidget(_titled("Eager ops", self._ops))
         sides.addWidget(_titled("Compiled kernels", self._kernels))
+        both = QSplitter(Qt.Orientation.Vertical)
+        both.addWidget(graphs)
+        both.addWidget(sides)
+        both.setSizes([300, 140])
         mapping = QWidget()
         layout = QVBoxLayout(mapping)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(sides, 1)
+        layout.addWidget(both, 1)
         layout.addWidget(self._where)
 
         self._passes = QTreeWidget()
@@ -117,6 +134,7 @@ class CompareView(QWidget):
             f"{comparison.graphs} graph(s) traced"
         )
         self._update_mapping()
+        self._update_graphs()
         self._update_passes()
         self._update_agreement()
 
@@ -146,7 +164,9 @@ class CompareView(QWidget):
         self._syncing = True
         try:
             self._kernels.clearSelection()
+            self._select_in(self.eager_graph, [origins[0]])
             if where[0] == "kernel":
+                self._select_in(self.compiled_graph, [origins[0]])
                 self._kernels.item(where[1]).setSelected(True)
                 self._kernels.scrollToItem(self._kernels.item(where[1]))
                 again = f"; computed again in kernels {list(where[3])}" if where[3] else ""
@@ -177,16 +197,61 @@ class CompareView(QWidget):
                     first = first or item
             if first is not None:
                 self._ops.scrollToItem(first)
+            ordered = [o for o in self._origins if o in covers]
+            self._select_in(self.eager_graph, ordered)
+            self._select_in(self.compiled_graph, ordered)
             self._where.setText(f"kernel {kernels[0]} computes {len(covers)} eager op(s)")
             self.sig_kernel_selected.emit(kernels[0])
         finally:
             self._syncing = False
 
+    def _on_eager_node(self, index: int) -> None:
+        origin = _origin(self.eager_graph, index)
+        if origin is not None and not self._syncing:
+            self.select_op(origin)
+
+    def _on_compiled_node(self, index: int) -> None:
+        origin = _origin(self.compiled_graph, index)
+        where = None if origin is None else self._comparison.mapping.get(origin)
+        if where is not None and where[0] == "kernel" and not self._syncing:
+            self._kernels.setCurrentItem(self._kernels.item(where[1]))
+
+    @staticmethod
+    def _select_in(graph: GraphView, origins: list[int]) -> None:
+        """Select the first of these ops drawn in ``graph`` (centred on it)."""
+        for origin in origins:
+            index = graph.model.by_node_id.get(origin)
+            if index is not None:
+                graph.select(index, center=True)
+                return
+        graph.select(None)
+
     # -- drawing ---------------------------------------------------------------------------
+
+    def _update_graphs(self) -> None:
+        entry = self._comparison.entry
+        for graph, compiled in ((self.eager_graph, False), (self.compiled_graph, True)):
+            graph.rebuild([StepStarted(0), *graph_events(entry, compiled=compiled)], 0)
+            graph.relayout(wait=True)
+        self._fit_graphs()
+
+    def _fit_graphs(self) -> None:
+        for graph in (self.eager_graph, self.compiled_graph):
+            if graph.model.nodes:
+                graph.fit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit_graphs()  # a view sized while hidden fits again once shown
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_graphs()
 
     def _update_mapping(self) -> None:
         entry = self._comparison.entry
         self._ops.clear()
+        self._origins = [node.origin for node in entry.trace.graph.ops]
         for node in entry.trace.graph.ops:
             where = self._comparison.mapping.get(node.origin, ("removed", "unknown", ""))
             label = f"{node.name}  [{node.phase}]" + (f"  {node.scope}" if node.scope else "")
@@ -236,6 +301,13 @@ class CompareView(QWidget):
             self._retraces.addItem(reason)
         if not self._comparison.retraces:
             self._retraces.addItem("none: every step ran the compiled graph")
+
+
+def _origin(graph: GraphView, index: int) -> int | None:
+    """The traced op id (node id) of node ``index`` of ``graph``; None for a leaf."""
+    if index < 0 or index >= len(graph.model.nodes):
+        return None
+    return graph.model.nodes[index].node_id
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:

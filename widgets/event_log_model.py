@@ -65,6 +65,9 @@ _CLASSIFY = {
     ev.StepEnded: lambda e: ("other", f"step {e.step}"),
     ev.RunStarted: lambda e: ("other", os.path.basename(e.program)),
     ev.RunFinished: lambda e: ("other", e.status),
+    ev.KernelRun: lambda e: (e.phase, e.name),
+    ev.PassApplied: lambda e: ("other", e.name),
+    ev.StepRetraced: lambda e: ("other", e.reason),
 }
 
 
@@ -202,7 +205,7 @@ class EventLogModel(QAbstractTableModel):
         found = [
             (e.node_id, i)
             for i, e in enumerate(islice(self._events, start, stop), start)
-            if type(e) is forward
+            if type(e) is forward and e.kernel is None  # a compiled op has no backward rows
         ]
         if not found:
             return

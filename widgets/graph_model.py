@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.debug.naming import UPDATE_SCOPE, Namer, display_scope, update_scope
+from core.deferred.narrate import kernel_box
 from core.observe.events import (
     GradAccumulated,
+    KernelRun,
     ModuleEnter,
     OpBackward,
     OpForward,
@@ -135,6 +137,8 @@ class GraphModel:
         elif kind is ParameterUpdated:
             self.scope_kinds[UPDATE_SCOPE] = event.optimizer
             self.scope_kinds[update_scope(event.name)] = event.optimizer
+        elif kind is KernelRun and len(event.nodes) > 1:  # a fused kernel's box
+            self.scope_kinds[kernel_box(event.kernel, event.name)] = "fused"
         elif kind is StepStarted:
             return self._on_step(event)
         return None
@@ -259,6 +263,8 @@ class GraphModel:
         )
         for src in preds:
             self.edges.append((src, node))
+        for tid in event.side_outputs:  # a softmax its backward reads: drawn as this node
+            self.by_tensor.setdefault(tid, node)
 
     # -- queries -------------------------------------------------------------------
 

@@ -51,8 +51,8 @@ def scope_boxes(
     Built inside out: a box's columns hold its own nodes and its inner boxes'
     columns, padded by ``BOX_PAD``, its first column lifted by a title row.
     """
-    if not len(layout) or not model.nodes or not model.scope_kinds:
-        return {}  # no module was called: no box
+    if not len(layout) or not model.nodes:
+        return {}
     n = min(len(model.nodes), len(layout))
     rects, layers = layout.rects()[:n], layout.layers()[:n]
     drawn = layout.drawn()[:n] & np.isfinite(rects).all(axis=1)

@@ -32,14 +32,14 @@ from PySide6.QtWidgets import (
 )
 
 from core.debug.profile import RunProfile
-from widgets.data import CURVE_COLOR, MUTED_COLOR, PLOT_BACKGROUND, WARNING_COLOR, format_number
+from widgets.data import CURVE_COLOR, MUTED_COLOR, PLOT_BACKGROUND, WARNING_COLOR
 from widgets.tensor_panel import style_plot
 
 EMPTY_TEXT = "No profile yet: Profile runs the program eager and compiled, on CPU and GPU"
-COLUMNS = ("run", "ms / step", "p10 - p90", "ops / kernels", "peak host", "peak GPU")
+COLUMNS = ("run", "ms / step", "p10 – p90", "ops / kernels", "peak host", "peak GPU")
 PHASE_COLORS = {"forward": "#1c7ed6", "backward": "#e8590c", "update": "#2b8a3e"}
 SECOND_COLOR = "#f08c00"
-TOP = 12
+TOP = 8  # bars per run in the top-ops chart (the second run adds up to half as many)
 
 
 def run_label(run: RunProfile) -> str:
@@ -164,10 +164,10 @@ class ProfileView(QWidget):
             if run.unavailable:
                 cells = [run_label(run), "unavailable", run.unavailable, "", "", ""]
             else:
-                spread = f"{format_number(run.step_ms.p10)} - {format_number(run.step_ms.p90)}"
+                spread = f"{run.step_ms.p10:.3g} – {run.step_ms.p90:.3g}"
                 cells = [
                     run_label(run),
-                    format_number(round(run.step_ms.median, 4)),
+                    f"{run.step_ms.median:.3g}",
                     spread,
                     str(run.count),
                     _kib(run.peak_host_bytes),

@@ -11,6 +11,9 @@ names each node from what a reader sees instead, in the spirit of torch.fx:
   and its op ``relu_1.relu``;
 - an update op (the optimizer's arithmetic): ``update.fc1.weight.mul_2``, under
   the parameter it updates, in the scope ``update.fc1/weight``;
+- an op of a fused kernel of a compiled step (``core.deferred.narrate``): the
+  kernel and the op, ``k3.tanh``, in the kernel's box ``kernel 3: fused_tanh``
+  (an update op keeps its update name);
 - a leaf: a parameter keeps its name (``fc1.weight``); an input or constant with
   a generated name gets its kind and an ordinal (``input``, ``constant_3``).
 
@@ -42,6 +45,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from core.deferred.narrate import KERNEL_SCOPE
 from core.observe.events import (
     BackwardEnded,
     GradAccumulated,
@@ -197,6 +201,11 @@ class Namer:
             scope = self._call_scope.get(event.scope, event.scope)
             prefix = display_scope(scope)
             base = f"{prefix}.{event.op}" if prefix else event.op
+        if event.kernel is not None and event.scope.startswith(KERNEL_SCOPE):
+            # an op of a fused compiled kernel: drawn in the kernel's box
+            scope = event.scope
+            if event.phase != "update":
+                base = f"k{event.kernel}.{event.op}"
         name = self._unique(base)
         self.names[event.node_id] = name
         self.scopes[event.node_id] = scope

@@ -122,7 +122,7 @@ class Recording:
     @contextlib.contextmanager
     def attach(self) -> Iterator[Recording]:
         """Record every event on the bus while the block runs."""
-        unsubscribe = BUS.subscribe(self, stats=True, source=True, values=True)
+        unsubscribe = BUS.subscribe(self, stats=True, source=True, values=True, kernel_ops=True)
         try:
             yield self
         finally:

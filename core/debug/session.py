@@ -42,6 +42,7 @@ from core.observe.bus import BUS
 from core.observe.events import (
     BackwardStarted,
     GradAccumulated,
+    KernelRun,
     ModuleEnter,
     ModuleExit,
     OpBackward,
@@ -56,7 +57,18 @@ from core.observe.events import (
 
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
 MODES = ("eager", "compiled")
-OP_EVENTS = (OpForward, OpBackward, ParameterUpdated)
+# the events a step stops at; in a compiled step, each kernel (its ops come
+# before it, told by core.deferred.narrate, and are not stops of their own)
+OP_EVENTS = (OpForward, OpBackward, ParameterUpdated, KernelRun)
+
+
+def is_stop(event: Any) -> bool:
+    """An event stepping stops at: an op, a gradient rule, an update, a kernel;
+    not a compiled step's op (its kernel, which follows, is the stop)."""
+    kind = type(event)
+    return kind in OP_EVENTS and not (kind is OpForward and event.kernel is not None)
+
+
 FREEZE_EVERY = 20_000  # events between gc.freeze() calls while recording
 BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
 
@@ -137,7 +149,7 @@ class Session:
         self.device = device
         self.mode = mode  # "compiled": the step runs through core.compile
         self.steps = steps
-        meta = {"program": program.path, "title": program.title, "device": device}
+        meta = {"program": program.path, "title": program.title, "device": device, "mode": mode}
         if recording is None and record:
             recording = Recording(cap_bytes, meta)
         self.recording = recording
@@ -163,6 +175,16 @@ class Session:
         self._interruptible = False
         self._namer = Namer()  # stable node names, for node breakpoints
         self._name: str | None = None  # the name of the node the current event is about
+
+    def kernel_code(self, kernel: int, name: str) -> str | None:
+        """The generated code of a compiled step's kernel (by its index and name,
+        which a KernelRun carries); None in eager mode or before it is compiled."""
+        step = self.run.step if self.run is not None else None
+        for entry in getattr(step, "graphs", ()):
+            kernels = entry.program.kernels
+            if kernel < len(kernels) and kernels[kernel].name == name:
+                return kernels[kernel].code
+        return None
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Session:
@@ -270,7 +292,9 @@ class Session:
         self._ident = threading.get_ident()
         self._interruptible = True
         reset_ids()
-        unsubscribe = BUS.subscribe(self._on_bus, stats=True, source=True, values=True)
+        unsubscribe = BUS.subscribe(
+            self._on_bus, stats=True, source=True, values=True, kernel_ops=True
+        )
         status, message = "finished", None
         try:
             BUS.emit(RunStarted(program=self.program.path, device=self.device))
@@ -303,12 +327,24 @@ class Session:
             message = self.error.message
         finally:
             self._interruptible = False
+            self._keep_kernel_code()
             try:
                 BUS.emit(RunFinished(status=status, error=message))
             except StopRun:
                 pass
             unsubscribe()
             self._set_state(status, message)
+
+    def _keep_kernel_code(self) -> None:
+        """A compiled run's recording keeps each kernel's generated code (by
+        "<index> <name>"), so a saved recording shows it too."""
+        step = self.run.step if self.run is not None else None
+        if self.recording is None or not getattr(step, "graphs", None):
+            return
+        code = {}
+        for entry in reversed(step.graphs):  # the latest graph's code wins
+            code.update({f"{k.index} {k.name}": k.code for k in entry.program.kernels})
+        self.recording.meta["kernel_code"] = code
 
     def _run_error(self, exc: Exception) -> RunError:
         located = programs._located(exc, self.program.path, "in the run")
@@ -340,9 +376,9 @@ class Session:
             self.phase = "backward"
         elif kind is ParameterUpdated:
             self.phase = "update"
-        elif kind is OpForward:
+        elif kind is OpForward or kind is KernelRun:
             self.phase = event.phase
-        if kind is OpForward:
+        if kind is OpForward or kind is KernelRun:
             self._depth = _depth(event.scope)
         elif kind is ModuleEnter:
             self._depth = _depth(event.path) - 1
@@ -360,7 +396,7 @@ class Session:
             return "paused"
         if mode == "begin":
             return "ready" if type(event) is StepStarted else None
-        is_op = isinstance(event, OP_EVENTS)
+        is_op = is_stop(event)
         if mode == "into":
             return "step" if is_op or type(event) is ModuleEnter else None
         if mode == "over":

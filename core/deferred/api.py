@@ -37,6 +37,7 @@ from typing import Any
 from core.deferred import codegen, passes
 from core.deferred.graph import Graph
 from core.deferred.interpret import GuardFailed
+from core.deferred.narrate import Narrator
 from core.deferred.runtime import Bound, flatten
 from core.deferred.tracer import Trace, trace
 from core.observe.bus import BUS
@@ -55,6 +56,41 @@ class Compiled:
     trace_ns: int  # time to trace (the eager call included)
     compile_ns: int  # time for the passes and code generation
     calls: int = 0
+    _narrator: Any = None
+
+    def run(self, leaves: list) -> Any:
+        """One call of the generated code (or the interpreter), told op by op
+        when a debugger listens (``core.deferred.narrate``)."""
+        program = self.bound.program
+        if program is None or not BUS.want_kernel_ops:
+            return self.bound.run(leaves)
+        narrator = self.narrator()
+        narrator.begin(leaves)
+        program.narration.narrator = narrator
+        try:
+            result = self.bound.run(leaves)
+        finally:
+            program.narration.narrator = None
+        narrator.end()
+        return result
+
+    @property
+    def merged(self) -> dict[int, int]:
+        """Traced node id -> the node common-subexpression elimination kept for it."""
+        return {old: new for r in self.reports for old, new in r.merged.items()}
+
+    def narrator(self) -> Any:
+        if self._narrator is None:
+            self._narrator = Narrator(
+                self.trace.graph,
+                self.graph,
+                self.merged,
+                self.program.kernels,
+                self.trace.state,
+                self.trace.grad_owners,
+                self.bound.device,
+            )
+        return self._narrator
 
 
 @dataclass
@@ -78,7 +114,7 @@ class CompiledStep:
             if entry.graph.input_tree != tree:
                 continue
             try:
-                result = entry.bound.run(leaves)
+                result = entry.run(leaves)
             except GuardFailed as exc:
                 failure = exc
                 continue

@@ -48,6 +48,16 @@ class Kernel:
     code: str = ""  # the generated code of this kernel (its lines, its function)
 
 
+class Narration:
+    """The narrator of the call in progress (``core.deferred.narrate``), set
+    while a debugger listens; the timed code hands it every kernel's outputs."""
+
+    __slots__ = ("narrator",)
+
+    def __init__(self) -> None:
+        self.narrator: Any = None
+
+
 @dataclass
 class Program:
     """The generated code of one graph and the functions it defines."""
@@ -57,6 +67,7 @@ class Program:
     state_names: list[str]  # S0, S1... in the code
     grad_names: list[str]  # R0, R1...: the tensors whose .grad is read
     kernels: list[Kernel] = field(default_factory=list)
+    narration: Narration = field(default_factory=Narration)
 
     def bind(self, state: dict[str, Any], grad_owners: dict[str, Any]) -> None:
         """Point the code at the live tensors (by state name)."""
@@ -111,7 +122,9 @@ def generate(
     exec(compile(source, "<gradstep generated step>", "exec"), namespace)  # noqa: S102
     namespace.update(writer.numba_kernels)  # replace the NumPy kernels Numba beat
     state = [n.name for n in graph.state if n.name not in writer.grad_reads]
-    return Program(source, namespace, state, list(writer.grad_reads), writer.kernels)
+    return Program(
+        source, namespace, state, list(writer.grad_reads), writer.kernels, writer.narration
+    )
 
 
 class _Writer:
@@ -130,6 +143,7 @@ class _Writer:
         self.try_numba = False
         self.numba_kernels: dict[str, Callable] = {}  # K<k> -> the Numba kernel kept
         self.choices: dict[int, str] = {}  # id(node) -> "numba" or "numpy"
+        self.narration = Narration()
         self.grad_reads = [n.name for n in graph.state if n.name in grad_names]
         names = [n.name for n in graph.state if n.name not in self.grad_reads]
         self.state_index = {name: i for i, name in enumerate(names)}
@@ -155,7 +169,7 @@ class _Writer:
         ns["wrap"] = wrap
         ns["DEVICE"] = self.device
         ns["perf_counter_ns"] = perf_counter_ns
-        ns["emit_kernel"] = _emitter(self.kernels, self.device)
+        ns["emit_kernel"] = _emitter(self.kernels, self.device, self.narration)
         ns["start_kernel"] = _starter(self.device)
         if any("scipy_special" in text for text in self.fused):  # SciPy costs 0.25 s to import
             ns["scipy_special"] = _special(self.xp)
@@ -384,19 +398,24 @@ def value_id(vid: int) -> int:
     return VALUE_ID_BASE + vid
 
 
-def _emitter(kernels: list[Kernel], device: str) -> Callable[..., None]:
+def _emitter(kernels: list[Kernel], device: str, narration: Narration) -> Callable[..., None]:
     def emit_kernel(k: int, start: int, *arrays: Any) -> None:
         if BUS.want_sync:  # on the GPU, the kernel's own time, not its launch
             synchronize(device)
+        duration = perf_counter_ns() - start
         kernel = kernels[k]
-        ids = tuple(value_id(v) for v in kernel.outputs)
+        narrator = narration.narrator
+        if narrator is not None:  # a debugger: the kernel's ops first, ids of this call
+            ids = narrator.kernel(k, arrays)
+        else:
+            ids = tuple(value_id(v) for v in kernel.outputs)
         BUS.emit(
             KernelRun(
                 kernel=k,
                 name=kernel.name,
                 nodes=tuple(kernel.covers),
                 outputs=ids,
-                duration_ns=perf_counter_ns() - start,
+                duration_ns=duration,
                 device=device,
                 scope=kernel.scope,
                 phase=kernel.phase,

@@ -19,22 +19,22 @@ from __future__ import annotations
 
 from core.deferred.api import Compiled
 from core.deferred.codegen import value_id
+from core.deferred.narrate import kernel_box, value_aliases
 from core.observe.events import OpForward, TensorCreated
 
 
-def kernel_box(index: int, name: str) -> str:
-    """The scope (box title) of the ops a fused kernel covers."""
-    return f"kernel {index}: {name}"
-
-
-def graph_events(entry: Compiled) -> list:
+def graph_events(entry: Compiled, *, compiled: bool = True) -> list:
     """TensorCreated for the step's inputs, state and constants, then one
-    OpForward per traced op that a kernel computes, in the traced order."""
+    OpForward per traced op that a kernel computes, in the traced order, a
+    fused kernel's ops in its box. ``compiled=False``: the step as traced,
+    every op in its module's scope (the eager side of a comparison). Node ids
+    are the traced ops' (their eager node ids), the same on both sides."""
     traced = entry.trace.graph
     kernel_of: dict[int, tuple[int, str, int]] = {}
     for kernel in entry.program.kernels:
         for origin in kernel.covers:
             kernel_of.setdefault(origin, (kernel.index, kernel.name, len(kernel.covers)))
+    alias = value_aliases(traced, entry.merged) if compiled else {}
     events: list = []
     for node in traced.nodes:
         if node.kind in ("input", "state", "constant"):
@@ -53,9 +53,11 @@ def graph_events(entry: Compiled) -> list:
                 )
             )
             continue
-        if node.kind != "op" or node.origin not in kernel_of:
+        if node.kind != "op" or (compiled and node.origin not in kernel_of):
             continue  # removed by a pass: no kernel computes it
-        index, name, covered = kernel_of[node.origin]
+        index, name, covered = kernel_of.get(node.origin, (0, "", 1))
+        if not compiled:
+            covered = 1  # no boxes: the module's scope
         out = traced.values[node.outputs[0]]
         writes = None
         if node.inplace:
@@ -65,7 +67,7 @@ def graph_events(entry: Compiled) -> list:
             OpForward(
                 node_id=node.origin,
                 op=node.op.label + ("_" if node.inplace else ""),
-                inputs=tuple(value_id(v) for v in node.inputs),
+                inputs=tuple(value_id(alias.get(v, v)) for v in node.inputs),
                 output=value_id(out.id),
                 attrs=tuple(node.attrs.items()),
                 shape=out.shape,

@@ -61,6 +61,11 @@ def new_id() -> int:
     return next(_tensor_ids)
 
 
+def new_node_id() -> int:
+    """A fresh node id (each op the engine runs, or a compiled step tells, has one)."""
+    return next(_node_ids)
+
+
 # -- the tensor type -----------------------------------------------------------------
 
 _Tensor: Any = None  # core.engine.tensor.Tensor, bound when that module loads

@@ -26,13 +26,14 @@ class Bus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subs: list[tuple[Callable[..., None], bool, bool, bool, bool]] = []
+        self._subs: list[tuple[Callable[..., None], bool, bool, bool, bool, bool, bool]] = []
         self.active = False
         self.want_stats = False
         self.want_source = False
         self.want_values = False
         self.want_backward_ops = False
         self.want_sync = False
+        self.want_kernel_ops = False
 
     def subscribe(
         self,
@@ -43,6 +44,7 @@ class Bus:
         values: bool = False,
         backward_ops: bool = False,
         sync: bool = False,
+        kernel_ops: bool = False,
     ) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns the unsubscribe function.
 
@@ -54,8 +56,11 @@ class Bus:
         each op a gradient rule runs, beside the ``OpBackward`` of its node.
         ``sync`` (a profiler's) waits for the GPU before and after each timed op,
         so ``duration_ns`` is the op's run, not its asynchronous launch.
+        ``kernel_ops`` (a debugger's) tells a compiled step's calls op by op:
+        before each ``KernelRun``, an ``OpForward`` for every op the kernel
+        covers (see ``core.deferred.narrate``).
         """
-        entry = (callback, stats, source, values, backward_ops, sync)
+        entry = (callback, stats, source, values, backward_ops, sync, kernel_ops)
         with self._lock:
             self._subs = [*self._subs, entry]
             self._refresh()
@@ -74,9 +79,10 @@ class Bus:
         self.want_values = any(s[3] for s in self._subs)
         self.want_backward_ops = any(s[4] for s in self._subs)
         self.want_sync = any(s[5] for s in self._subs)
+        self.want_kernel_ops = any(s[6] for s in self._subs)
 
     def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
-        for callback, _stats, _source, values, _backward, _sync in self._subs:
+        for callback, _stats, _source, values, _backward, _sync, _ops in self._subs:
             if values:
                 callback(event, arrays or {})
             else:
@@ -84,7 +90,7 @@ class Bus:
 
     def emit_backward_op(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
         """``emit``, to the subscribers that asked for the backward's own ops."""
-        for callback, _stats, _source, values, backward, _sync in self._subs:
+        for callback, _stats, _source, values, backward, _sync, _ops in self._subs:
             if not backward:
                 continue
             if values:

@@ -172,6 +172,9 @@ class OpForward:
     # an in-place op: the tensor it wrote (``output`` is then the id of the new value)
     writes: int | None = None
     grad_of: int | None = None  # a backward op: the forward node whose rule ran it
+    # a compiled step's op (see core.deferred.narrate): the index of the kernel
+    # that computed it, whose KernelRun follows; None for an op run eagerly
+    kernel: int | None = None
 
 
 @event

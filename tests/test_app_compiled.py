@@ -1,0 +1,188 @@
+"""Compiled runs in the window (issue 10), driven with real keys: the toolbar's
+Mode, stepping kernel by kernel, fused kernels as boxes, each kernel's outputs
+in the inspector and its generated code beside the source, a saved compiled
+recording reopened, and the Analyze menu's Compare and Profile."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.main_window import SAMPLES_DIR, MainWindow
+from core.debug.session import Breakpoint
+from core.observe.events import KernelRun, OpForward, StepStarted
+from widgets.kernel_code import EAGER_TEXT
+
+WAIT = 30_000  # ms
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.bridge.shutdown()
+
+
+def sample(name: str) -> str:
+    return os.path.join(SAMPLES_DIR, name)
+
+
+def paused_at(qtbot, w: MainWindow, after: int) -> None:
+    """Wait until the run paused again past event ``after`` and the window shows it."""
+
+    def shown() -> bool:
+        s = w.bridge.session
+        rec = w.recording
+        return (
+            s is not None
+            and s.state == "paused"
+            and rec is not None
+            and rec.position > after
+            and w.status_phase.text().startswith("paused")
+        )
+
+    qtbot.waitUntil(shown, timeout=WAIT)
+
+
+def press_f11(qtbot, w: MainWindow) -> object:
+    before = w.recording.position
+    qtbot.keyClick(w, Qt.Key.Key_F11)
+    paused_at(qtbot, w, before)
+    return w.recording.current()
+
+
+def compiled_step_paused(qtbot, w: MainWindow) -> None:
+    """mlp_moons opened (paused, eager), switched to Compiled, run to step 1 (step
+    0 is traced eagerly), paused at its start."""
+    w.steps.setValue(3)
+    assert w.open_path(sample("mlp_moons.py"))
+    paused_at(qtbot, w, -1)
+    assert w.mode.isEnabled()
+    first = w.bridge.session
+    w.mode.setCurrentIndex(w.mode.findData("compiled"))
+    qtbot.waitUntil(  # the window shows the new run paused (not only the session is)
+        lambda: w.bridge.session is not first and w.status_reason.text().startswith("Ready"),
+        timeout=WAIT,
+    )
+    assert w.bridge.session.mode == "compiled"
+    w.breakpoints.add_breakpoint(Breakpoint("step", 1))
+    before = w.recording.position
+    qtbot.keyClick(w, Qt.Key.Key_F5)
+    paused_at(qtbot, w, before)
+    assert type(w.recording.current()) is StepStarted and w.recording.current().step == 1
+
+
+def test_f11_in_a_compiled_step_goes_kernel_by_kernel(qtbot, window):
+    compiled_step_paused(qtbot, window)
+    event = press_f11(qtbot, window)
+    assert type(event) is KernelRun and event.kernel == 0 and event.name == "linear"
+    assert "kernel 0 linear ran" in window.status_reason.text()
+    # the kernel's node is drawn and selected; the inspector shows its output
+    node = window.graph.model.nodes[window.graph.selected]
+    assert node.kind == "op" and node.tensor_id == event.outputs[0]
+    info = window.inspector.node()
+    assert info is not None and info.value is not None and info.value.shape == (200, 16)
+    # the generated code of that kernel, beside the source
+    assert window.code_view.kernel == 0
+    assert "kernel 0: linear" in window.code_view.header.text()
+    assert "np.matmul(" in window.code_view.code.toPlainText()
+
+    kernels = [event]
+    while len(kernels[-1].nodes) == 1:  # on to the first fused kernel
+        event = press_f11(qtbot, window)
+        assert type(event) is KernelRun, event  # every stop is a kernel
+        assert event.kernel == kernels[-1].kernel + 1
+        kernels.append(event)
+    fused = kernels[-1]
+    box = f"kernel {fused.kernel}: {fused.name}"
+    assert box in window.graph.scope_boxes()  # its ops drawn in one box
+    in_box = [n for n in window.graph.model.nodes if n.scope == box and n.kind == "op"]
+    assert len(in_box) == len(fused.nodes)
+    assert f"{len(fused.nodes)} ops fused" in window.code_view.header.text()
+    assert f"def K{fused.kernel}(" in window.code_view.code.toPlainText()
+
+    # Step Back lands on the fused kernel's ops, which were computed by it
+    qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: type(window.recording.current()) is OpForward, timeout=WAIT)
+    assert window.recording.current().kernel == fused.kernel
+    assert window.code_view.kernel == fused.kernel
+
+
+def test_eager_mode_steps_op_by_op_and_the_code_panel_says_why_it_is_empty(qtbot, window):
+    assert window.open_path(sample("mlp_moons.py"))
+    paused_at(qtbot, window, -1)
+    assert window.mode.currentData() == "eager"
+    event = press_f11(qtbot, window)
+    while type(event) is not OpForward:
+        event = press_f11(qtbot, window)
+    assert event.kernel is None
+    assert window.code_view.header.text() == EAGER_TEXT
+
+
+def test_a_saved_compiled_recording_reopens_with_its_kernels_and_code(qtbot, window, tmp_path):
+    window.steps.setValue(2)
+    window.mode.setCurrentIndex(window.mode.findData("compiled"))
+    assert window.open_program(sample("neuron.py"), then="run")
+    qtbot.waitUntil(lambda: window.bridge.session.state == "finished", timeout=WAIT)
+    path = str(tmp_path / "compiled.gsrec")
+    saved = []
+    window.save_recording(path, saved.append)
+    qtbot.waitUntil(lambda: bool(saved), timeout=WAIT)
+    assert not isinstance(saved[0], Exception), saved[0]
+    original = window.recording
+    window.open_recording(path)
+    qtbot.waitUntil(lambda: window.recording is not original, timeout=WAIT)
+    rec = window.recording
+    assert rec.meta["mode"] == "compiled"
+    last = max(i for i, e in enumerate(rec.events) if type(e) is KernelRun)
+    window.seek(last)
+    run = rec.events[last]
+    assert window.code_view.kernel == run.kernel
+    assert (
+        window.code_view.code.toPlainText()
+        == original.meta["kernel_code"][f"{run.kernel} {run.name}"]
+    )
+    assert rec.has_value(run.outputs[0])
+
+
+def test_compare_and_profile_from_the_analyze_keys(qtbot, window):
+    window.steps.setValue(3)
+    assert window.open_program(sample("mlp_moons.py"), then="load")
+    assert not window.docks["compare"].isVisible()  # shown on demand
+    qtbot.keyClick(
+        window,
+        Qt.Key.Key_M,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    view = window.compare_view
+    qtbot.waitUntil(lambda: view._comparison is not None, timeout=WAIT)
+    assert window.docks["compare"].isVisible()
+    assert "agree" in window.status_reason.text()
+    # an eager node selected in its graph selects the kernel computing it
+    eager = view.eager_graph
+    tanh = next(n for n in eager.model.nodes if n.op == "tanh")
+    eager.select(tanh.index, emit=True)
+    kernel = view._comparison.mapping[tanh.node_id][1]
+    assert view.selected_kernels() == [kernel]
+    compiled_node = view.compiled_graph.model.nodes[view.compiled_graph.selected]
+    assert compiled_node.node_id == tanh.node_id
+
+    qtbot.keyClick(
+        window,
+        Qt.Key.Key_P,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    profile = window.profile_view
+    qtbot.waitUntil(lambda: bool(profile._runs) and not window.analysis.busy, timeout=60_000)
+    assert window.docks["profile"].isVisible()
+    labels = [(r.mode, r.device) for r in profile._runs]
+    assert ("eager", "cpu") in labels and ("compiled", "cpu") in labels
+    gpu = [r for r in profile._runs if r.device == "cuda"]
+    assert gpu and all(r.unavailable or r.step_ms is not None for r in gpu)
