@@ -153,12 +153,14 @@ def _show_analysis(app, window, show: str, timeout: float) -> None:
 
 def _step_to_middle(app, window, phase: str, timeout: float) -> None:
     """Step into the paused step until half of its forward or backward ops ran."""
-    from core.observe.events import OpBackward, OpForward
+    from core.observe.events import KernelRun, OpBackward, OpForward
 
     session = window.bridge.session
     rec = session.recording
 
     def wanted(event) -> bool:
+        if type(event) is KernelRun:  # a compiled step: its kernels
+            return event.phase == phase
         if phase == "forward":
             return type(event) is OpForward and event.phase == "forward"
         return type(event) is OpBackward

@@ -67,15 +67,18 @@ def node_info(
 ) -> NodeInfo:
     """The node's value and gradient as of event ``at`` (default: the cursor);
     ``parameter``: the tensor id of the parameter an update node works for."""
-    """The node's value and gradient as of event ``at`` (default: the cursor)."""
     at = rec.position if at is None else at
     value = rec.value(node.tensor_id, at)
     grad = rec.grad_of(node.tensor_id, at)
     notes = []
+    made_by = rec.events[node.event_index] if node.event_index < len(rec) else None
+    kernel = made_by.kernel if type(made_by) is OpForward else None
     if value is None and node.tensor_id in rec.dropped:
         notes.append("value not kept: the recording's memory cap was reached")
     elif value is None and node.event_index > at:
         notes.append("not computed yet at the cursor")
+    elif value is None and kernel is not None:
+        notes.append(f"computed inside fused kernel {kernel}: this value is never stored")
     # the backward events carried the gradient's statistics (the graph node holds
     # them as of the cursor); summarize only what they lack
     grad_stats = _stats(grad, node.grad_stats) if grad is not None else None
@@ -99,6 +102,7 @@ def node_info(
         grad_stats=grad_stats,
         note="; ".join(notes),
         update=_update_text(rec, parameter, at) if parameter is not None else "",
+        kernel=kernel,
     )
 
 

@@ -107,6 +107,10 @@ def test_f11_in_a_compiled_step_goes_kernel_by_kernel(qtbot, window):
     assert len(in_box) == len(fused.nodes)
     assert f"{len(fused.nodes)} ops fused" in window.code_view.header.text()
     assert f"def K{fused.kernel}(" in window.code_view.code.toPlainText()
+    inner = next(n for n in in_box if n.tensor_id not in fused.outputs)
+    window.graph.select(inner.index, emit=True)  # a value the fused kernel never stores
+    info = window.inspector.node()
+    assert info.value is None and f"inside fused kernel {fused.kernel}" in info.note
 
     # Step Back lands on the fused kernel's ops, which were computed by it
     qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)

@@ -231,7 +231,8 @@ class CompareView(QWidget):
     def _update_graphs(self) -> None:
         entry = self._comparison.entry
         for graph, compiled in ((self.eager_graph, False), (self.compiled_graph, True)):
-            graph.rebuild([StepStarted(0), *graph_events(entry, compiled=compiled)], 0)
+            events = graph_events(entry, compiled=compiled, names=self._comparison.names)
+            graph.rebuild([StepStarted(0), *events], 0)
             graph.relayout(wait=True)
         self._fit_graphs()
 

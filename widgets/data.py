@@ -51,6 +51,7 @@ class NodeInfo:
     grad_stats: Stats | None  # statistics of the gradient
     note: str = ""  # why something is missing, e.g. "value not kept: memory cap"
     update: str = ""  # a parameter's last update, e.g. "|Δw| / |w| = 3.1e-03 (Adam, step 4)"
+    kernel: int | None = None  # a compiled step's op: the kernel that computed it
 
     @property
     def has_grad(self) -> bool:

@@ -197,6 +197,11 @@ class Inspector(QWidget):
             why = f"{info.title} is a leaf: its gradient comes from the ops that read it; check one"
         elif info.node_id is None:
             why = "A leaf has no gradient rule to check"
+        elif info.kernel is not None:
+            why = (
+                f"An op of compiled kernel {info.kernel}: the backward pass is nodes of this "
+                "graph, not gradients flowing into it (check gradients in Eager mode)"
+            )
         else:
             why = "No gradient yet: backward has not reached this node"
         self._check_result.setText(why)

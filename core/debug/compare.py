@@ -56,6 +56,7 @@ class Comparison:
     graphs: int = 0
     entry: Compiled | None = None  # the compiled graph of the last trace
     mapping: dict[int, tuple] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # traced state -> the program's name
 
     @property
     def ok(self) -> bool:
@@ -81,6 +82,10 @@ def compare(path: str, steps: int = 10, device: str = "cpu") -> Comparison:
     if compiled.graphs:
         result.entry = compiled.latest
         result.mapping = mapping(compiled.latest)
+        by_id = {p.id: name for name, p in compiled_run.named_parameters()}
+        result.names = {
+            state: by_id[t.id] for state, t in result.entry.trace.state.items() if t.id in by_id
+        }
     return result
 
 

@@ -23,12 +23,17 @@ from core.deferred.narrate import kernel_box, value_aliases
 from core.observe.events import OpForward, TensorCreated
 
 
-def graph_events(entry: Compiled, *, compiled: bool = True) -> list:
+def graph_events(
+    entry: Compiled, *, compiled: bool = True, names: dict[str, str] | None = None
+) -> list:
     """TensorCreated for the step's inputs, state and constants, then one
     OpForward per traced op that a kernel computes, in the traced order, a
     fused kernel's ops in its box. ``compiled=False``: the step as traced,
     every op in its module's scope (the eager side of a comparison). Node ids
-    are the traced ops' (their eager node ids), the same on both sides."""
+    are the traced ops' (their eager node ids), the same on both sides.
+    ``names``: display names of state (a parameter the trace saw only as data
+    its step captured is ``captured_N`` there; the program calls it ``w``)."""
+    names = names or {}
     traced = entry.trace.graph
     kernel_of: dict[int, tuple[int, str, int]] = {}
     for kernel in entry.program.kernels:
@@ -36,15 +41,33 @@ def graph_events(entry: Compiled, *, compiled: bool = True) -> list:
             kernel_of.setdefault(origin, (kernel.index, kernel.name, len(kernel.covers)))
     alias = value_aliases(traced, entry.merged) if compiled else {}
     events: list = []
+    folded = [v for v in entry.graph.constants if v not in traced.constants] if compiled else []
+    for vid in folded:  # values a pass computed once: constants of the compiled graph
+        value = traced.values[vid]
+        events.append(
+            TensorCreated(
+                value_id(vid),
+                "constant",
+                f"folded_{vid}",
+                value.shape,
+                value.dtype,
+                entry.bound.device,
+                False,
+                "",
+            )
+        )
     for node in traced.nodes:
         if node.kind in ("input", "state", "constant"):
             value = traced.values[node.outputs[0]]
-            kind = {"input": "input", "state": "parameter", "constant": "constant"}[node.kind]
+            kind = node.kind
+            if kind == "state":  # a parameter; else an optimizer's state or captured data
+                live = entry.trace.state.get(node.name)
+                kind = "parameter" if live is not None and live.requires_grad else "input"
             events.append(
                 TensorCreated(
                     tensor_id=value_id(value.id),
                     kind=kind,
-                    name=node.name or f"constant_{value.id}",
+                    name=names.get(node.name, node.name) or f"constant_{value.id}",
                     shape=value.shape,
                     dtype=value.dtype,
                     device=entry.bound.device,
