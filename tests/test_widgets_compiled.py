@@ -70,3 +70,31 @@ def test_compare_view_maps_ops_and_kernels_both_ways(qtbot, comparison) -> None:
     assert linear.origin in covered and set(view.selected_ops()) == covered
     assert view._passes.topLevelItemCount() == len(comparison.entry.reports)
     assert view._agreement.item(0, 4).text() == "yes"
+
+
+def test_every_eager_node_of_the_compare_graph_maps_to_one_kernel_or_a_pass(
+    qtbot, comparison
+) -> None:
+    """Selecting each eager op of mlp_moons in the eager graph selects exactly one
+    kernel (drawn in the compiled graph) or names the pass that removed it."""
+    view = CompareView(comparison)
+    qtbot.addWidget(view)
+    eager, compiled = view.eager_graph, view.compiled_graph
+    ops = [n for n in eager.model.nodes if n.kind == "op"]
+    assert len(ops) == len(comparison.entry.trace.graph.ops)
+    removed = 0
+    for node in ops:
+        eager.select(node.index, emit=True)
+        kernels = view.selected_kernels()
+        if kernels:
+            assert len(kernels) == 1
+            kernel = comparison.entry.program.kernels[kernels[0]]
+            assert node.node_id in kernel.covers
+            drawn = compiled.model.nodes[compiled.selected]
+            assert drawn.node_id == node.node_id
+            if len(kernel.covers) > 1:
+                assert drawn.scope == f"kernel {kernel.index}: {kernel.name}"
+        else:
+            removed += 1
+            assert view._where.text().startswith(("removed by the", "the same as node"))
+    assert removed == len(ops) - len(compiled.model.by_node_id)

@@ -102,6 +102,7 @@ def graph_events(
                 requires_grad=False,
                 side_outputs=tuple(value_id(v) for v in node.outputs[1:]),
                 writes=writes,
+                kernel=index if compiled else None,
             )
         )
     return events
