@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
+
 from app.analysis import Analysis
 from core.observe.events import KernelRun, OpForward
 
+ANALYSIS_SHARE = 0.5  # of the window's height, for the Profile and Compare panels
 KERNEL_LOOKAHEAD = 4096  # events scanned after an op for its kernel's KernelRun
 
 
@@ -101,8 +104,7 @@ class CompiledMixin:
         path = self._analysis_path()
         if path is None:
             return
-        self.docks["profile"].show()
-        self.docks["profile"].raise_()
+        self._show_panel("profile")
         self.analysis.profile(path, steps=self.steps.value() or 20, done=self._analysis_done)
         self._update_controls()
 
@@ -111,11 +113,20 @@ class CompiledMixin:
         path = self._analysis_path()
         if path is None:
             return
-        self.docks["compare"].show()
-        self.docks["compare"].raise_()
+        self._show_panel("compare")
         self._analysis_note(f"comparing eager and compiled runs of {path}…")
         self.analysis.compare(path, steps=self.steps.value() or 10, done=self._analysis_done)
         self._update_controls()
+
+    def _show_panel(self, name: str) -> None:
+        """Show an analysis panel at half the window's height at least: its
+        tables and charts need the room (the splitter gives it back)."""
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+        want = int(self.height() * ANALYSIS_SHARE)
+        if dock.height() < want:
+            self.resizeDocks([dock], [want], Qt.Orientation.Vertical)
 
     def _analysis_done(self, _result: Any) -> None:
         self._update_controls()

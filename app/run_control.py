@@ -271,7 +271,9 @@ class RunControlMixin:
         self.device.setEnabled(not running and not paused)
         self.mode.setEnabled(not running)
         for action_id in (A.PROFILE, A.COMPARE):
-            self.actions_by_id[action_id].setEnabled(have_program and not self.analysis.busy)
+            # a run going on would share the engine's event flags with the profile
+            on = have_program and not running and not self.analysis.busy
+            self.actions_by_id[action_id].setEnabled(on)
 
     def _update_status(self, state: str | None = None) -> None:
         rec = self.recording

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -36,6 +37,30 @@ def test_compiled_steps_are_kernels_and_fewer() -> None:
     trace = chrome_trace([eager, compiled])
     names = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"]
     assert len(names) == 2 and "eager on cpu" in names[0] and "compiled on cpu" in names[1]
+
+
+def test_a_profile_taken_while_a_debug_run_is_paused_times_a_quiet_engine() -> None:
+    """A paused Session lets go of the bus (its run emits nothing meanwhile), so
+    a profile taken then counts kernels, not a debugger's account of their ops."""
+    from core.debug.session import Session
+    from core.observe.bus import BUS
+
+    session = Session.from_file(MOONS, steps=2, mode="compiled")
+    session.start(paused=True)
+    try:
+        deadline = time.monotonic() + 30
+        while session.state != "paused" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert session.state == "paused"
+        assert not BUS.active and not BUS.want_kernel_ops and not BUS.want_values
+        (compiled,) = profile_matrix(MOONS, ("cpu",), ("compiled",), steps=3, warmup=2)
+        assert compiled.count == 37  # mlp_moons's kernels (58 traced ops)
+        session.resume()
+        assert session.wait(30) and session.state == "finished"
+        assert not BUS.active
+    finally:
+        session.stop()
+        session.wait(5)
 
 
 def test_a_machine_without_a_gpu_says_why() -> None:

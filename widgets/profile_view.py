@@ -82,6 +82,12 @@ class ProfileView(QWidget):
         header = self._matrix.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        rows = 4  # eager and compiled, on the CPU and the GPU
+        self._matrix.setMinimumHeight(
+            self._matrix.horizontalHeader().sizeHint().height()
+            + rows * self._matrix.verticalHeader().defaultSectionSize()
+            + 4
+        )
 
         self._first, self._second = QComboBox(), QComboBox()
         for box in (self._first, self._second):
@@ -109,6 +115,8 @@ class ProfileView(QWidget):
         charts.addWidget(self._bars)
         charts.addWidget(self._timeline)
         charts.setSizes([300, 120])
+        self._bars.setMinimumHeight(170)
+        self._timeline.setMinimumHeight(90)
 
         body = QWidget()
         layout = QVBoxLayout(body)

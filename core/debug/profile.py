@@ -201,6 +201,8 @@ def _charges(seen: list[tuple], start: int) -> list[tuple]:
     previous = start
     for arrived, e in seen:
         kind = type(e)
+        if kind is OpForward and e.kernel is not None:
+            continue  # a debugger's account of a kernel's ops: the kernel is the row
         if kind is OpForward:
             name = e.op if e.phase == "forward" else f"{e.op} ({e.phase})"
             row = (name, e.duration_ns, e.scope, e.phase)

@@ -173,6 +173,7 @@ class Session:
         self._thread: threading.Thread | None = None
         self._ident: int | None = None
         self._interruptible = False
+        self._unsubscribe: Callable[[], None] | None = None
         self._namer = Namer()  # stable node names, for node breakpoints
         self._name: str | None = None  # the name of the node the current event is about
 
@@ -292,9 +293,7 @@ class Session:
         self._ident = threading.get_ident()
         self._interruptible = True
         reset_ids()
-        unsubscribe = BUS.subscribe(
-            self._on_bus, stats=True, source=True, values=True, kernel_ops=True
-        )
+        self._listen()
         status, message = "finished", None
         try:
             BUS.emit(RunStarted(program=self.program.path, device=self.device))
@@ -332,8 +331,18 @@ class Session:
                 BUS.emit(RunFinished(status=status, error=message))
             except StopRun:
                 pass
-            unsubscribe()
+            self._unlisten()
             self._set_state(status, message)
+
+    def _listen(self) -> None:
+        self._unsubscribe = BUS.subscribe(
+            self._on_bus, stats=True, source=True, values=True, kernel_ops=True
+        )
+
+    def _unlisten(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def _keep_kernel_code(self) -> None:
         """A compiled run's recording keeps each kernel's generated code (by
@@ -412,10 +421,14 @@ class Session:
         with self._cond:
             self._paused = True
             self._mode = "pause"
+        # While paused nothing of this run emits: the bus's flags go back to what
+        # other threads asked for (a profile taken meanwhile times a quiet engine).
+        self._unlisten()
         self._set_state("paused", reason)
         with self._cond:
             while self._paused and not self._stop:
                 self._cond.wait(0.1)
+        self._listen()
         if self._stop:
             raise StopRun
 
