@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QSplitter,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -35,6 +34,7 @@ from core.debug.compare import Comparison
 from core.deferred.view import graph_events
 from core.observe.events import StepStarted
 from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, format_number
+from widgets.empty_state import empty_stack
 from widgets.graph_view import GraphView
 
 EMPTY_TEXT = "No comparison yet: Compare runs the program eager and compiled, step by step"
@@ -104,18 +104,12 @@ class CompareView(QWidget):
         self._tabs.addTab(mapping, "Eager ↔ compiled")
         self._tabs.addTab(self._passes, "Passes")
         self._tabs.addTab(agreement, "Agreement")
-        self._empty = QLabel(EMPTY_TEXT)
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setWordWrap(True)
-        self._empty.setStyleSheet(f"color: {MUTED_COLOR};")
-        self._stack = QStackedWidget()
-        self._stack.addWidget(self._empty)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._summary)
         layout.addWidget(self._tabs, 1)
-        self._stack.addWidget(body)
+        self._stack, self._empty = empty_stack(EMPTY_TEXT, body)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self._stack)

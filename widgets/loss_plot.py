@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from widgets.data import (
     CURSOR_COLOR,
@@ -22,6 +22,7 @@ from widgets.data import (
     WARNING_COLOR,
     format_number,
 )
+from widgets.empty_state import empty_stack
 from widgets.tensor_panel import style_plot
 
 REDRAW_MS = 50  # appended points reach the screen within this time
@@ -79,13 +80,7 @@ class LossPlot(QWidget):
         self._plot.getViewBox().sigYRangeChanged.connect(self._update_markers)
         self._plot_widget.scene().sigMouseClicked.connect(self._on_clicked)
 
-        self._empty = QLabel(EMPTY_TEXT)
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setWordWrap(True)
-        self._empty.setStyleSheet(f"color: {MUTED_COLOR};")
-        self._stack = QStackedWidget()
-        self._stack.addWidget(self._empty)
-        self._stack.addWidget(self._plot_widget)
+        self._stack, self._empty = empty_stack(EMPTY_TEXT, self._plot_widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)

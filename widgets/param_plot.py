@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from widgets.data import CURSOR_COLOR, MUTED_COLOR, PLOT_BACKGROUND, PLOT_FOREGROUND
+from widgets.data import CURSOR_COLOR, PLOT_BACKGROUND, PLOT_FOREGROUND
+from widgets.empty_state import empty_stack
 from widgets.heatmap import style_plot
 
 EMPTY_TEXT = "No parameters yet: run a program to see each one's gradient norm and updates"
@@ -50,13 +51,7 @@ class ParamPlot(QWidget):
         self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(CURSOR_COLOR, width=2))
         self._cursor.setVisible(False)
         self._plot.addItem(self._cursor, ignoreBounds=True)
-        self._empty = QLabel(EMPTY_TEXT)
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setWordWrap(True)
-        self._empty.setStyleSheet(f"color: {MUTED_COLOR};")
-        self._stack = QStackedWidget()
-        self._stack.addWidget(self._empty)
-        self._stack.addWidget(widget)
+        self._stack, self._empty = empty_stack(EMPTY_TEXT, widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)

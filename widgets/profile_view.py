@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.debug.profile import RunProfile
 from widgets.data import CURVE_COLOR, MUTED_COLOR, PLOT_BACKGROUND, WARNING_COLOR
+from widgets.empty_state import empty_stack
 from widgets.tensor_panel import style_plot
 
 EMPTY_TEXT = "No profile yet: Profile runs the program eager and compiled, on CPU and GPU"
@@ -124,13 +124,7 @@ class ProfileView(QWidget):
         layout.addWidget(self._matrix, 2)
         layout.addLayout(pick)
         layout.addWidget(charts, 5)
-        self._empty = QLabel(EMPTY_TEXT)
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setWordWrap(True)
-        self._empty.setStyleSheet(f"color: {MUTED_COLOR};")
-        self._stack = QStackedWidget()
-        self._stack.addWidget(self._empty)
-        self._stack.addWidget(body)
+        self._stack, self._empty = empty_stack(EMPTY_TEXT, body)
         outer = QVBoxLayout(self)
         outer.addWidget(self._title)
         outer.addWidget(self._busy)
