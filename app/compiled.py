@@ -42,12 +42,28 @@ class CompiledMixin:
     """Mode, the Compiled Code panel, Profile and Compare."""
 
     def _build_analysis(self) -> None:
+        self._code_placed = False
         self.analysis = Analysis(self._analysis_note)
         self.profile_view = self.analysis.profile_view
         self.compare_view = self.analysis.compare_view
 
     def run_mode(self) -> str:
         return self.mode.currentData() or "eager"
+
+    def _code_beside_source(self) -> None:
+        """A compiled run shows the Source and the Compiled Code together (the
+        code under the source), once; the user's own arrangement stays after."""
+        if self._code_placed:
+            return
+        self._code_placed = True
+        code, source = self.docks["code"], self.docks["source"]
+        if code.isFloating() or self.dockWidgetArea(code) != self.dockWidgetArea(source):
+            return
+        # out of the Samples/Source tabs (a tab holds one panel), under them
+        self.removeDockWidget(code)
+        self.addDockWidget(self.dockWidgetArea(source), code, Qt.Orientation.Vertical)
+        code.show()
+        source.raise_()
 
     def _on_mode_changed(self, _index: int) -> None:
         """A paused run starts again, paused, in the chosen mode; otherwise the

@@ -60,6 +60,8 @@ class RunControlMixin:
         self.params.clear()
         self.inspector.show_node(None)
         self.code_view.clear(compiled=session.mode == "compiled")
+        if session.mode == "compiled":
+            self._code_beside_source()
         self.clear_problem()
         self.bridge.start(session, paused=paused)
         self._update_controls()
