@@ -34,8 +34,9 @@ def sample(name: str) -> str:
     return os.path.join(SAMPLES_DIR, name)
 
 
-def paused_at(qtbot, w: MainWindow, after: int) -> None:
-    """Wait until the run paused again past event ``after`` and the window shows it."""
+def paused_at(qtbot, w: MainWindow, after: int, said: str | None = None) -> None:
+    """Wait until the run paused again past event ``after`` and the window shows
+    it (its status no longer says ``said``, what it said before)."""
 
     def shown() -> bool:
         s = w.bridge.session
@@ -46,15 +47,19 @@ def paused_at(qtbot, w: MainWindow, after: int) -> None:
             and rec is not None
             and rec.position > after
             and w.status_phase.text().startswith("paused")
+            # the window has caught up with the paused run
+            and w.status_cursor.text() == f"event {rec.position + 1} of {len(rec)}"
+            and w.reason.startswith(("step", "breakpoint", "Ready"))
+            and w.status_reason.text() != said
         )
 
     qtbot.waitUntil(shown, timeout=WAIT)
 
 
 def press_f11(qtbot, w: MainWindow) -> object:
-    before = w.recording.position
+    before, said = w.recording.position, w.status_reason.text()
     qtbot.keyClick(w, Qt.Key.Key_F11)
-    paused_at(qtbot, w, before)
+    paused_at(qtbot, w, before, said)
     return w.recording.current()
 
 
@@ -73,9 +78,9 @@ def compiled_step_paused(qtbot, w: MainWindow) -> None:
     )
     assert w.bridge.session.mode == "compiled"
     w.breakpoints.add_breakpoint(Breakpoint("step", 1))
-    before = w.recording.position
+    before, said = w.recording.position, w.status_reason.text()
     qtbot.keyClick(w, Qt.Key.Key_F5)
-    paused_at(qtbot, w, before)
+    paused_at(qtbot, w, before, said)
     assert type(w.recording.current()) is StepStarted and w.recording.current().step == 1
 
 
@@ -102,7 +107,7 @@ def test_f11_in_a_compiled_step_goes_kernel_by_kernel(qtbot, window):
         kernels.append(event)
     fused = kernels[-1]
     box = f"kernel {fused.kernel}: {fused.name}"
-    assert box in window.graph.scope_boxes()  # its ops drawn in one box
+    qtbot.waitUntil(lambda: box in window.graph.scope_boxes(), timeout=WAIT)  # one box
     in_box = [n for n in window.graph.model.nodes if n.scope == box and n.kind == "op"]
     assert len(in_box) == len(fused.nodes)
     assert f"{len(fused.nodes)} ops fused" in window.code_view.header.text()
