@@ -214,6 +214,18 @@ def test_kernel_and_pass_events_only_when_someone_listens() -> None:
     assert not [e for e in events if isinstance(e, StepRetraced)]
 
 
+def test_a_debugger_watching_a_compiled_run_changes_nothing() -> None:
+    """Told op by op to a recording, the compiled run computes the same bits."""
+    quiet_losses, quiet_params, _ = run_sample("mlp_moons.py", "compiled", 5)
+    rec = Recording()
+    with rec.attach():
+        losses, params, _ = run_sample("mlp_moons.py", "compiled", 5)
+    assert any(isinstance(e, KernelRun) for e in rec.events)
+    assert losses == quiet_losses
+    for key in params:
+        np.testing.assert_array_equal(params[key], quiet_params[key])
+
+
 @pytest.mark.parametrize("name", ["mlp_moons.py", "attention.py"])
 def test_a_recorded_compiled_step_reads_like_an_eager_one(name: str) -> None:
     """A debugger's recording of a compiled call: each kernel's ops before it,
