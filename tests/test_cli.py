@@ -277,7 +277,7 @@ def test_break_on_nan(cli):
     assert event.source.file == path
 
     code, out, err = cli("run", "samples/exploding.py", "--break-on-nan")
-    assert code == 0, out + err
+    assert code == 3, out + err  # stopped at a breakpoint, not finished
     assert "Traceback" not in err
     paused = [line for line in out.splitlines() if line.startswith("paused: ")]
     assert len(paused) == 1, out

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -41,10 +42,18 @@ _NUMERIC_KINDS = "biufc"
 class RecordingFileError(GradstepError):
     """A recording file could not be read or written; the message names file and reason."""
 
-    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        line: int | None = None,
+        *,
+        read_only: bool = False,
+    ):
         super().__init__(message)
         self.path = path
         self.line = line
+        self.read_only = read_only  # save refused a read-only file: --force, or ask
 
 
 class _Invalid(Exception):
@@ -376,19 +385,41 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _json(data: bytes, where: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Invalid(f"{where}: not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        if _SURROGATE_ESCAPE.search(data):  # \ud800 decodes to a str UTF-8 cannot hold
+            _no_lone_surrogates(obj, 0)
+        return obj
     except json.JSONDecodeError as exc:
         raise _Invalid(f"{where}: invalid JSON ({exc.msg}, column {exc.colno})") from None
     except _Invalid as exc:
         raise _Invalid(f"{where}: {exc}") from None
     except RecursionError:
         raise _Invalid(f"{where}: JSON nested too deeply") from None
+
+
+def _no_lone_surrogates(value: Any, depth: int) -> None:
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            raise _Invalid(f"a string holds a lone surrogate (\\u{ord(bad):04x})") from None
+    elif type(value) is list:
+        for item in value:
+            _no_lone_surrogates(item, depth + 1)
+    elif type(value) is dict:
+        for key, item in value.items():
+            _no_lone_surrogates(key, depth + 1)
+            _no_lone_surrogates(item, depth + 1)
 
 
 def _dumps(obj: Any) -> str:
@@ -417,12 +448,14 @@ def _display(path: Any) -> str:
         return repr(path)
 
 
-def _snapshot(recording: Recording) -> tuple[list, list, dict, set]:
-    # the Recording may still be growing in a Session's thread
+def _snapshot(recording: Recording) -> tuple[list, list, Any, set]:
+    # the Recording may still be growing in a Session's thread; values read from a
+    # file (a Mapping that never changes) are read one at a time as they are saved
     with getattr(recording, "_lock", None) or contextlib.nullcontext():
+        values = recording.values
         return (
             list(recording.events),
             list(recording.times),
-            dict(recording.values),
+            dict(values) if type(values) is dict else values,
             set(recording.dropped),
         )

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,21 @@ class Bus:
     The engine reads ``active``, ``want_stats``, ``want_source`` and
     ``want_values`` before it builds anything, so emitting with no subscriber
     costs one attribute read.
+
+    A subscriber that raises an ``Exception`` is the subscriber's bug, not the
+    emitting program's: it is unsubscribed, ``on_error(callback, exc)`` is told
+    (by default, one report on stderr), and the other subscribers and the program
+    go on. A ``BaseException`` that is not an ``Exception`` (a debugger's stop
+    request) goes through to the emitting code.
+
+    >>> bus = Bus()
+    >>> bus.on_error = lambda callback, exc: print("failed:", exc)
+    >>> def broken(event):
+    ...     raise ValueError("listener bug")
+    >>> _ = bus.subscribe(broken)
+    >>> bus.emit("an event"); bus.active
+    failed: listener bug
+    False
     """
 
     def __init__(self) -> None:
@@ -31,6 +48,7 @@ class Bus:
         self.want_stats = False
         self.want_source = False
         self.want_values = False
+        self.on_error: Callable[[Callable[..., None], Exception], None] = _report
 
     def subscribe(
         self,
@@ -67,11 +85,30 @@ class Bus:
         self.want_values = any(s[3] for s in self._subs)
 
     def emit(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
-        for callback, _stats, _source, values in self._subs:
-            if values:
-                callback(event, arrays or {})
-            else:
-                callback(event)
+        for entry in self._subs:
+            callback, _stats, _source, values = entry
+            try:
+                if values:
+                    callback(event, arrays or {})
+                else:
+                    callback(event)
+            except Exception as exc:
+                self._failed(entry, exc)
+
+    def _failed(self, entry: tuple, exc: Exception) -> None:
+        with self._lock:
+            self._subs = [s for s in self._subs if s is not entry]
+            self._refresh()
+        self.on_error(entry[0], exc)
+
+
+def _report(callback: Callable[..., None], exc: Exception) -> None:
+    """Tell the user that an event subscriber failed and was unsubscribed."""
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    print(
+        f"gradstep: event subscriber {name} failed and was unsubscribed:\n{text}", file=sys.stderr
+    )
 
 
 BUS = Bus()
