@@ -208,12 +208,12 @@ class Watchdog:
         thread: threading.Thread,
         interrupt_now: Callable[[], None],
         hung: Callable[[], None],
-        grace: float = GRACE_S,
+        grace: float | None = None,
     ) -> None:
         self._thread = thread
         self._interrupt = interrupt_now
         self._hung = hung
-        self._grace = grace
+        self._grace = GRACE_S if grace is None else grace
         self._watcher = threading.Thread(target=self._watch, name="gradstep-stop", daemon=True)
 
     def start(self) -> None:

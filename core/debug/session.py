@@ -224,6 +224,7 @@ class Session:
             self._thread = None
             self.error = RunError(str(exc), "RunConflict", None, None, str(exc), "loading")
             self._set_state("errored", str(exc))
+            self._drop_listeners()
             return
         self._set_state("running")
         self._thread.start()
@@ -391,9 +392,14 @@ class Session:
             gc.unfreeze()  # what the run froze may be collected once it is garbage
             lifecycle.release(self)
             self._set_state(status, error if status != "stopped" or error else "stopped")
-            # listeners often hold the session (a lambda over it): drop them, so a
-            # finished session is freed by reference counting alone
-            self._event_listeners.clear()
+            self._drop_listeners()
+
+    def _drop_listeners(self) -> None:
+        """Listeners often hold the session (a lambda over it): drop them once it has
+        ended, so a finished session is freed by reference counting alone."""
+        self._state_listeners.clear()
+        self._event_listeners.clear()
+        self._note_listeners.clear()
 
     def _on_bus(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
         if threading.get_ident() != self._ident:
