@@ -178,12 +178,13 @@ def read_source(path: str | os.PathLike, limit: int = MAX_SOURCE_BYTES) -> str:
         raise ProgramError(f"{path}: no such file", path) from None
     except OSError as exc:
         raise ProgramError(f"{path}: cannot read the file: {exc.strerror}", path) from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(info.st_mode):
             raise ProgramError(f"{path}: is a folder, not a program", path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ProgramError(f"{path}: is not a regular file (a FIFO or a device?)", path)
+        raise ProgramError(f"{path}: is not a regular file (a FIFO or a device?)", path)
+    with os.fdopen(fd, "rb") as f:
         if info.st_size > limit:
             raise ProgramError(
                 f"{path}: {info.st_size / 2**20:.1f} MiB is too large for a program "
