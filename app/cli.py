@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -289,8 +288,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"gradstep: the run failed: {error.message}", file=err)
         return EXIT_FAILED
     if interrupted or (error is not None and error.kind == "KeyboardInterrupt"):
-        if error is not None:
-            print(f"gradstep: {error.message}", file=err)
+        message = error.message if error is not None else "interrupted (Ctrl+C)"
+        print(f"gradstep: {message}", file=err)
         return EXIT_INTERRUPTED
     if stopped_at is not None:
         return EXIT_BREAKPOINT
@@ -342,6 +341,8 @@ def cmd_inspect(path: str, out: TextIO) -> int:
     rec = recfile.load(path)
     print(f"{path}: {len(rec)} events, {os.path.getsize(path) / 2**20:.2f} MiB", file=out)
     for key, value in sorted(rec.meta.items()):
+        if key == "source" and isinstance(value, str):
+            value = f"the program's text, {len(value.splitlines())} lines"
         print(f"  {key}: {value}", file=out)
     counts = rec.counts()
     print(table(sorted(counts.items(), key=lambda kv: -kv[1]), ["event", "count"]), file=out)
@@ -357,60 +358,9 @@ def cmd_inspect(path: str, out: TextIO) -> int:
 
 
 def cmd_doctor(out: TextIO) -> int:
-    import numpy as np
+    from app.doctor import doctor
 
-    from core import cuda
-
-    rows: list[list[str]] = [
-        ["Python", f"{platform.python_version()} ({sys.executable})"],
-        ["platform", platform.platform()],
-        ["NumPy", np.__version__],
-        ["BLAS", _blas_name(np)],
-    ]
-    if cuda.is_available():
-        rows.append(["CUDA", _gpu_name()])
-    else:
-        rows.append(["CUDA", f"unavailable: {cuda.unavailable_reason()}"])
-    rows.append(["statistics", _stats_status()])
-    rows.append(["Qt", _qt_status()])
-    print(table(rows, ["check", "result"]), file=out)
-    return 0
-
-
-def _blas_name(np: Any) -> str:
-    try:
-        config = np.show_config(mode="dicts")
-        blas = config.get("Build Dependencies", {}).get("blas", {})
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception as exc:  # the config format differs between NumPy versions
-        return f"unknown ({exc})"
-
-
-def _stats_status() -> str:
-    from core.observe import moments
-
-    if moments.backend() == "numba":
-        import numba
-
-        return f"compiled with Numba {numba.__version__}"
-    return f"NumPy passes: {moments.unavailable_reason()}"
-
-
-def _gpu_name() -> str:
-    import cupy
-
-    props = cupy.cuda.runtime.getDeviceProperties(0)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    return f"{name}, CuPy {cupy.__version__}"
-
-
-def _qt_status() -> str:
-    try:
-        import PySide6
-    except ImportError:
-        return "PySide6 not installed (the GUI needs it)"
-    platform_name = os.environ.get("QT_QPA_PLATFORM") or "default"
-    return f"PySide6 {PySide6.__version__}, QT_QPA_PLATFORM={platform_name}"
+    return doctor(out)
 
 
 def cmd_gui(path: str | None) -> int:
@@ -445,6 +395,7 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError:
         print(f"gradstep: --size must look like 1500x900, not {args.size}", file=sys.stderr)
         return 2
+    restore = _quiet_offscreen_warnings()
     try:
         path = screenshot(
             args.program,
@@ -457,5 +408,24 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"gradstep: screenshot failed: {exc}", file=sys.stderr)
         return 1
+    finally:
+        restore()
     print(f"wrote {path}", file=out)
     return 0
+
+
+# what the offscreen platform says about window hints it cannot apply, on every run
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def _quiet_offscreen_warnings():
+    """Drop Qt's offscreen-platform noise from stderr; other Qt messages still go there.
+    Returns the function that puts the previous message handler back."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(mode: Any, context: Any, message: str) -> None:
+        if not any(noise in message for noise in OFFSCREEN_NOISE):
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
+    return lambda: qInstallMessageHandler(previous)

@@ -39,6 +39,7 @@ import linecache
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ from typing import Any
 from core.errors import GradstepError
 
 GRACE_S = 1.0  # how long Stop waits before saying the program does not respond
-INTERRUPT_EVERY_S = 0.05  # how often a stopping run's thread is interrupted again
+FIRST_INTERRUPT_S = 0.05  # code that makes events stops at its next one before this
+INTERRUPT_EVERY_S = 0.005  # then how often the thread is interrupted again: code that
+# swallows the interruption in a loop lets one through only between its try blocks
 _CORE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
@@ -198,19 +201,19 @@ def clear_interrupt(ident: int) -> None:
 class Watchdog:
     """Ends a stopping run: interrupts its thread until it ends, reports when it hangs.
 
-    ``interruptible()`` says whether an interruption may be raised now (the run's own
-    clean-up must not be interrupted), ``interrupt()`` raises one, and ``hung(where)``
-    is called once, after ``grace`` seconds, when the thread is still alive.
+    ``alive()`` says whether the run's thread still runs, ``interrupt_now()`` raises
+    a StopRun in it (when the run allows one), and ``hung()`` is called once, after
+    ``grace`` seconds, when the thread is still alive.
     """
 
     def __init__(
         self,
-        thread: threading.Thread,
+        alive: Callable[[], bool],
         interrupt_now: Callable[[], None],
         hung: Callable[[], None],
         grace: float | None = None,
     ) -> None:
-        self._thread = thread
+        self._alive = alive
         self._interrupt = interrupt_now
         self._hung = hung
         self._grace = GRACE_S if grace is None else grace
@@ -220,12 +223,14 @@ class Watchdog:
         self._watcher.start()
 
     def _watch(self) -> None:
-        waited = 0.0
+        start = time.monotonic()
+        pause = FIRST_INTERRUPT_S
         reported = False
-        while self._thread.is_alive():
-            self._thread.join(INTERRUPT_EVERY_S)
-            waited += INTERRUPT_EVERY_S
-            if not self._thread.is_alive():
+        while self._alive():
+            time.sleep(pause)
+            pause = INTERRUPT_EVERY_S
+            waited = time.monotonic() - start
+            if not self._alive():
                 return
             self._interrupt()
             if not reported and waited >= self._grace:

@@ -159,6 +159,7 @@ class Session:
         self._cap_noted = False
         self._depth = 0
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()  # set by the worker as its very last act
         self._ident: int | None = None
         self._interruptible = False
         self._interrupt_lock = threading.Lock()
@@ -231,7 +232,7 @@ class Session:
 
     def thread_alive(self) -> bool:
         """Whether the worker thread still runs (a stuck one counts)."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._ended.is_set()
 
     def _release(self, mode: str) -> None:
         with self._cond:
@@ -274,9 +275,8 @@ class Session:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._watchdog is None:
-            self._watchdog = lifecycle.Watchdog(thread, self._interrupt, self._hung)
+        if self.thread_alive() and self._watchdog is None:
+            self._watchdog = lifecycle.Watchdog(self.thread_alive, self._interrupt, self._hung)
             self._watchdog.start()
 
     def _interrupt(self) -> None:
@@ -293,11 +293,14 @@ class Session:
         )
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the run to end; True when it has."""
+        """Wait for the run to end; True when it has.
+
+        (An Event, not ``Thread.join``: a KeyboardInterrupt that lands in ``join``
+        marks the thread as ended in Python 3.11 while it still runs.)
+        """
         if self._thread is None:
             return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._ended.wait(timeout)
 
     @property
     def done(self) -> bool:
@@ -393,6 +396,7 @@ class Session:
             lifecycle.release(self)
             self._set_state(status, error if status != "stopped" or error else "stopped")
             self._drop_listeners()
+            self._ended.set()
 
     def _drop_listeners(self) -> None:
         """Listeners often hold the session (a lambda over it): drop them once it has
