@@ -995,3 +995,54 @@ def test_sample_runs_round_trip(sample, tmp_path):
     assert_same(session.recording, back)
     assert os.path.samefile(back.meta["program"], sample)
     validate_chrome_trace(chrome_trace(back))
+
+
+# -- the fast paths say exactly what the full codecs say ---------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(item=any_event)
+def test_fast_codecs_agree_with_the_full_ones(item):
+    from core.debug import recfile_fast as fast
+    from core.debug.recfile_schema import _decoder, _dumps, _encoder
+
+    full = _encoder(type(item))(item)
+    try:
+        quick = fast.encode(item)
+    except fast.Slow:
+        event("encode: full codec")
+    else:
+        assert _dumps(quick) == _dumps(full)
+        event("encode: fast")
+    line = json.loads(_dumps({"type": type(item).__name__, "t": 5} | full))
+    try:
+        back, t, keys = fast.decode(dict(line))
+    except fast.Slow:
+        event("decode: full codec")
+        return
+    event("decode: fast")
+    slow = _decoder(type(item))({k: v for k, v in line.items() if k not in ("type", "t")})
+    assert _norm(back) == _norm(slow) and t == 5
+    assert keys == _keys_in(line)  # what the loader compares with the keys in the text
+
+
+def _keys_in(value: typing.Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_keys_in(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_keys_in(v) for v in value)
+    return 0
+
+
+def test_a_line_with_a_repeated_key_takes_the_full_codec_and_is_refused(mlp, tmp_path):
+    path = tmp_path / "run.gsrec"
+    save(mlp, path)
+    with zipfile.ZipFile(path) as zf:
+        items = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    lines = dict(items)["events.jsonl"].decode().splitlines()
+    i = next(n for n, line in enumerate(lines) if '"type":"OpForward"' in line)
+    lines[i] = lines[i].replace('"op":', '"op":"x","op":', 1)
+    body = "".join(f"{line}\n" for line in lines).encode()
+    path.write_bytes(build([(n, body if n == "events.jsonl" else d) for n, d in items]))
+    with pytest.raises(RecordingFileError, match=rf"line {i + 1}: .*duplicate key 'op'"):
+        load(path)

@@ -42,15 +42,20 @@ file and the reason (and the events.jsonl line). ``save`` writes through
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
 import os
 import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from core.debug import recfile_fast as fast
 from core.debug import recfile_v1
 from core.debug import recfile_values as packed
 from core.debug.recfile_schema import (
@@ -102,6 +107,7 @@ MAX_META_BYTES = 256 * 2**20  # meta.json lists every kept and dropped tensor id
 MAX_RATIO = 200  # uncompressed / compressed size, of a member over 1 MiB and of the file
 RATIO_SLACK = 2**20  # a tiny file may expand to this much whatever its ratio
 DROPPED_TYPE = "Dropped"
+EVENTS_LEVEL = 1  # zlib level of events.jsonl: a third of level 6's time, 10% larger
 _KEYS = {"format", "version", "meta", "cap_bytes", "dropped", "event_count"}
 _META_KEYS = {1: _KEYS | {"values"}, 2: _KEYS | {"arrays"}}
 _VALUE_NAME = re.compile(r"values/(0|-?[1-9][0-9]{0,18})\.npy")
@@ -110,21 +116,39 @@ _VALUE_NAME = re.compile(r"values/(0|-?[1-9][0-9]{0,18})\.npy")
 # -- save --------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage collection while hundreds of thousands of events are made or read:
+    each collection would rescan all of them (it tripled the time of a big load)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _encode(recording: Recording) -> tuple[dict, bytes, Any]:
     events, times, values, dropped = _snapshot(recording)
     lines = []
     for i, (event, t) in enumerate(zip(events, times, strict=False)):
-        where = f"event {i}"
-        stamp = _at(f"{where} time", _int_out, t)
+        stamp = (
+            t if type(t) is int and fast.LO <= t <= fast.HI else _at(f"event {i} time", _int_out, t)
+        )
         if event is DROPPED:
             lines.append(_dumps({"type": DROPPED_TYPE, "t": stamp}) + "\n")
             continue
         cls = type(event)
         name = cls.__name__
-        if EVENT_TYPES.get(name) is not cls:
-            raise _Invalid(f"event {i}: {name} is not an event type of core.observe.events")
         obj = {"type": name, "t": stamp}
-        obj.update(_at(f"{where} ({name})", _encoder(cls), event))
+        try:
+            obj.update(fast.encode(event))
+        except fast.Slow:
+            if EVENT_TYPES.get(name) is not cls:
+                why = f"event {i}: {name} is not an event type of core.observe.events"
+                raise _Invalid(why) from None
+            obj.update(_at(f"event {i} ({name})", _encoder(cls), event))
         lines.append(_dumps(obj) + "\n")
     for tid in values:
         _at("value id", _int_out, tid)
@@ -166,7 +190,8 @@ def save(recording: Recording, path: str | os.PathLike, *, force: bool = False) 
     """
     name = _display(path)
     try:
-        meta, lines, values = _encode(recording)
+        with _no_gc():
+            meta, lines, values = _encode(recording)
 
         meta["arrays"] = packed.index_values(values)
         text = (_dumps(meta) + "\n").encode("utf-8")
@@ -174,7 +199,8 @@ def save(recording: Recording, path: str | os.PathLike, *, force: bool = False) 
         def write(fh: Any) -> None:
             with zipfile.ZipFile(fh, "w") as zf:
                 zf.writestr(_member("meta.json", zipfile.ZIP_DEFLATED), text)
-                zf.writestr(_member("events.jsonl", zipfile.ZIP_DEFLATED), lines)
+                events = _member("events.jsonl", zipfile.ZIP_DEFLATED)
+                zf.writestr(events, lines, compresslevel=EVENTS_LEVEL)
                 packed.write_values(zf, values, meta["arrays"])
 
         atomic_write(name, write, force=force)
@@ -215,7 +241,8 @@ def load(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Recording:
     """
     name = _display(path)
     try:
-        return _load(name, max_bytes)
+        with _no_gc():
+            return _load(name, max_bytes)
     except RecordingFileError:
         raise
     except _Invalid as exc:
@@ -428,20 +455,57 @@ def _events(data: bytes, count: int) -> list[tuple[Any, int]]:
     lines = data.count(b"\n")
     if lines != count:
         raise _Invalid(f"events.jsonl has {lines} events, meta.json says {count}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # each line is then read on its own, so the bad one is named
+    odd = text is None or _SURROGATE_TEXT.search(text) is not None
     out = []
     start = 0
     for number in range(1, count + 1):  # one line at a time: no list of all lines
-        end = data.index(b"\n", start)
-        try:
-            out.append(_event(data[start:end]))
-        except Exception as exc:
-            reason = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
-            raise _Invalid(f"events.jsonl line {number}: {reason}", number) from None
+        end = data.index(b"\n", start) if text is None else text.index("\n", start)
+        item = None if odd and _odd_line(text, start, end) else _fast_event(text, start, end)
+        if item is None:
+            line = data[start:end] if text is None else text[start:end].encode("utf-8")
+            try:
+                item = _strict_event(line)
+            except Exception as exc:
+                why = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
+                raise _Invalid(f"events.jsonl line {number}: {why}", number) from None
+        out.append(item)
         start = end + 1
     return out
 
 
-def _event(line: bytes) -> tuple[Any, int]:
+_SCAN = json.JSONDecoder().scan_once  # the C scanner: one JSON value from a position
+_SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _odd_line(text: str | None, start: int, end: int) -> bool:
+    return text is None or _SURROGATE_TEXT.search(text, start, end) is not None
+
+
+def _fast_event(text: str, start: int, end: int) -> tuple[Any, int] | None:
+    """The event of ``text[start:end]`` when the fast path (``recfile_fast``) vouches
+    for it; None when the full codec must decide (and, if need be, name the problem)."""
+    try:
+        obj, stop = _SCAN(text, start)
+        if stop != end:
+            return None
+        if obj.get("type") == DROPPED_TYPE and len(obj) == 2:
+            t = obj["t"]
+            return (DROPPED, t) if type(t) is int and fast.LO <= t <= fast.HI else None
+        event, t, keys = fast.decode(obj)
+    except Exception:
+        return None
+    # the parse keeps one of two equal keys: count the keys in the text (a key is a
+    # string before a colon; a quote inside a string is escaped)
+    if keys != text.count('":', start, end) - text.count('\\":', start, end):
+        return None
+    return event, t
+
+
+def _strict_event(line: bytes) -> tuple[Any, int]:
     obj = _json(line, "event")
     if type(obj) is not dict:
         raise _Invalid(f"expected an object, got {_json_name(obj)}")

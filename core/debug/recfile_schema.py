@@ -394,7 +394,7 @@ def _json(data: bytes, where: str) -> Any:
     except UnicodeDecodeError as exc:
         raise _Invalid(f"{where}: not UTF-8 text (byte {exc.start})") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        obj = _STRICT.decode(text)
         if _SURROGATE_ESCAPE.search(data):  # \ud800 decodes to a str UTF-8 cannot hold
             _no_lone_surrogates(obj, 0)
         return obj
@@ -422,8 +422,12 @@ def _no_lone_surrogates(value: Any, depth: int) -> None:
             _no_lone_surrogates(item, depth + 1)
 
 
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+_WRITER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _WRITER.encode(obj)
 
 
 def _count_out(value: Any) -> int:

@@ -45,6 +45,8 @@ from core.debug.recfile_schema import RecordingFileError, _int_in, _Invalid, _nu
 MEMBER = "values.bin"
 ALIGN = 64
 CACHE_BYTES = 64 * 2**20  # arrays read back that LazyValues keeps at hand
+CHUNK = 2**20  # small arrays are written to the file together, about this much at once
+_LO, _HI = -(2**63), 2**63 - 1
 _DTYPE = re.compile(r"[<>|=][biufc][1-9][0-9]?")
 
 
@@ -52,29 +54,47 @@ def index_values(values: Mapping[int, np.ndarray]) -> list[list[Any]]:
     """The index ``write_values`` follows: ``[tid, dtype, shape, offset, crc32]`` rows."""
     index = []
     offset = 0
+    names: dict[np.dtype, str] = {}  # dtype.str is computed anew on every access
     for tid in sorted(values):
         array = values[tid]
         raw = _raw(array)
-        index.append([tid, array.dtype.str, list(array.shape), offset, zlib.crc32(raw)])
-        offset += _padded(len(raw))
+        dtype = array.dtype
+        name = names.get(dtype)
+        if name is None:
+            name = names[dtype] = dtype.str
+        index.append([tid, name, list(array.shape), offset, zlib.crc32(raw)])
+        offset += -(-len(raw) // ALIGN) * ALIGN
     return index
 
 
 def write_values(zf: zipfile.ZipFile, values: Mapping[int, np.ndarray], index: list) -> None:
-    """Write ``values`` as the ``values.bin`` member of ``zf``, as ``index`` says."""
-    size = index[-1][3] + _padded(_raw(values[index[-1][0]]).nbytes) if index else 0
+    """Write ``values`` as the ``values.bin`` member of ``zf``, as ``index`` says.
+    Small arrays are gathered into chunks of about ``CHUNK`` bytes before each write."""
+    size = index[-1][3] + _padded(values[index[-1][0]].nbytes) if index else 0
     info = zipfile.ZipInfo(MEMBER, date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     with zf.open(info, "w", force_zip64=size > 2**31) as out:
+        chunk = bytearray()
         for row in index:
             raw = _raw(values[row[0]])
-            out.write(raw)
-            out.write(bytes(_padded(len(raw)) - len(raw)))
+            if len(raw) >= CHUNK:
+                out.write(chunk)
+                chunk.clear()
+                out.write(raw)
+            else:
+                chunk += raw
+            chunk += bytes(_padded(len(raw)) - len(raw))
+            if len(chunk) >= CHUNK:
+                out.write(chunk)
+                chunk.clear()
+        out.write(chunk)
 
 
-def _raw(array: np.ndarray) -> memoryview:
-    """The array's bytes, in C order and its own byte order."""
+def _raw(array: np.ndarray) -> bytes | memoryview:
+    """The array's bytes, in C order and its own byte order (a copy only when small)."""
+    if array.nbytes < CHUNK:
+        return array.tobytes()
     return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B")
 
 
@@ -82,42 +102,81 @@ def _padded(nbytes: int) -> int:
     return -(-nbytes // ALIGN) * ALIGN
 
 
+class _Odd(Exception):
+    """A row the quick check does not vouch for; the full check decides."""
+
+
 def check_index(rows: Any, member_size: int, cap: int) -> dict[int, tuple]:
     """``{tid: (dtype, shape, offset, nbytes, crc)}`` from meta.json's ``arrays``.
 
     Every row is checked: a numeric dtype, a shape of non-negative sizes, the bytes
     inside the member, ids unique, and all values together within ``cap`` bytes.
+    A quick check passes the rows ``save`` writes; any other row gets the full one,
+    which accepts it or names the problem.
     """
     if type(rows) is not list:
         raise _Invalid("meta.json: arrays: expected a list")
     out: dict[int, tuple] = {}
+    dtypes: dict[str, np.dtype] = {}
     total = 0
     for i, row in enumerate(rows):
-        where = f"meta.json: arrays[{i}]"
-        if type(row) is not list or len(row) != 5:
-            raise _Invalid(f"{where}: expected [id, dtype, shape, offset, crc32]")
-        tid, dtype, shape, offset, crc = row
-        tid = _checked_int(tid, where, "id", signed=True)
-        if tid in out:
-            raise _Invalid(f"{where}: tensor {tid} appears twice")
-        if type(dtype) is not str or not _DTYPE.fullmatch(dtype):
-            raise _Invalid(f"{where}: dtype {_short(dtype)} is not a numeric dtype: refused")
-        dt = np.dtype(dtype)
-        if not _numeric(dt):
-            raise _Invalid(f"{where}: dtype {dtype} is not numeric: refused")
-        if type(shape) is not list or len(shape) > 32:
-            raise _Invalid(f"{where}: bad shape {_short(shape)}")
-        dims = tuple(_checked_int(n, where, "shape") for n in shape)
-        offset = _checked_int(offset, where, "offset")
-        crc = _checked_int(crc, where, "crc32")
-        nbytes = math.prod(dims) * dt.itemsize
-        if offset + nbytes > member_size:
-            raise _Invalid(f"{where}: its {nbytes} bytes lie past the end of {MEMBER}")
-        total += nbytes
+        try:
+            entry = _quick_row(row, out, dtypes, member_size)
+        except _Odd:
+            entry = _full_row(i, row, out, member_size)
+            dtypes[entry[0].str] = entry[0]
+        total += entry[3]
         if total > cap:
             raise _Invalid(f"meta.json: the values hold more than the recording's cap ({cap} B)")
-        out[tid] = (dt, dims, offset, nbytes, crc)
+        out[row[0]] = entry
     return out
+
+
+def _quick_row(row: Any, seen: dict, dtypes: dict, member_size: int) -> tuple:
+    if type(row) is not list or len(row) != 5:
+        raise _Odd
+    tid, dtype, shape, offset, crc = row
+    if type(tid) is not int or not _LO <= tid <= _HI or tid in seen:
+        raise _Odd
+    dt = dtypes.get(dtype) if type(dtype) is str else None
+    if dt is None or type(shape) is not list or len(shape) > 32:
+        raise _Odd
+    nbytes = dt.itemsize
+    for n in shape:
+        if type(n) is not int or not 0 < n <= _HI:  # a 0 in a shape: the full check
+            raise _Odd
+        nbytes *= n
+    if type(offset) is not int or not 0 <= offset <= _HI or type(crc) is not int or crc < 0:
+        raise _Odd
+    if crc > _HI or offset + nbytes > member_size:
+        raise _Odd
+    return (dt, tuple(shape), offset, nbytes, crc)
+
+
+def _full_row(i: int, row: Any, seen: dict, member_size: int) -> tuple:
+    where = f"meta.json: arrays[{i}]"
+    if type(row) is not list or len(row) != 5:
+        raise _Invalid(f"{where}: expected [id, dtype, shape, offset, crc32]")
+    tid, dtype, shape, offset, crc = row
+    tid = _checked_int(tid, where, "id", signed=True)
+    if tid in seen:
+        raise _Invalid(f"{where}: tensor {tid} appears twice")
+    if type(dtype) is not str or not _DTYPE.fullmatch(dtype):
+        raise _Invalid(f"{where}: dtype {_short(dtype)} is not a numeric dtype: refused")
+    dt = np.dtype(dtype)
+    if not _numeric(dt):
+        raise _Invalid(f"{where}: dtype {dtype} is not numeric: refused")
+    if type(shape) is not list or len(shape) > 32:
+        raise _Invalid(f"{where}: bad shape {_short(shape)}")
+    dims = tuple(_checked_int(n, where, "shape") for n in shape)
+    if math.prod(n for n in dims if n) * dt.itemsize > _HI:  # NumPy could not make it
+        raise _Invalid(f"{where}: shape {_short(shape)} is too large for an array")
+    offset = _checked_int(offset, where, "offset")
+    crc = _checked_int(crc, where, "crc32")
+    nbytes = math.prod(dims) * dt.itemsize
+    if offset + nbytes > member_size:
+        raise _Invalid(f"{where}: its {nbytes} bytes lie past the end of {MEMBER}")
+    return (dt, dims, offset, nbytes, crc)
 
 
 def _checked_int(value: Any, where: str, what: str, signed: bool = False) -> int:
