@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import linecache
+import math
 import os
 import sys
 import threading
@@ -236,3 +237,39 @@ class Watchdog:
             if not reported and waited >= self._grace:
                 reported = True
                 self._hung()
+
+
+# -- what a step returned, what a listener raised -------------------------------------------
+
+
+def loss_value(loss: Any) -> tuple[float | None, str | None]:
+    """(the loss as a float, None), or (None, what is wrong with it).
+
+    >>> loss_value(2.5), loss_value("done")
+    ((2.5, None), (None, "a str ('done')"))
+    """
+    if loss is None:
+        return None, "None"
+    if isinstance(loss, bool | str | bytes):
+        return None, f"a {type(loss).__name__} ({loss!r:.40})"
+    shape = getattr(loss, "shape", None)
+    if isinstance(shape, tuple) and math.prod(shape) != 1:
+        return None, f"a {type(loss).__name__} of shape {shape}"
+    try:
+        return float(loss.item() if hasattr(loss, "item") else loss), None
+    except (TypeError, ValueError, OverflowError):
+        return None, f"a {type(loss).__name__}"
+
+
+def describe(exc: BaseException) -> str:
+    """``ValueError: text (file.py:12)``: an exception and the innermost line it came from.
+
+    >>> try:
+    ...     int("x")
+    ... except ValueError as exc:
+    ...     describe(exc).startswith("ValueError: invalid literal")
+    True
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

@@ -341,6 +341,21 @@ class Recording:
 
     # -- summaries ---------------------------------------------------------------------
 
+    def program_source(self) -> tuple[str, str] | None:
+        """(path, text) of the program this recording ran, as the recording stored it.
+
+        A viewer shows this text, never a file read from the path a recording file
+        names (a recording is untrusted input: its path may be any file). None for
+        a recording without its source (written before sources were stored).
+
+        >>> Recording(meta={"program": "/p.py", "source": "x = 1\\n"}).program_source()
+        ('/p.py', 'x = 1\\n')
+        """
+        path, text = self.meta.get("program"), self.meta.get("source")
+        if isinstance(path, str) and isinstance(text, str):
+            return path, text
+        return None
+
     def counts(self) -> Counter:
         """Number of events of each type (events the cap dropped are not counted)."""
         return Counter(type(e).__name__ for e in self.events if e is not DROPPED)

@@ -29,10 +29,7 @@ True
 from __future__ import annotations
 
 import gc
-import math
-import os
 import threading
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,7 +201,7 @@ class Session:
             except Exception as exc:
                 if callback in listeners:
                     listeners.remove(callback)
-                self._note(f"a listener failed and is no longer called: {_describe(exc)}")
+                self._note(f"a listener failed and is no longer called: {lifecycle.describe(exc)}")
 
     # -- controls --------------------------------------------------------------------
 
@@ -355,7 +352,7 @@ class Session:
                 frozen_at = len(self.recording)
 
     def _loss(self, loss: Any, run: programs.Run) -> float | None:
-        value, problem = _loss_value(loss)
+        value, problem = lifecycle.loss_value(loss)
         if problem is None:
             return value
         code = getattr(run.step, "__code__", None)
@@ -574,25 +571,3 @@ def _count(stats: Any) -> str:
     if stats.inf:
         parts.append(f"{stats.inf} Inf")
     return " and ".join(parts) or "non-finite values"
-
-
-def _loss_value(loss: Any) -> tuple[float | None, str | None]:
-    """(the loss as a float, None), or (None, what is wrong with it)."""
-    if loss is None:
-        return None, "None"
-    if isinstance(loss, bool | str | bytes):
-        return None, f"a {type(loss).__name__} ({loss!r:.40})"
-    shape = getattr(loss, "shape", None)
-    if isinstance(shape, tuple) and math.prod(shape) != 1:
-        return None, f"a {type(loss).__name__} of shape {shape}"
-    try:
-        return float(loss.item() if hasattr(loss, "item") else loss), None
-    except (TypeError, ValueError, OverflowError):
-        return None, f"a {type(loss).__name__}"
-
-
-def _describe(exc: BaseException) -> str:
-    """``ValueError: text (file.py:12)``: an exception and the innermost line it came from."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
