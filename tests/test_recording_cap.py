@@ -84,3 +84,27 @@ def test_memory_stays_flat_after_the_cap():
     slots = SLOT_BYTES * events * (240 - 60) / 240
     assert sizes[60] < 2 * cap
     assert growth < slots + 0.25 * cap, (sizes, slots)
+
+
+def test_a_capped_recording_saves_loads_and_exports_with_its_gaps(tmp_path):
+    from core.debug import recfile
+    from core.debug.trace import chrome_trace
+
+    session, _ = run("mlp_moons.py", 60, cap=1 * MIB)
+    rec = session.recording
+    gaps = [i for i, e in enumerate(rec.events) if e is DROPPED]
+    assert gaps
+    recfile.save(rec, tmp_path / "capped.gsrec")
+    back = recfile.load(tmp_path / "capped.gsrec")
+    assert [i for i, e in enumerate(back.events) if e is DROPPED] == gaps
+    assert back.steps == rec.steps and back.losses == rec.losses
+    assert back.detail_start == rec.detail_start
+    newest = rec.steps[-1]
+    outputs = [e.output for e in rec.events[newest:] if type(e) is OpForward]
+    last = len(rec) - 1
+    for tid in outputs:
+        assert (back.value(tid, at=last) == rec.value(tid, at=last)).all()
+    assert back.value(outputs[0], at=rec.steps[0] + 1) is None  # in a dropped step
+    trace = chrome_trace(back)
+    steps = [e for e in trace["traceEvents"] if e.get("cat") == "step"]
+    assert len(steps) == 60
