@@ -108,6 +108,7 @@ MAX_RATIO = 200  # uncompressed / compressed size, of a member over 1 MiB and of
 RATIO_SLACK = 2**20  # a tiny file may expand to this much whatever its ratio
 DROPPED_TYPE = "Dropped"
 EVENTS_LEVEL = 1  # zlib level of events.jsonl: a third of level 6's time, 10% larger
+CHUNK = 2**20  # events.jsonl is written this much text at a time
 _KEYS = {"format", "version", "meta", "cap_bytes", "dropped", "event_count"}
 _META_KEYS = {1: _KEYS | {"values"}, 2: _KEYS | {"arrays"}}
 _VALUE_NAME = re.compile(r"values/(0|-?[1-9][0-9]{0,18})\.npy")
@@ -129,42 +130,55 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _encode(recording: Recording) -> tuple[dict, bytes, Any]:
-    events, times, values, dropped = _snapshot(recording)
-    lines = []
+def _lines(events: list, times: list) -> Iterator[bytes]:
+    """events.jsonl, in chunks of about ``CHUNK`` bytes: a big recording is never
+    held twice over as text."""
+    lines: list[str] = []
+    size = 0
     for i, (event, t) in enumerate(zip(events, times, strict=False)):
-        stamp = (
-            t if type(t) is int and fast.LO <= t <= fast.HI else _at(f"event {i} time", _int_out, t)
-        )
+        plain = type(t) is int and fast.LO <= t <= fast.HI
+        stamp = t if plain else _at(f"event {i} time", _int_out, t)
         if event is DROPPED:
-            lines.append(_dumps({"type": DROPPED_TYPE, "t": stamp}) + "\n")
-            continue
-        cls = type(event)
-        name = cls.__name__
-        obj = {"type": name, "t": stamp}
-        try:
-            obj.update(fast.encode(event))
-        except fast.Slow:
-            if EVENT_TYPES.get(name) is not cls:
-                why = f"event {i}: {name} is not an event type of core.observe.events"
-                raise _Invalid(why) from None
-            obj.update(_at(f"event {i} ({name})", _encoder(cls), event))
-        lines.append(_dumps(obj) + "\n")
+            line = _dumps({"type": DROPPED_TYPE, "t": stamp})
+        else:
+            cls = type(event)
+            name = cls.__name__
+            obj = {"type": name, "t": stamp}
+            try:
+                obj.update(fast.encode(event))
+            except fast.Slow:
+                if EVENT_TYPES.get(name) is not cls:
+                    why = f"event {i}: {name} is not an event type of core.observe.events"
+                    raise _Invalid(why) from None
+                obj.update(_at(f"event {i} ({name})", _encoder(cls), event))
+            line = _dumps(obj)
+        lines.append(line)
+        size += len(line)
+        if size >= CHUNK:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
+            lines.clear()
+            size = 0
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _header(recording: Recording, count: int, values: Any, dropped: set) -> dict:
+    """meta.json's object, checked before anything is written."""
     for tid in values:
         _at("value id", _int_out, tid)
         if type(values) is dict:
             array = values[tid]
             if not isinstance(array, np.ndarray) or not _numeric(array.dtype):
                 raise _Invalid(f"the value of tensor {tid} is not a numeric NumPy array")
-    meta = {
+    return {
         "format": FORMAT,
         "version": VERSION,
         "meta": _at("meta", _plain_dict_out, _checked_meta(recording.meta)),
         "cap_bytes": _at("cap_bytes", _count_out, recording.cap_bytes),
         "dropped": [_at("dropped id", _int_out, tid) for tid in sorted(dropped)],
-        "event_count": len(lines),
+        "event_count": count,
+        "arrays": packed.index_values(values),
     }
-    return meta, "".join(lines).encode("utf-8"), values
 
 
 def _checked_meta(meta: Any) -> dict:
@@ -190,20 +204,23 @@ def save(recording: Recording, path: str | os.PathLike, *, force: bool = False) 
     """
     name = _display(path)
     try:
-        with _no_gc():
-            meta, lines, values = _encode(recording)
-
-        meta["arrays"] = packed.index_values(values)
+        events, times, values, dropped = _snapshot(recording)
+        meta = _header(recording, len(events), values, dropped)
         text = (_dumps(meta) + "\n").encode("utf-8")
 
         def write(fh: Any) -> None:
-            with zipfile.ZipFile(fh, "w") as zf:
+            with zipfile.ZipFile(fh, "w", compresslevel=EVENTS_LEVEL) as zf:
                 zf.writestr(_member("meta.json", zipfile.ZIP_DEFLATED), text)
-                events = _member("events.jsonl", zipfile.ZIP_DEFLATED)
-                zf.writestr(events, lines, compresslevel=EVENTS_LEVEL)
+                member = _member("events.jsonl", zipfile.ZIP_DEFLATED)
+                member._compresslevel = EVENTS_LEVEL  # open() does not apply the archive's
+                big = len(events) * 1000 > 2**31  # lines are well under 1000 bytes
+                with zf.open(member, "w", force_zip64=big) as out:
+                    for chunk in _lines(events, times):
+                        out.write(chunk)
                 packed.write_values(zf, values, meta["arrays"])
 
-        atomic_write(name, write, force=force)
+        with _no_gc():
+            atomic_write(name, write, force=force)
     except TargetError as exc:
         raise RecordingFileError(str(exc), name, read_only=exc.read_only) from None
     except _Invalid as exc:

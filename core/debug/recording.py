@@ -17,7 +17,9 @@ one running and the last complete one) are always kept:
    ``StepEnded`` becomes ``DROPPED``, so indexes stay where they were and the
    step's loss stays in ``losses``.
 
-``capped`` turns true the first time; ``cap_note()`` says it in a sentence.
+``capped`` turns true the first time; ``cap_note()`` says it in a sentence. What
+a dropped event still costs, its slot in ``events`` and ``times`` (``SLOT_BYTES``),
+is outside the cap: it cannot be given back.
 
 >>> import core
 >>> from core.debug.recording import Recording
@@ -61,7 +63,8 @@ DEFAULT_CAP = 512 * 2**20
 # host memory of one event with its slots in the indexes, measured with tracemalloc
 # on mlp_moons.py (484 bytes on average, statistics and source included)
 EVENT_BYTES = 480
-SLOT_BYTES = 16  # what a dropped event still costs: its list slot and its time
+SLOT_BYTES = 16  # what a dropped event still costs (its list slot and its time), outside
+# the cap: it cannot be given back, and counting it would starve the newest steps
 _SUMMARY = (StepStarted, StepEnded)  # what stays of a step whose detail is dropped
 KEPT_STEPS = 2  # the running step and the last complete one keep everything
 
@@ -95,7 +98,7 @@ class Recording:
         self.values: dict[int, np.ndarray] = {}
         self.dropped: set[int] = set()
         self.bytes = 0  # of kept values
-        self.event_bytes = 0  # estimated, of events (dropped ones count SLOT_BYTES)
+        self.event_bytes = 0  # estimated, of the events whose detail is kept
         self.capped = False  # the cap made the recording drop something
         self.bounded = bounded  # False: keep everything (a loaded file)
         self.cursor: int | None = None  # None: live, at the head
@@ -142,6 +145,8 @@ class Recording:
             if self.bytes + self.event_bytes + nbytes > self.cap_bytes:
                 self.capped = True
                 self.dropped.add(tid)
+                if self._step_values:  # forgotten with the step's detail
+                    self._step_values[-1].append(tid)
                 return
         host = to_host(value)
         self.values[tid] = host.copy() if host is value else host
@@ -186,7 +191,7 @@ class Recording:
                 continue
             self._unindex(i, event, touched)
             events[i] = DROPPED
-            self.event_bytes -= EVENT_BYTES - SLOT_BYTES
+            self.event_bytes -= EVENT_BYTES
             if kind is BackwardStarted:
                 self.event_bytes -= 8 * len(event.nodes)
         for table in (self._grads, self._updates):
