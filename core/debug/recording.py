@@ -18,8 +18,9 @@ one running and the last complete one) are always kept:
    step's loss stays in ``losses``.
 
 ``capped`` turns true the first time; ``cap_note()`` says it in a sentence. What
-a dropped event still costs, its slot in ``events`` and ``times`` (``SLOT_BYTES``),
-is outside the cap: it cannot be given back.
+an old step keeps, its two summary events and the slots of its dropped events in
+``events`` and ``times`` (``SLOT_BYTES`` each), is outside the cap: it cannot be
+given back.
 
 >>> import core
 >>> from core.debug.recording import Recording
@@ -187,11 +188,13 @@ class Recording:
         for i in range(start, stop):
             event = events[i]
             kind = type(event)
-            if kind in _SUMMARY or event is DROPPED:
+            if event is DROPPED:
+                continue
+            self.event_bytes -= EVENT_BYTES  # the summary that stays is outside the cap
+            if kind in _SUMMARY:
                 continue
             self._unindex(i, event, touched)
             events[i] = DROPPED
-            self.event_bytes -= EVENT_BYTES
             if kind is BackwardStarted:
                 self.event_bytes -= 8 * len(event.nodes)
         for table in (self._grads, self._updates):
