@@ -10,7 +10,7 @@ Since the member is stored, an array's bytes lie at a known place in the file:
 ``LazyValues`` reads one array when asked (checking its CRC), so opening a big
 recording reads its index, not its values.
 
->>> import os, tempfile, zipfile
+>>> import json, os, tempfile, zipfile
 >>> arrays = {3: np.arange(4.0), 7: np.ones((2, 2), np.float32)}
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     path = os.path.join(tmp, "v.zip")
@@ -19,7 +19,8 @@ recording reads its index, not its values.
 ...         write_values(zf, arrays, index)
 ...     with zipfile.ZipFile(path) as zf:
 ...         start = data_start(zf, zf.getinfo(MEMBER), os.path.getsize(path))
-...     lazy = LazyValues(path, start, check_index(index, 2**20, 2**20))
+...     rows = json.loads(json.dumps(index))  # as meta.json holds them
+...     lazy = LazyValues(path, start, check_index(rows, 2**20, 2**20))
 ...     lazy[7].tolist(), 3 in lazy, len(lazy)
 ([[1.0, 1.0], [1.0, 1.0]], True, 2)
 """
@@ -50,7 +51,7 @@ _LO, _HI = -(2**63), 2**63 - 1
 _DTYPE = re.compile(r"[<>|=][biufc][1-9][0-9]?")
 
 
-def index_values(values: Mapping[int, np.ndarray]) -> list[list[Any]]:
+def index_values(values: Mapping[int, np.ndarray]) -> list[tuple[Any, ...]]:
     """The index ``write_values`` follows: ``[tid, dtype, shape, offset, crc32]`` rows."""
     index = []
     offset = 0
@@ -62,7 +63,7 @@ def index_values(values: Mapping[int, np.ndarray]) -> list[list[Any]]:
         name = names.get(dtype)
         if name is None:
             name = names[dtype] = dtype.str
-        index.append([tid, name, list(array.shape), offset, zlib.crc32(raw)])
+        index.append((tid, name, array.shape, offset, zlib.crc32(raw)))  # tuples: smaller
         offset += -(-len(raw) // ALIGN) * ALIGN
     return index
 

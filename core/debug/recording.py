@@ -38,6 +38,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
+import ctypes.util
+import functools
+import sys
 import threading
 from array import array
 from collections import Counter, defaultdict
@@ -68,6 +72,31 @@ SLOT_BYTES = 16  # what a dropped event still costs (its list slot and its time)
 # the cap: it cannot be given back, and counting it would starve the newest steps
 _SUMMARY = (StepStarted, StepEnded)  # what stays of a step whose detail is dropped
 KEPT_STEPS = 2  # the running step and the last complete one keep everything
+TRIM_EVERY = 64 * 2**20  # after dropping this much, the freed memory goes back to the OS
+
+
+def give_back_freed_memory() -> bool:
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``); False elsewhere.
+
+    The app keeps freed memory in the heap for speed (``core.memory``), so what the
+    cap drops would stay in the process's resident size without this.
+    """
+    trim = _malloc_trim()
+    return bool(trim is not None and trim(0))
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    if trim is not None:
+        trim.argtypes = (ctypes.c_size_t,)
+    return trim
 
 
 class _Dropped:
@@ -107,6 +136,7 @@ class Recording:
         self._step_values: list[list[int]] = []  # ids of the values each step kept
         self._values_from = 0  # steps before this one have no values left
         self._detail_from = 0  # steps before this one have no detail left
+        self._freed = 0  # bytes the cap dropped since memory was last given back
         # indexes, kept as events arrive
         self.nodes: dict[int, int] = {}  # node id -> index of its OpForward
         self.producer: dict[int, int] = {}  # tensor id -> index of the event that made it
@@ -161,6 +191,7 @@ class Recording:
         """Drop the oldest steps' values, then their detail, until ``need`` more fits."""
         limit = self.cap_bytes - need
         kept = len(self.steps) - KEPT_STEPS
+        before = self.bytes + self.event_bytes
         while self.bytes + self.event_bytes > limit:
             if self._values_from < kept:
                 self._drop_values(self._values_from)
@@ -171,6 +202,10 @@ class Recording:
             else:
                 break
             self.capped = True
+        self._freed += before - self.bytes - self.event_bytes
+        if self._freed > TRIM_EVERY:
+            self._freed = 0
+            give_back_freed_memory()
 
     def _drop_values(self, step: int) -> None:
         values = self.values
