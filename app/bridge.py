@@ -42,6 +42,9 @@ class SessionBridge(QObject):
     """The run reached its last step."""
     sig_events = Signal(int, int)
     """Events ``[start, stop)`` were appended to the recording."""
+    sig_stage = Signal(str)
+    """The run moved on to "loading" (the program's top-level code), "building" (its
+    ``build()``) or "running" (its steps); all of it runs in the worker."""
     sig_note = Signal(str)
     """Something the user should know while the run goes on: the memory cap was
     reached, a listener failed, the program does not respond to Stop..."""
@@ -52,6 +55,7 @@ class SessionBridge(QObject):
         self._states: queue.SimpleQueue[tuple[Session, str, str | None]] = queue.SimpleQueue()
         self._notes: queue.SimpleQueue[tuple[Session, str]] = queue.SimpleQueue()
         self._lingering: list[Session] = []  # stopped runs whose thread has not ended
+        self._stage: str | None = None
         self._seen = 0
         self._started = False
         self._timer = QTimer(self)
@@ -66,6 +70,7 @@ class SessionBridge(QObject):
         self.session = session
         self._seen = 0
         self._started = False
+        self._stage = None
         states, notes = self._states, self._notes  # no reference to the bridge itself
         session.on_state(lambda state, reason: states.put((session, state, reason)))
         session.on_note(lambda text: notes.put((session, text)))
@@ -126,6 +131,9 @@ class SessionBridge(QObject):
         session = self.session
         if session is None:
             return
+        if session.stage != self._stage:
+            self._stage = session.stage
+            self.sig_stage.emit(session.stage)
         rec = session.recording
         if rec is not None:
             total = len(rec.events)

@@ -114,3 +114,48 @@ def test_a_run_that_does_not_stop_leaves_the_gui_thread_free(qtbot, bridge, tmp_
     qtbot.waitUntil(lambda: not lifecycle._live, timeout=5000)  # the sleep returned
     with qtbot.waitSignal(bridge.sig_finished, timeout=10_000):
         bridge.start(Session.from_file(os.path.join(SAMPLES, "neuron.py"), steps=2))
+
+
+SLOW_TO_LOAD = '''
+"""Slow to load
+
+Sleeps at import and in build().
+"""
+import time
+
+import core
+from core.program import Run
+
+time.sleep(0.4)
+
+
+def build(device="cpu"):
+    time.sleep(0.4)
+    w = core.tensor([1.0], requires_grad=True)
+    return Run(step=lambda: (w * w).sum(), steps=2, params={"w": w})
+'''
+
+
+def test_the_gui_thread_runs_its_event_loop_while_a_program_loads_and_builds(
+    qtbot, bridge, tmp_path
+):
+    """Issue 12 item 6: a program that sleeps at import (and in build) used to freeze
+    the window; its code runs in the worker, and the GUI thread keeps ticking."""
+    from PySide6.QtCore import QTimer
+
+    path = tmp_path / "slow.py"
+    path.write_text(textwrap.dedent(SLOW_TO_LOAD))
+    stages = []
+    bridge.sig_stage.connect(stages.append)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    started = time.perf_counter()
+    with qtbot.waitSignal(bridge.sig_finished, timeout=20_000):
+        bridge.start(Session.from_file(str(path)))
+        assert time.perf_counter() - started < 0.1  # start() did not run the program
+    timer.stop()
+    assert stages[:3] == ["loading", "building", "running"]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 20 and max(gaps) < 0.25  # the event loop never stalled
