@@ -616,6 +616,7 @@ def test_a_closed_pipe_ends_quietly_with_the_recording_saved(tmp_path):
     assert len(recfile.load(record).losses) == 30
 
 
+@pytest.mark.slow
 def test_the_cap_is_told_while_the_run_goes_on(cli, tmp_path):
     record = str(tmp_path / "capped.gsrec")
     code, out, err = cli(
@@ -705,6 +706,7 @@ def _patched_xcb(tmp_path) -> tuple[str, str]:
     return str(tmp_path / "plugins"), missing.decode()
 
 
+@pytest.mark.slow
 def test_doctor_tries_the_platform_plugin_and_names_a_missing_library(tmp_path):
     plugins, missing = _patched_xcb(tmp_path)
     env = {**ENV, "QT_QPA_PLATFORM": "xcb", "QT_PLUGIN_PATH": plugins}
@@ -721,6 +723,7 @@ def test_doctor_tries_the_platform_plugin_and_names_a_missing_library(tmp_path):
     assert "platform plugin 'xcb' needs" in rows["Qt"] and missing in rows["Qt"]
 
 
+@pytest.mark.slow
 def test_doctor_says_when_no_such_platform_plugin_exists():
     env = {**ENV, "QT_QPA_PLATFORM": "nosuchplatform"}
     proc = subprocess.run(

@@ -218,10 +218,10 @@ def test_small_values_are_packed_into_one_member(tmp_path):
     with rec.attach():
         x = core.tensor(1.0, requires_grad=True)
         y = x
-        for _ in range(3000):
+        for _ in range(1000):
             y = y * 1.0001
         y.backward()
-    assert len(rec.values) > 6000
+    assert len(rec.values) > 2000
     save(rec, tmp_path / "many.gsrec")
     with zipfile.ZipFile(tmp_path / "many.gsrec") as zf:
         assert zf.namelist() == ["meta.json", "events.jsonl", "values.bin"]

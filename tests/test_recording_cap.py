@@ -28,7 +28,8 @@ def run(sample: str, steps: int, cap: int) -> tuple[Session, list[tuple[int, str
 
 
 @pytest.mark.parametrize(
-    ("sample", "steps", "mib"), [("mlp_moons.py", 120, 1), ("attention.py", 30, 8)]
+    ("sample", "steps", "mib"),
+    [("mlp_moons.py", 120, 1), pytest.param("attention.py", 30, 8, marks=pytest.mark.slow)],
 )
 def test_the_newest_steps_keep_everything_and_the_oldest_give_way(sample, steps, mib):
     session, notes = run(sample, steps, cap=mib * MIB)
