@@ -125,7 +125,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _header(recording: Recording, count: int, values: Any, dropped: set) -> dict:
-    """meta.json's object, checked before anything is written."""
+    """meta.json's object but the values' index, checked before anything is written."""
     for tid in values:
         _at("value id", _int_out, tid)
         if type(values) is dict:
@@ -139,7 +139,6 @@ def _header(recording: Recording, count: int, values: Any, dropped: set) -> dict
         "cap_bytes": _at("cap_bytes", _count_out, recording.cap_bytes),
         "dropped": [_at("dropped id", _int_out, tid) for tid in sorted(dropped)],
         "event_count": count,
-        "arrays": packed.index_values(values),
     }
 
 
@@ -167,8 +166,8 @@ def save(recording: Recording, path: str | os.PathLike, *, force: bool = False) 
     name = _display(path)
     try:
         events, times, values, dropped = _snapshot(recording)
-        meta = _header(recording, len(events), values, dropped)
-        text = (_dumps(meta) + "\n").encode("utf-8")
+        head = _dumps(_header(recording, len(events), values, dropped))
+        text = f'{head[:-1]},"arrays":{packed.index_values(values)}}}\n'.encode()
 
         def write(fh: Any) -> None:
             with zipfile.ZipFile(fh, "w", compresslevel=EVENTS_LEVEL) as zf:
@@ -179,7 +178,7 @@ def save(recording: Recording, path: str | os.PathLike, *, force: bool = False) 
                 with zf.open(member, "w", force_zip64=big) as out:
                     for chunk in recfile_events.encode(events, times):
                         out.write(chunk)
-                packed.write_values(zf, values, meta["arrays"])
+                packed.write_values(zf, values)
 
         with _no_gc():
             atomic_write(name, write, force=force)

@@ -16,10 +16,10 @@ recording reads its index, not its values.
 ...     path = os.path.join(tmp, "v.zip")
 ...     index = index_values(arrays)
 ...     with zipfile.ZipFile(path, "w") as zf:
-...         write_values(zf, arrays, index)
+...         write_values(zf, arrays)
 ...     with zipfile.ZipFile(path) as zf:
 ...         start = data_start(zf, zf.getinfo(MEMBER), os.path.getsize(path))
-...     rows = json.loads(json.dumps(index))  # as meta.json holds them
+...     rows = json.loads(index)  # as meta.json holds them
 ...     lazy = LazyValues(path, start, check_index(rows, 2**20, 2**20))
 ...     lazy[7].tolist(), 3 in lazy, len(lazy)
 ([[1.0, 1.0], [1.0, 1.0]], True, 2)
@@ -27,6 +27,8 @@ recording reads its index, not its values.
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import re
@@ -51,34 +53,41 @@ _LO, _HI = -(2**63), 2**63 - 1
 _DTYPE = re.compile(r"[<>|=][biufc][1-9][0-9]?")
 
 
-def index_values(values: Mapping[int, np.ndarray]) -> list[tuple[Any, ...]]:
-    """The index ``write_values`` follows: ``[tid, dtype, shape, offset, crc32]`` rows."""
-    index = []
+def index_values(values: Mapping[int, np.ndarray]) -> str:
+    """The index ``write_values`` follows, as JSON text: ``[[tid, dtype, shape, offset,
+    crc32], ...]``. Written row by row into one buffer: a recording of a million small
+    values would need a hundred MiB more as rows of Python objects."""
+    out = io.StringIO()
+    out.write("[")
     offset = 0
     names: dict[np.dtype, str] = {}  # dtype.str is computed anew on every access
-    for tid in sorted(values):
+    for n, tid in enumerate(sorted(values)):
         array = values[tid]
         raw = _raw(array)
         dtype = array.dtype
         name = names.get(dtype)
         if name is None:
-            name = names[dtype] = dtype.str
-        index.append((tid, name, array.shape, offset, zlib.crc32(raw)))  # tuples: smaller
+            name = names[dtype] = json.dumps(dtype.str)
+        shape = ",".join(map(str, array.shape))
+        out.write(f"{',' if n else ''}[{tid},{name},[{shape}],{offset},{zlib.crc32(raw)}]")
         offset += -(-len(raw) // ALIGN) * ALIGN
-    return index
+    out.write("]")
+    return out.getvalue()
 
 
-def write_values(zf: zipfile.ZipFile, values: Mapping[int, np.ndarray], index: list) -> None:
-    """Write ``values`` as the ``values.bin`` member of ``zf``, as ``index`` says.
-    Small arrays are gathered into chunks of about ``CHUNK`` bytes before each write."""
-    size = index[-1][3] + _padded(values[index[-1][0]].nbytes) if index else 0
+def write_values(zf: zipfile.ZipFile, values: Mapping[int, np.ndarray]) -> None:
+    """Write ``values`` as the ``values.bin`` member of ``zf``, as ``index_values`` says
+    (by id, each padded to ``ALIGN``). Small arrays are gathered into chunks of about
+    ``CHUNK`` bytes before each write."""
+    lazy = getattr(values, "nbytes_of", None)  # a LazyValues knows sizes without reading
+    size = sum(_padded(lazy(tid) if lazy else values[tid].nbytes) for tid in values)
     info = zipfile.ZipInfo(MEMBER, date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     with zf.open(info, "w", force_zip64=size > 2**31) as out:
         chunk = bytearray()
-        for row in index:
-            raw = _raw(values[row[0]])
+        for tid in sorted(values):
+            raw = _raw(values[tid])
             if len(raw) >= CHUNK:
                 out.write(chunk)
                 chunk.clear()
