@@ -16,6 +16,7 @@ core.debug.recfile_schema._Invalid: shape[1]: expected an integer, got a string
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import json.encoder
@@ -24,6 +25,7 @@ import os
 import re
 import types
 import typing
+from array import array
 from collections.abc import Callable
 from typing import Any, Union
 
@@ -482,9 +484,10 @@ def _snapshot(recording: Recording) -> tuple[list, list, Any, set]:
     # file (a Mapping that never changes) are read one at a time as they are saved
     with getattr(recording, "_lock", None) or contextlib.nullcontext():
         values = recording.values
+        times = recording.times
         return (
             list(recording.events),
-            list(recording.times),
+            copy.copy(times) if isinstance(times, array) else list(times),  # no int objects
             dict(values) if type(values) is dict else values,
             set(recording.dropped),
         )
