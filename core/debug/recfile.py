@@ -264,8 +264,7 @@ def _load(path: str, max_bytes: int) -> Recording:
                 values = _values_v2(zf, infos, meta, path, st.st_size)
             parsed = recfile_events.decode(_read(zf, infos["events.jsonl"]), meta["event_count"])
     rec = Recording(cap_bytes=meta["cap_bytes"], meta=meta["meta"], bounded=False)
-    for event, t in parsed:
-        rec.add(event, None, time_ns=t)
+    rec.extend(parsed)
     rec.values = values
     rec.bytes = values.nbytes if isinstance(values, packed.LazyValues) else _nbytes(values)
     rec.dropped = set(meta["dropped"])

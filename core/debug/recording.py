@@ -45,7 +45,7 @@ import sys
 import threading
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
@@ -166,6 +166,17 @@ class Recording:
                 self._keep(tid, value)
             if self.bounded and self.bytes + self.event_bytes > self.cap_bytes:
                 self._shrink(0)
+
+    def extend(self, items: Iterable[tuple[Any, int]]) -> None:
+        """Take in ``(event, arrival time in ns)`` pairs read back from a file: indexed
+        as ``add`` would, with no values and no cap (a loaded recording keeps all)."""
+        with self._lock:
+            events, times, index_of = self.events, self.times, self._index
+            for event, t in items:
+                events.append(event)
+                times.append(t)
+                index_of(len(events) - 1, event)
+            self.event_bytes = EVENT_BYTES * len(events)
 
     def _keep(self, tid: int, value: Any) -> None:
         if tid in self.values or value is None:
