@@ -100,7 +100,8 @@ class _Gen:
             low = "0" if counted else "LO"
             add(f"{indent}if type({var}) is not int or not {low} <= {var} <= HI: raise Slow")
         elif tp is float:
-            add(f"{indent}if type({var}) is not float or not _finite({var}): raise Slow")
+            # finite: inf - inf and nan - nan are nan, which equals nothing
+            add(f"{indent}if type({var}) is not float or {var} - {var} != 0.0: raise Slow")
         elif tp is str:
             add(f"{indent}if type({var}) is not str: raise Slow")
         elif tp is bool:
