@@ -1,8 +1,14 @@
 """Between the Session's worker thread and the GUI thread.
 
-The worker appends events to the Recording and posts state changes on a
-thread-safe queue. A QTimer on the GUI thread (about 30 Hz) drains both in
+The worker appends events to the Recording and posts state changes and notes on
+a thread-safe queue. A QTimer on the GUI thread (about 30 Hz) drains them in
 batches and re-emits them as Qt signals, so widgets never see the worker.
+
+The GUI thread never waits long for a worker: ``shutdown`` asks the run to stop
+and waits at most ``STOP_WAIT_S``. A program that does not stop (blocked in a C
+call) is left to the session's watchdog, which sends a note naming the line it
+hangs in (``sig_note``); while it lives, a new run is refused with a message
+(``sig_errored``), never started beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from core.debug.session import Breakpoint, Session
 
 DRAIN_MS = 33
 MAX_EVENTS_PER_TICK = 20000
+STOP_WAIT_S = 0.25  # the longest the GUI thread waits for a run to end
 
 
 class SessionBridge(QObject):
@@ -35,11 +42,20 @@ class SessionBridge(QObject):
     """The run reached its last step."""
     sig_events = Signal(int, int)
     """Events ``[start, stop)`` were appended to the recording."""
+    sig_stage = Signal(str)
+    """The run moved on to "loading" (the program's top-level code), "building" (its
+    ``build()``) or "running" (its steps); all of it runs in the worker."""
+    sig_note = Signal(str)
+    """Something the user should know while the run goes on: the memory cap was
+    reached, a listener failed, the program does not respond to Stop..."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session: Session | None = None
         self._states: queue.SimpleQueue[tuple[Session, str, str | None]] = queue.SimpleQueue()
+        self._notes: queue.SimpleQueue[tuple[Session, str]] = queue.SimpleQueue()
+        self._lingering: list[Session] = []  # stopped runs whose thread has not ended
+        self._stage: str | None = None
         self._seen = 0
         self._started = False
         self._timer = QTimer(self)
@@ -54,16 +70,24 @@ class SessionBridge(QObject):
         self.session = session
         self._seen = 0
         self._started = False
-        session.on_state(lambda state, reason: self._states.put((session, state, reason)))
+        self._stage = None
+        states, notes = self._states, self._notes  # no reference to the bridge itself
+        session.on_state(lambda state, reason: states.put((session, state, reason)))
+        session.on_note(lambda text: notes.put((session, text)))
         self._timer.start()
         session.start(paused=paused)
 
-    def shutdown(self, timeout: float = 2.0) -> None:
-        """Stop the current run, if any, and wait for its thread."""
+    def shutdown(self, timeout: float = STOP_WAIT_S) -> None:
+        """Stop the current run, if any, and wait for it at most ``timeout`` seconds.
+
+        A run that has not ended by then keeps being stopped by its session's
+        watchdog; its notes still arrive through ``sig_note``.
+        """
         old = self.session
         if old is not None and not old.done:
             old.stop()
-            old.wait(timeout)
+            if not old.wait(timeout):
+                self._lingering.append(old)
         self.drain()
 
     # -- controls (all safe to call in any state) ----------------------------------------
@@ -107,6 +131,9 @@ class SessionBridge(QObject):
         session = self.session
         if session is None:
             return
+        if session.stage != self._stage:
+            self._stage = session.stage
+            self.sig_stage.emit(session.stage)
         rec = session.recording
         if rec is not None:
             total = len(rec.events)
@@ -121,9 +148,17 @@ class SessionBridge(QObject):
                 break
             if owner is session:
                 self._emit_state(state, reason)
-        if session.done and rec is not None and self._seen >= len(rec.events):
-            if self._states.empty():
-                self._timer.stop()
+        while True:
+            try:
+                _owner, text = self._notes.get_nowait()
+            except queue.Empty:
+                break
+            self.sig_note.emit(text)  # a stuck old run's note matters too
+        self._lingering = [s for s in self._lingering if s.thread_alive()]
+        caught_up = rec is None or self._seen >= len(rec.events)
+        alive = session.thread_alive() or self._lingering
+        if session.done and caught_up and self._states.empty() and not alive:
+            self._timer.stop()
 
     def _emit_state(self, state: str, reason: Any) -> None:
         if state == "running":

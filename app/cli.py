@@ -4,7 +4,7 @@
     gradstep PROGRAM.py|FILE.gsrec the desktop app on that file
     gradstep run PROGRAM.py|FILE.gsgraph [--steps N] [--device cpu|cuda]
                             [--mode eager|compiled] [--record FILE]
-                            [--trace FILE] [--break-on-nan]
+                            [--trace FILE] [--break-on-nan] [--cap-mib N] [--force]
     gradstep compile PROGRAM.py --out FILE.gsgraph [--device cpu|cuda]
     gradstep profile PROGRAM.py [...] [--devices cpu,cuda] [--modes eager,compiled]
                             [--steps N] [--trace FILE] [--json FILE]
@@ -13,20 +13,27 @@
     gradstep doctor
     gradstep screenshot PROGRAM.py --steps N --out FILE.png [--until backward]
 
-Every error a user can cause prints one clear line and exits with status 2.
+Exit status of ``run``: 0 the run finished; 1 it failed (an error in the program,
+``sys.exit()`` in it, a step that returned no usable loss); 2 an error a user can
+cause before the run (a bad argument, a file that is not a program, a program that
+fails to load), one clear line; 3 it stopped at a breakpoint (``--break-on-nan``);
+130 interrupted (Ctrl+C, or a ``KeyboardInterrupt`` in the program). Arguments and
+output files are checked before the run; the recording is saved before the summary
+is printed, and a closed pipe on stdout ends the output quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from core.errors import GradstepError
+from core.observe.events import StepEnded
 
 SUBCOMMANDS = ("run", "compile", "profile", "compare", "inspect", "doctor", "screenshot", "gui")
 
@@ -45,7 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--record", metavar="FILE", help="save the recording (.gsrec)")
     run.add_argument("--trace", metavar="FILE", help="save a Chrome trace (.json)")
     run.add_argument("--break-on-nan", action="store_true", help="stop at the first NaN/Inf")
-    run.add_argument("--cap-mib", type=int, default=512, help="memory cap for recorded values")
+    run.add_argument(
+        "--cap-mib",
+        type=int,
+        default=512,
+        help="memory cap of the recording, values and events (MiB; default 512)",
+    )
+    run.add_argument("--force", action="store_true", help="replace read-only output files")
     run.add_argument(
         "--mode",
         choices=("eager", "compiled"),
@@ -184,30 +197,88 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_BREAKPOINT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Out:
+    """Writes lines to a stream; once its reader has gone (a closed pipe), quietly none."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed = False
+
+    def __call__(self, text: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            _silence(self.stream)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            self.closed = True
+            _silence(self.stream)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a stream whose pipe closed at /dev/null, so exiting does not fail on it."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Refuse bad arguments and unwritable outputs before anything runs (GradstepError)."""
+    from core.debug import recfile
+
+    if args.steps is not None and args.steps < 0:
+        raise GradstepError(f"--steps must be 0 or more, not {args.steps}")
+    if args.cap_mib < 1:
+        raise GradstepError(f"--cap-mib must be at least 1 (MiB), not {args.cap_mib}")
+    for option, path in (("--record", args.record), ("--trace", args.trace)):
+        if path is None:
+            continue
+        if not path.strip():
+            raise GradstepError(f"{option} needs a file name")
+        recfile.check_target(path, force=args.force, option=option)
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core import cuda
-    from core.debug import recfile
-    from core.debug.session import Breakpoint, Session, StepEnded
+    from core.debug import lifecycle
+    from core.debug.session import Breakpoint, Session
+    from core.debug.summary import RunSummary
+    from core.observe.events import RunStarted
 
+    _check_run_args(args)
     if args.device == "cuda" and not cuda.is_available():
         print(f"gradstep: --device cuda: {cuda.unavailable_reason()}", file=err)
-        return 2
+        return EXIT_USAGE
+    say = _Out(out)
     breakpoints = [Breakpoint("nan")] if args.break_on_nan else []
     session = Session.from_file(
         args.program,
         device=args.device,
         steps=args.steps,
         breakpoints=breakpoints,
+        record=bool(args.record or args.trace or args.break_on_nan),  # nan: names inputs
         cap_bytes=args.cap_mib * 2**20,
         mode=args.mode,
     )
-    print(f"{session.program.title} — {session.program.path} on {args.device}", file=out)
+    summary = RunSummary()
     progress: Progress | None = None
     step_times: list[float] = []
     last = [time.perf_counter()]
 
     def on_event(event: Any) -> None:
         nonlocal progress
+        summary.add(event)
         if type(event) is StepEnded:
             now = time.perf_counter()
             step_times.append(now - last[0])
@@ -216,55 +287,96 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 total = args.steps if args.steps is not None else session.run.steps
                 progress = Progress(total, err)
             progress.update(event.step + 1, event.loss)
+        elif type(event) is RunStarted:
+            program = session.program
+            say(f"{program.title} — {program.path} on {args.device}")
+
+    def on_note(text: str) -> None:
+        if progress is not None and progress.tty:
+            err.write("\n")
+        print(f"gradstep: note: {text}", file=err, flush=True)
 
     session.on_event(on_event)
+    session.on_note(on_note)
     session.start()
-    while not session.wait(0.05):
-        if session.state == "paused":
-            if progress is not None:
-                progress.close()
-                progress = None
-            print(f"paused: {session.reason}", file=out)
-            session.stop()
+    stopped_at: str | None = None
+    interrupted = False
+    try:
+        while not session.wait(0.05):
+            if session.state == "paused" and stopped_at is None:
+                stopped_at = session.reason
+                if progress is not None:
+                    progress.close()
+                    progress = None
+                say(f"paused: {session.reason}")
+                session.stop()
+    except KeyboardInterrupt:
+        interrupted = True
+        session.stop()
+        if not session.wait(lifecycle.GRACE_S + 0.5):
+            print(
+                f"gradstep: the program does not respond: it is blocked in "
+                f"{lifecycle.blocked_at(session._ident, session.program.path)}; exiting",
+                file=err,
+            )
+            return EXIT_INTERRUPTED
     if progress is not None:
         progress.close()
-    rec = session.recording
-    _summary(session, rec, step_times, out)
+    error = session.error
+    if error is not None and error.stage == "loading":
+        print(f"gradstep: {error.message}", file=err)
+        return EXIT_USAGE
+    _save_outputs(session.recording, args, say)
+    _summary(session, summary, step_times, say)
+    if session.state == "errored":
+        print(f"gradstep: the run failed: {error.message}", file=err)
+        return EXIT_FAILED
+    if interrupted or (error is not None and error.kind == "KeyboardInterrupt"):
+        message = error.message if error is not None else "interrupted (Ctrl+C)"
+        print(f"gradstep: {message}", file=err)
+        return EXIT_INTERRUPTED
+    if stopped_at is not None:
+        return EXIT_BREAKPOINT
+    return EXIT_FINISHED
+
+
+def _save_outputs(rec: Any, args: argparse.Namespace, say: _Out) -> None:
+    from core.debug import recfile
+
     if args.record:
-        recfile.save(rec, args.record)
-        print(
-            f"recording: {args.record} ({len(rec)} events, "
-            f"{os.path.getsize(args.record) / 2**20:.1f} MiB)",
-            file=out,
-        )
+        recfile.save(rec, args.record, force=args.force)
+        size = os.path.getsize(args.record) / 2**20
+        say(f"recording: {args.record} ({len(rec)} events, {size:.1f} MiB)")
     if args.trace:
         recfile.save_chrome_trace(rec, args.trace)
-        print(f"trace: {args.trace} (open in https://ui.perfetto.dev)", file=out)
-    if session.state == "errored":
-        print(f"gradstep: the run failed: {session.error.message}", file=err)
-        return 1
-    return 0
+        say(f"trace: {args.trace} (open in https://ui.perfetto.dev)")
 
 
-def _summary(session: Any, rec: Any, step_times: list[float], out: TextIO) -> None:
+def _summary(session: Any, summary: Any, step_times: list[float], say: _Out) -> None:
     rows: list[list[Any]] = [["status", session.state]]
-    if rec.losses:
-        rows.append(["steps", len(rec.losses)])
-        rows.append(["final loss", rec.losses[-1][1]])
+    if summary.steps:
+        rows.append(["steps", summary.steps])
+    if summary.last_loss is not None:
+        rows.append(["final loss", summary.last_loss])
     if step_times:
         ordered = sorted(step_times)
         rows.append(["time per step (median, ms)", ordered[len(ordered) // 2] * 1e3])
-    rows.append(["events", len(rec)])
-    if rec.dropped:
+    rows.append(["events", summary.events])
+    rec = session.recording
+    if rec is not None and rec.dropped:
         rows.append(["values dropped by the cap", len(rec.dropped)])
-    print(table(rows), file=out)
-    times = rec.op_times()
+    if rec is not None and rec.capped:
+        rows.append(["memory cap reached", f"{rec.cap_bytes / 2**20:.0f} MiB"])
+    for name, count in sorted(session.other_threads.items()):
+        rows.append([f"events from thread {name!r} (not recorded)", count])
+    say(table(rows))
+    times = summary.op_times()
     top = times[:8]
     if top:
         total = sum(ns for _op, _n, ns in times) or 1
-        print("\ntop ops by time", file=out)
+        say("\ntop ops by time")
         body = [[op, calls, ns / 1e6, 100.0 * ns / total] for op, calls, ns in top]
-        print(table(body, ["op", "calls", "total ms", "% of op time"]), file=out)
+        say(table(body, ["op", "calls", "total ms", "% of op time"]))
 
 
 def cmd_inspect(path: str, out: TextIO) -> int:
@@ -273,6 +385,8 @@ def cmd_inspect(path: str, out: TextIO) -> int:
     rec = recfile.load(path)
     print(f"{path}: {len(rec)} events, {os.path.getsize(path) / 2**20:.2f} MiB", file=out)
     for key, value in sorted(rec.meta.items()):
+        if key == "source" and isinstance(value, str):
+            value = f"the program's text, {len(value.splitlines())} lines"
         print(f"  {key}: {value}", file=out)
     counts = rec.counts()
     print(table(sorted(counts.items(), key=lambda kv: -kv[1]), ["event", "count"]), file=out)
@@ -288,60 +402,9 @@ def cmd_inspect(path: str, out: TextIO) -> int:
 
 
 def cmd_doctor(out: TextIO) -> int:
-    import numpy as np
+    from app.doctor import doctor
 
-    from core import cuda
-
-    rows: list[list[str]] = [
-        ["Python", f"{platform.python_version()} ({sys.executable})"],
-        ["platform", platform.platform()],
-        ["NumPy", np.__version__],
-        ["BLAS", _blas_name(np)],
-    ]
-    if cuda.is_available():
-        rows.append(["CUDA", _gpu_name()])
-    else:
-        rows.append(["CUDA", f"unavailable: {cuda.unavailable_reason()}"])
-    rows.append(["statistics", _stats_status()])
-    rows.append(["Qt", _qt_status()])
-    print(table(rows, ["check", "result"]), file=out)
-    return 0
-
-
-def _blas_name(np: Any) -> str:
-    try:
-        config = np.show_config(mode="dicts")
-        blas = config.get("Build Dependencies", {}).get("blas", {})
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception as exc:  # the config format differs between NumPy versions
-        return f"unknown ({exc})"
-
-
-def _stats_status() -> str:
-    from core.observe import moments
-
-    if moments.backend() == "numba":
-        import numba
-
-        return f"compiled with Numba {numba.__version__}"
-    return f"NumPy passes: {moments.unavailable_reason()}"
-
-
-def _gpu_name() -> str:
-    import cupy
-
-    props = cupy.cuda.runtime.getDeviceProperties(0)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    return f"{name}, CuPy {cupy.__version__}"
-
-
-def _qt_status() -> str:
-    try:
-        import PySide6
-    except ImportError:
-        return "PySide6 not installed (the GUI needs it)"
-    platform_name = os.environ.get("QT_QPA_PLATFORM") or "default"
-    return f"PySide6 {PySide6.__version__}, QT_QPA_PLATFORM={platform_name}"
+    return doctor(out)
 
 
 def cmd_gui(path: str | None) -> int:
@@ -376,6 +439,7 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError:
         print(f"gradstep: --size must look like 1500x900, not {args.size}", file=sys.stderr)
         return 2
+    restore = _quiet_offscreen_warnings()
     try:
         path = screenshot(
             args.program,
@@ -390,5 +454,24 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"gradstep: screenshot failed: {exc}", file=sys.stderr)
         return 1
+    finally:
+        restore()
     print(f"wrote {path}", file=out)
     return 0
+
+
+# what the offscreen platform says about window hints it cannot apply, on every run
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def _quiet_offscreen_warnings():
+    """Drop Qt's offscreen-platform noise from stderr; other Qt messages still go there.
+    Returns the function that puts the previous message handler back."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(mode: Any, context: Any, message: str) -> None:
+        if not any(noise in message for noise in OFFSCREEN_NOISE):
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
+    return lambda: qInstallMessageHandler(previous)

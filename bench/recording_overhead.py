@@ -27,8 +27,8 @@ For each program (samples/mlp_moons.py, samples/cnn_digits.py) this prints JSON 
     One full recording saved with ``core.debug.recfile.save``: bytes on disk per
     1000 events, events, values kept, their MiB, the file's MiB, the
     uncompressed/stored sizes of its members, the bytes each kept value costs
-    beyond its data (.npy header, ZIP entries), and the kept values by the kind
-    of event that named them.
+    beyond its data (alignment in values.bin, its row in meta.json's index), and
+    the kept values by the kind of event that named them.
 
 ``profile``
     When a ratio misses 2.0 (``--profile auto``, the default) or with
@@ -190,7 +190,7 @@ def size(name: str, session: Session) -> dict:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
         events_info = next(i for i in infos if i.filename == "events.jsonl")
-        values_stored = sum(i.compress_size for i in infos if i.filename.startswith("values/"))
+        values_stored = sum(i.compress_size for i in infos if i.filename == "values.bin")
         start = time.perf_counter()
         recfile.load(path)
         load_s = time.perf_counter() - start
@@ -207,7 +207,7 @@ def size(name: str, session: Session) -> dict:
         "events_jsonl_mib": round(events_info.file_size / 2**20, 2),
         "events_jsonl_deflated_mib": round(events_info.compress_size / 2**20, 2),
         "values_stored_mib": round(values_stored / 2**20, 2),
-        # what is not raw value data nor events: .npy headers and ZIP entries per value
+        # what is not raw value data nor events: 64-byte alignment and the index row
         "overhead_bytes_per_value": round(
             (nbytes - rec.bytes - events_info.compress_size) / max(len(rec.values), 1)
         ),

@@ -9,6 +9,7 @@ from core.debug.profile import ProfileCancelled
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEURON = os.path.join(REPO, "samples", "neuron.py")
+MOONS = os.path.join(REPO, "samples", "mlp_moons.py")
 
 
 def test_profile_fills_the_view_in_the_background(qtbot) -> None:
@@ -28,7 +29,8 @@ def test_cancel_stops_a_profile(qtbot) -> None:
     analysis = Analysis(notes.append)
     qtbot.addWidget(analysis.profile_view)
     results: list = []
-    analysis.profile(NEURON, steps=5000, done=results.append)
+    # long enough (mlp_moons, about 0.4 ms a step: 8 s a run) that Cancel lands in it
+    analysis.profile(MOONS, steps=20_000, done=results.append)
     qtbot.waitUntil(lambda: analysis.profile_view._progress.value() > 0, timeout=30_000)
     analysis.profile_view._cancel.click()
     qtbot.waitUntil(lambda: bool(results), timeout=30_000)

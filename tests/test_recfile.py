@@ -15,6 +15,7 @@ import types
 import typing
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from core.debug.recfile import (
     save,
     save_chrome_trace,
 )
-from core.debug.recording import Recording
+from core.debug.recording import EVENT_BYTES, Recording
 from core.debug.session import Session
 from core.errors import GradstepError
 from core.observe import events as ev
@@ -115,6 +116,30 @@ def assert_same(rec: Recording, back: Recording) -> None:
         assert same_array(rec.grad_of(tid), back.grad_of(tid)), tid
 
 
+def save_v1(rec: Recording, path: str | os.PathLike) -> None:
+    """Write ``rec`` in format version 1 (one .npy member per value), as Gradstep did."""
+    from core.debug.recfile_schema import _dumps, _encoder, _plain_dict_out
+
+    lines = []
+    for item, t in zip(rec.events, rec.times, strict=True):
+        obj = {"type": type(item).__name__, "t": t} | _encoder(type(item))(item)
+        lines.append(_dumps(obj) + "\n")
+    meta = {
+        "format": "gradstep-recording",
+        "version": 1,
+        "meta": _plain_dict_out(rec.meta),
+        "cap_bytes": rec.cap_bytes,
+        "dropped": sorted(rec.dropped),
+        "values": sorted(rec.values),
+        "event_count": len(lines),
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("meta.json", _dumps(meta), zipfile.ZIP_DEFLATED)
+        zf.writestr("events.jsonl", "".join(lines), zipfile.ZIP_DEFLATED)
+        for tid in sorted(rec.values):
+            zf.writestr(f"values/{tid}.npy", npy(rec.values[tid]))
+
+
 @pytest.fixture(scope="module")
 def mlp() -> Recording:
     return record_mlp()
@@ -151,7 +176,8 @@ def test_loaded_recording_answers_values_and_gradients(mlp, tmp_path):
 
 
 def test_tiny_cap_round_trips_the_dropped_ids(tmp_path):
-    rec = record_mlp(cap_bytes=400, steps=1)
+    events = len(record_mlp(steps=1))
+    rec = record_mlp(cap_bytes=EVENT_BYTES * events + 400, steps=1)
     assert rec.dropped and rec.values
     save(rec, tmp_path / "cap.gsrec")
     back = load(tmp_path / "cap.gsrec")
@@ -173,13 +199,12 @@ def test_file_layout(mlp, tmp_path):
         meta = json.loads(zf.read("meta.json"))
         lines = zf.read("events.jsonl").decode().splitlines()
         assert zf.getinfo("events.jsonl").compress_type == zipfile.ZIP_DEFLATED
-        tid = meta["values"][0]
-        array = np.load(io.BytesIO(zf.read(f"values/{tid}.npy")), allow_pickle=False)
-    assert names[:2] == ["meta.json", "events.jsonl"]
-    assert len(names) == 2 + len(mlp.values)
+        assert zf.getinfo("values.bin").compress_type == zipfile.ZIP_STORED
+        blob = zf.read("values.bin")
+    assert names == ["meta.json", "events.jsonl", "values.bin"]
     assert (meta["format"], meta["version"], meta["event_count"]) == (
         "gradstep-recording",
-        1,
+        2,
         len(mlp.events),
     )
     assert meta["meta"]["shape"] == [6, 3] and meta["meta"]["tags"] == {"list": ["a", "b"]}
@@ -187,8 +212,48 @@ def test_file_layout(mlp, tmp_path):
     assert first == {"type": "RunStarted", "t": mlp.times[0], "program": "mlp.py", "device": "cpu"}
     assert any('"nan"' in line for line in lines)  # a non-finite stat
     assert any('["lo",{"float":"-inf"}]' in line for line in lines)  # a non-finite attr
-    assert same_array(array, mlp.values[tid])
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(row[0] for row in meta["arrays"]) == sorted(mlp.values)
+    for tid, dtype, shape, offset, crc in meta["arrays"]:
+        array = np.frombuffer(blob, dtype, math.prod(shape), offset).reshape(shape)
+        assert same_array(array, mlp.values[tid]) and offset % 64 == 0
+        assert zlib.crc32(array.tobytes()) == crc
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_version_1_files_still_load(mlp, tmp_path):
+    path = tmp_path / "old.gsrec"
+    save_v1(mlp, path)
+    back = load(path)
+    assert_same(mlp, back)
+    assert type(back.values) is dict
+
+
+def test_values_are_read_when_asked_and_survive_a_replaced_file(mlp, tmp_path):
+    path = tmp_path / "run.gsrec"
+    save(mlp, path)
+    back = load(path)
+    tid = next(iter(sorted(mlp.values)))
+    save(Recording(), path)  # the file is replaced by another recording
+    assert same_array(back.values[tid], mlp.values[tid])
+    assert same_array(back.value(tid, at=len(back) - 1), mlp.value(tid, at=len(mlp) - 1))
+
+
+def test_a_value_changed_in_place_is_named_corrupt(mlp, tmp_path):
+    path = tmp_path / "run.gsrec"
+    save(mlp, path)
+    back = load(path)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("values.bin")
+        meta = json.loads(zf.read("meta.json"))
+    tid, _dtype, _shape, offset, _crc = max(meta["arrays"], key=lambda row: math.prod(row[2]))
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    with open(path, "r+b") as fh:
+        fh.seek(start + offset)
+        byte = fh.read(1)
+        fh.seek(start + offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(RecordingFileError, match=rf"value of tensor {tid} is corrupt"):
+        back.values[tid]
 
 
 def test_save_refuses_what_a_file_cannot_hold_and_keeps_the_old_file(mlp, tmp_path):
@@ -206,7 +271,7 @@ def test_save_refuses_what_a_file_cannot_hold_and_keeps_the_old_file(mlp, tmp_pa
         save(objects, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.gsrec"]
-    with pytest.raises(RecordingFileError, match="cannot write"):
+    with pytest.raises(RecordingFileError, match="the folder .* does not exist"):
         save(mlp, tmp_path / "no" / "such" / "dir.gsrec")
 
 
@@ -306,12 +371,14 @@ def members(data: bytes) -> list[tuple[str, bytes]]:
 
 
 def build(items: list[tuple[str, bytes]], compress: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A ZIP of ``items``; values.bin stays stored (uncompressed), as save writes it."""
     out = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names
         with zipfile.ZipFile(out, "w", compress) as zf:
             for name, data in items:
-                zf.writestr(name, data)
+                method = zipfile.ZIP_STORED if name == "values.bin" else compress
+                zf.writestr(name, data, method)
     return out.getvalue()
 
 
@@ -456,7 +523,94 @@ def corruptions(base: bytes) -> st.SearchStrategy:
         st.binary(max_size=300),
         st.binary(max_size=300).map(lambda b: b"PK\x03\x04" + b),
         st.none(),  # a folder
+        surrogates(base),
+        lying_sizes(base),
     )
+
+
+def surrogates(base: bytes) -> st.SearchStrategy:
+    """A lone surrogate escape (\\ud800) in a string of an event, of meta or of a key."""
+    items = members(base)
+    lines = dict(items)["events.jsonl"].decode().splitlines()
+    meta = json.loads(dict(items)["meta.json"])
+    lone = st.sampled_from(["\ud800", "\udfff", "a\udc80b", "\ud83d"])
+
+    def in_line(args):
+        i, text = args
+        obj = json.loads(lines[i % len(lines)])
+        key = next((k for k, v in obj.items() if isinstance(v, str) and k != "type"), None)
+        obj[key or "zzz"] = text
+        new = lines[:]
+        new[i % len(lines)] = json.dumps(obj)  # ensure_ascii: the escape stays an escape
+        return replaced(base, "events.jsonl", "".join(f"{x}\n" for x in new).encode())
+
+    def in_meta(args):
+        text, as_key = args
+        obj = json.loads(json.dumps(meta))
+        obj["meta"] = {text: 1} if as_key else {"program": text}
+        return replaced(base, "meta.json", json.dumps(obj).encode())
+
+    return st.one_of(
+        st.tuples(st.integers(0, len(lines) - 1), lone).map(in_line),
+        st.tuples(lone, st.booleans()).map(in_meta),
+    )
+
+
+def lying_sizes(base: bytes) -> st.SearchStrategy:
+    """Index rows of values.bin that lie (shape, dtype, offset, crc), and lying ZIP sizes."""
+    items = members(base)
+    meta = json.loads(dict(items)["meta.json"])
+    fields = st.one_of(
+        json_values,
+        st.integers(-(2**70), 2**70),
+        st.sampled_from(["|O", "<U4", "V8", "<f4", ">i8", "|b1", "<M8[s]", "f4"]),
+        st.lists(st.integers(-1, 2**40), max_size=40),
+    )
+
+    def row(args):
+        i, field, value = args
+        obj = json.loads(json.dumps(meta))
+        if not obj.get("arrays"):  # a version 1 file has none: the key is then unknown
+            obj["arrays"] = [[1, "<f4", [1], 0, 0]]
+        obj["arrays"][i % len(obj["arrays"])][field] = value
+        return replaced(base, "meta.json", json.dumps(obj).encode())
+
+    def compressed(args):
+        index, size = args
+        data = bytearray(base)
+        end = data.rfind(b"PK\x05\x06")
+        count, _, start = struct.unpack_from("<HII", data, end + 10)
+        for i in range(count):
+            lens = struct.unpack_from("<HHH", data, start + 28)
+            if i == index % count:
+                struct.pack_into("<I", data, start + 20, size)
+            start += 46 + sum(lens)
+        return bytes(data)
+
+    return st.one_of(
+        st.tuples(st.integers(0, 50), st.integers(0, 4), fields).map(row),
+        st.tuples(st.integers(0, 2), st.integers(0, 2**32 - 1)).map(compressed),
+    )
+
+
+def many_members(base_v1: bytes) -> st.SearchStrategy:
+    """A version 1 file with hundreds of small members, listed in meta.json or not."""
+    items = members(base_v1)
+    meta = json.loads(dict(items)["meta.json"])
+
+    def make(args):
+        count, size, listed, valid = args
+        body = npy(np.zeros(size // 8)) if valid else bytes(size)
+        extra = [(f"values/{10**6 + k}.npy", body) for k in range(count)]
+        obj = dict(meta)
+        if listed:
+            obj["values"] = meta["values"] + [10**6 + k for k in range(count)]
+        head = [("meta.json", json.dumps(obj).encode()), *items[1:]]
+        return build(head + extra)
+
+    return st.tuples(
+        st.integers(50, 300), st.sampled_from([0, 8, 4096, 16384]), st.booleans(), st.booleans()
+    ).map(make)
 
 
 def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
@@ -466,9 +620,7 @@ def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
     return bytes(out)
 
 
-@pytest.fixture(scope="module")
-def corrupt(scratch):
-    path = os.path.join(scratch, "base.gsrec")
+def _small_recording() -> Recording:
     core.manual_seed(1)
     rec = Recording()
     with rec.attach():
@@ -476,10 +628,25 @@ def corrupt(scratch):
         loss = F.mse_loss(model(core.randn(2, 2)), core.zeros(2, 2))
         loss.backward()
         optim.SGD(model.parameters(), lr=0.1).step()
-    save(rec, path)
+    return rec
+
+
+@pytest.fixture(scope="module")
+def corrupt(scratch):
+    path = os.path.join(scratch, "base.gsrec")
+    save(_small_recording(), path)
     with open(path, "rb") as fh:
         base = fh.read()
     return base, corruptions(base)
+
+
+@pytest.fixture(scope="module")
+def corrupt_v1(scratch):
+    path = os.path.join(scratch, "base_v1.gsrec")
+    save_v1(_small_recording(), path)
+    with open(path, "rb") as fh:
+        base = fh.read()
+    return base, st.one_of(corruptions(base), many_members(base))
 
 
 def expect_refusal_or_recording(path: str) -> None:
@@ -492,7 +659,14 @@ def expect_refusal_or_recording(path: str) -> None:
         event(re.sub(r"\d+", "N", reason)[:40])  # --hypothesis-show-statistics
     else:
         assert isinstance(result, Recording)
-        event("still a valid recording")
+        try:
+            for tid in result.values:  # values are read when asked: ask for each
+                result.values[tid]
+        except RecordingFileError as exc:
+            assert exc.path == str(path) and "corrupt" in str(exc)
+            event("a value is corrupt")
+        else:
+            event("still a valid recording")
 
 
 @settings(
@@ -514,6 +688,28 @@ def test_fuzzed_files_are_refused_cleanly(scratch, corrupt, data):
     assert not UNPICKLED
 
 
+@pytest.mark.slow
+@settings(
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_fuzzed_version_1_files_and_many_members_are_refused_cleanly(scratch, corrupt_v1, data):
+    """With the test above, 3,000 cases: version 1 files, hundreds of small members,
+    lying sizes and lone surrogates, each refused with a reason or loaded whole."""
+    _base, corruption = corrupt_v1
+    content = data.draw(corruption)
+    if content is None:
+        expect_refusal_or_recording(scratch)
+        return
+    path = os.path.join(scratch, "fuzz_v1.gsrec")
+    with open(path, "wb") as fh:
+        fh.write(content)
+    expect_refusal_or_recording(path)
+    assert not UNPICKLED
+
+
 def test_missing_file_and_folder_and_empty_file(tmp_path):
     missing = tmp_path / "nope.gsrec"
     with pytest.raises(RecordingFileError, match=r"nope\.gsrec: no such file"):
@@ -521,13 +717,13 @@ def test_missing_file_and_folder_and_empty_file(tmp_path):
     with pytest.raises(RecordingFileError, match="is a folder"):
         load(tmp_path)
     (tmp_path / "empty.gsrec").write_bytes(b"")
-    with pytest.raises(RecordingFileError, match=r"empty\.gsrec: not a valid recording"):
+    with pytest.raises(RecordingFileError, match=r"empty\.gsrec: not a recording file"):
         load(tmp_path / "empty.gsrec")
 
 
 @pytest.mark.parametrize("payload", [0, 1])
-def test_pickle_in_an_array_is_never_unpickled(corrupt, tmp_path, payload):
-    base, _ = corrupt
+def test_pickle_in_an_array_is_never_unpickled(corrupt_v1, tmp_path, payload):
+    base, _ = corrupt_v1
     name = next(n for n, _ in members(base) if n.startswith("values/"))
     path = tmp_path / "evil.gsrec"
     path.write_bytes(replaced(base, name, bad_arrays()[payload]))
@@ -559,6 +755,20 @@ def _nested(depth: int) -> list:
     for _ in range(depth):
         value = [value]
     return value
+
+
+def _edit_array(base: bytes, field: int, value) -> bytes:
+    obj = json.loads(dict(members(base))["meta.json"])
+    obj["arrays"][0][field] = value
+    return replaced(base, "meta.json", json.dumps(obj).encode())
+
+
+def _deflated_values(base: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members(base):
+            zf.writestr(name, data)
+    return out.getvalue()
 
 
 def _edit_meta(base: bytes, key: str, value) -> bytes:
@@ -622,12 +832,14 @@ STRICT = {
         lambda b: replaced(b, "events.jsonl", dict(members(b))["events.jsonl"][:-1]),
         "last line is cut off",
     ),
-    "newer version": (lambda b: _edit_meta(b, "version", 2), "newer Gradstep .format version 2"),
+    "newer version": (lambda b: _edit_meta(b, "version", 3), "newer Gradstep .format version 3"),
     "bool version": (lambda b: _edit_meta(b, "version", True), "bad format version"),
     "wrong format": (lambda b: _edit_meta(b, "format", "zip"), "not a Gradstep recording"),
     "count": (lambda b: _edit_meta(b, "event_count", 1), "meta.json says 1"),
     "kept and dropped": (
-        lambda b: _edit_meta(b, "dropped", json.loads(dict(members(b))["meta.json"])["values"][:1]),
+        lambda b: _edit_meta(
+            b, "dropped", [json.loads(dict(members(b))["meta.json"])["arrays"][0][0]]
+        ),
         "both kept and dropped",
     ),
     "meta key": (lambda b: _edit_meta(b, "owner", "me"), "unknown key 'owner'"),
@@ -636,13 +848,20 @@ STRICT = {
         "unexpected member 'notes.txt'",
     ),
     "twice": (lambda b: build(members(b) + members(b)[:1]), "'meta.json' appears twice"),
-    "missing value": (lambda b: replaced(b, members(b)[2][0], None), r"values/\d+\.npy is missing"),
+    "no values": (lambda b: replaced(b, "values.bin", None), r"values\.bin is missing"),
     "no events": (lambda b: replaced(b, "events.jsonl", None), "events.jsonl is missing"),
-    "structured": (lambda b: replaced(b, members(b)[2][0], bad_arrays()[2]), "is not numeric"),
-    "lying header": (
-        lambda b: replaced(b, members(b)[2][0], bad_arrays()[6]),
-        "its header says 36",
+    "object dtype": (lambda b: _edit_array(b, 1, "|O"), "is not a numeric dtype"),
+    "lying shape": (lambda b: _edit_array(b, 2, [10**6]), "lie past the end of values.bin"),
+    "negative offset": (lambda b: _edit_array(b, 3, -8), "offset must not be negative"),
+    "deflated values": (
+        _deflated_values,
+        "values.bin must be stored",
     ),
+    "lone surrogate": (
+        lambda b: _edit_line(b, "OpForward", _set("op", "\ud800")),
+        r"line \d+: .*lone surrogate \(\\ud800\)",
+    ),
+    "over its cap": (lambda b: _edit_meta(b, "cap_bytes", 1), "more than the recording's cap"),
     "bomb": (lambda b: patch_sizes(b, 1, 2**32 - 16), "expands .* times its size"),
     "encrypted": (lambda b: set_flag(b, 0, 1), "meta.json is encrypted"),
     "bzip2": (lambda b: set_flag(b, 1, 0, 12), "unsupported compression"),
@@ -655,10 +874,25 @@ STRICT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(STRICT))
-def test_each_problem_is_named(corrupt, tmp_path, case):
-    base, _ = corrupt
-    make, message = STRICT[case]
+STRICT_V1 = {
+    "missing value": (lambda b: replaced(b, members(b)[2][0], None), r"values/\d+\.npy is missing"),
+    "structured": (lambda b: replaced(b, members(b)[2][0], bad_arrays()[2]), "is not numeric"),
+    "lying header": (
+        lambda b: replaced(b, members(b)[2][0], bad_arrays()[6]),
+        "its header says 36",
+    ),
+    "over its cap": (lambda b: _edit_meta(b, "cap_bytes", 1), "more than the recording's cap"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT) + [f"v1 {c}" for c in sorted(STRICT_V1)])
+def test_each_problem_is_named(corrupt, corrupt_v1, tmp_path, case):
+    if case.startswith("v1 "):
+        base, _ = corrupt_v1
+        make, message = STRICT_V1[case[3:]]
+    else:
+        base, _ = corrupt
+        make, message = STRICT[case]
     path = tmp_path / "bad.gsrec"
     path.write_bytes(make(base))
     with pytest.raises(RecordingFileError, match=r"bad\.gsrec: .*" + message) as info:
@@ -761,3 +995,54 @@ def test_sample_runs_round_trip(sample, tmp_path):
     assert_same(session.recording, back)
     assert os.path.samefile(back.meta["program"], sample)
     validate_chrome_trace(chrome_trace(back))
+
+
+# -- the fast paths say exactly what the full codecs say ---------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(item=any_event)
+def test_fast_codecs_agree_with_the_full_ones(item):
+    from core.debug import recfile_fast as fast
+    from core.debug.recfile_schema import _decoder, _dumps, _encoder
+
+    full = _encoder(type(item))(item)
+    try:
+        quick = fast.encode(item)
+    except fast.Slow:
+        event("encode: full codec")
+    else:
+        assert _dumps(quick) == _dumps(full)
+        event("encode: fast")
+    line = json.loads(_dumps({"type": type(item).__name__, "t": 5} | full))
+    try:
+        back, t, keys = fast.decode(dict(line))
+    except fast.Slow:
+        event("decode: full codec")
+        return
+    event("decode: fast")
+    slow = _decoder(type(item))({k: v for k, v in line.items() if k not in ("type", "t")})
+    assert _norm(back) == _norm(slow) and t == 5
+    assert keys == _keys_in(line)  # what the loader compares with the keys in the text
+
+
+def _keys_in(value: typing.Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_keys_in(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_keys_in(v) for v in value)
+    return 0
+
+
+def test_a_line_with_a_repeated_key_takes_the_full_codec_and_is_refused(mlp, tmp_path):
+    path = tmp_path / "run.gsrec"
+    save(mlp, path)
+    with zipfile.ZipFile(path) as zf:
+        items = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    lines = dict(items)["events.jsonl"].decode().splitlines()
+    i = next(n for n, line in enumerate(lines) if '"type":"OpForward"' in line)
+    lines[i] = lines[i].replace('"op":', '"op":"x","op":', 1)
+    body = "".join(f"{line}\n" for line in lines).encode()
+    path.write_bytes(build([(n, body if n == "events.jsonl" else d) for n, d in items]))
+    with pytest.raises(RecordingFileError, match=rf"line {i + 1}: .*duplicate key 'op'"):
+        load(path)

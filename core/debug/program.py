@@ -18,9 +18,24 @@ one entry point, ``build(device)``, returning a ``Run``::
             return loss
         return Run(step=step, steps=100, params={"w": w})
 
-Loading never shows a bare traceback: a missing file, a syntax error, an error
-while the file runs, or a missing ``build`` each raise ``ProgramError`` naming
-the file and line.
+Loading is two steps. ``read(path)`` checks and compiles the file without running
+any of it (a regular ``.py`` file of at most ``MAX_SOURCE_BYTES``, UTF-8 text);
+``Program.execute()`` then runs its top-level code, which may take as long as the
+program likes, so a Session calls it in its worker thread, never the GUI's.
+``load(path)`` does both. Neither shows a bare traceback: a missing file, a file
+that is not a Python program, a syntax error, an error while the file runs, or a
+missing ``build`` each raise ``ProgramError`` naming the file and line.
+
+>>> import os, tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = os.path.join(tmp, "notes.txt")
+...     with open(path, "w") as f:
+...         _ = f.write("shopping list")
+...     try:
+...         read(path)
+...     except ProgramError as exc:
+...         print(str(exc).replace(path, "notes.txt"))
+notes.txt: not a Python program (a program is a .py file with a build(device) function)
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from __future__ import annotations
 import ast
 import numbers
 import os
+import stat
 import sys
 import traceback
 import types
@@ -38,6 +54,8 @@ from typing import Any
 from core.errors import GradstepError
 
 ENTRY_POINT = "build"
+MAX_SOURCE_BYTES = 4 * 2**20  # a program file larger than this is refused
+PROGRAM_SUFFIXES = (".py", ".pyw")
 
 
 class ProgramError(GradstepError):
@@ -82,10 +100,24 @@ class Program:
     title: str  # first docstring line (the file name when there is none)
     description: str  # the docstring's paragraph after the title
     source: str  # the file's text
-    namespace: dict[str, Any]  # the module's globals after it ran
+    namespace: dict[str, Any] | None = None  # the module's globals once it ran
+    code: types.CodeType | None = field(default=None, repr=False)  # compiled, not yet run
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the file's top-level code has run (``execute``)."""
+        return self.namespace is not None
+
+    def execute(self) -> None:
+        """Run the file's top-level code once; ProgramError names file and line."""
+        if self.namespace is None:
+            code = self.code or _compile(self.source, self.path)
+            self.namespace = _execute(code, self.path)
+            self.code = None
 
     def build(self, device: str = "cpu") -> Run:
         """Call the program's ``build(device)``; errors name the program's line."""
+        self.execute()
         entry = self.namespace[ENTRY_POINT]
         try:
             run = entry(device)
@@ -133,23 +165,77 @@ def read_docstring(source: str, fallback: str) -> tuple[str, str]:
     return (title.strip() or fallback), description
 
 
-def load(path: str | os.PathLike) -> Program:
-    """Read and run a program file; see the module docstring."""
-    path = os.path.abspath(os.fspath(path))
+def read_source(path: str | os.PathLike, limit: int = MAX_SOURCE_BYTES) -> str:
+    """The text of a regular UTF-8 file of at most ``limit`` bytes; else ProgramError.
+
+    Folders, FIFOs and devices are refused before anything is read (a FIFO would
+    block the caller, a device never end), and so is a file over ``limit``.
+    """
+    path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ProgramError(f"{path}: no such file", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProgramError(f"{path}: cannot read the file: {exc}", path) from None
+    except OSError as exc:
+        raise ProgramError(f"{path}: cannot read the file: {exc.strerror}", path) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ProgramError(f"{path}: is a folder, not a program", path)
+        raise ProgramError(f"{path}: is not a regular file (a FIFO or a device?)", path)
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > limit:
+            raise ProgramError(
+                f"{path}: {info.st_size / 2**20:.1f} MiB is too large for a program "
+                f"(at most {limit / 2**20:.0f} MiB)",
+                path,
+            )
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ProgramError(f"{path}: the file grew past {limit} bytes while read", path)
     try:
-        code = compile(source, path, "exec")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProgramError(
+            f"{path}: not a Python program (not UTF-8 text: byte {exc.start})", path
+        ) from None
+
+
+def read(path: str | os.PathLike) -> Program:
+    """Read and compile a program file without running it; see the module docstring."""
+    path = os.path.abspath(os.fspath(path))
+    if not path.endswith(PROGRAM_SUFFIXES) and not os.path.isdir(path):
+        if os.path.exists(path):
+            raise ProgramError(
+                f"{path}: not a Python program (a program is a .py file with a "
+                f"{ENTRY_POINT}(device) function)",
+                path,
+            )
+    source = read_source(path)
+    code = _compile(source, path)
+    title, description = read_docstring(source, os.path.basename(path))
+    return Program(path, title, description, source, None, code)
+
+
+def load(path: str | os.PathLike) -> Program:
+    """Read a program file and run its top-level code; see the module docstring."""
+    program = read(path)
+    program.execute()
+    return program
+
+
+def _compile(source: str, path: str) -> types.CodeType:
+    try:
+        return compile(source, path, "exec")
     except SyntaxError as exc:
         where = path if exc.lineno is None else f"{path}:{exc.lineno}"
         raise ProgramError(f"{where}: syntax error: {exc.msg}", path, exc.lineno) from None
     except ValueError as exc:  # Python 3.11 reports null bytes this way
         raise ProgramError(f"{path}: syntax error: {exc}", path) from None
+
+
+def _execute(code: types.CodeType, path: str) -> dict[str, Any]:
     name = "gradstep_program_" + os.path.splitext(os.path.basename(path))[0]
     module = types.ModuleType(name)
     module.__file__ = path
@@ -172,5 +258,4 @@ def load(path: str | os.PathLike) -> Program:
             f"def {ENTRY_POINT}(device): ... return core.program.Run(step=..., steps=...)",
             path,
         )
-    title, description = read_docstring(source, os.path.basename(path))
-    return Program(path, title, description, source, module.__dict__)
+    return module.__dict__

@@ -9,7 +9,14 @@ event at the current module depth: a module call is one step), ``step_out``
 ``stop``. State changes go to listeners as ``(state, reason)``; every event the
 run produces goes to event listeners after the Recording has it.
 
-Listeners are called in the worker thread; a GUI queues what it gets.
+Listeners are called in the worker thread; a GUI queues what it gets. A listener
+that raises is dropped with a note (``on_note``); the program is not blamed.
+
+The worker runs the program file's top-level code, its ``build()`` and its steps,
+so none of them ever runs on the caller's (the GUI's) thread, and Stop works in
+each. Every way a run ends has a status and a message (``core.debug.lifecycle``):
+``sys.exit()`` in a program is "errored", a ``KeyboardInterrupt`` "stopped", a
+step that returns no usable loss is named. One run lives per process at a time.
 
 >>> import core
 >>> from core.debug.session import Session
@@ -22,18 +29,18 @@ True
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import threading
-import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from core.debug import graphfile
+from core.debug import graphfile, lifecycle
 from core.debug import program as programs
+from core.debug.lifecycle import RunConflict, RunError, StopRun
 from core.debug.naming import Namer
 from core.debug.recording import DEFAULT_CAP, Recording
 from core.deferred.api import compile as compile_step
@@ -55,6 +62,9 @@ from core.observe.events import (
     TensorCreated,
 )
 
+__all__ = ["BREAKPOINT_KINDS", "STATES", "Breakpoint", "RunConflict", "RunError", "Session"]
+__all__ += ["StepEnded", "StopRun"]
+
 STATES = ("idle", "running", "paused", "finished", "stopped", "errored")
 MODES = ("eager", "compiled")
 # the events a step stops at; in a compiled step, each kernel (its ops come
@@ -71,10 +81,6 @@ def is_stop(event: Any) -> bool:
 
 FREEZE_EVERY = 20_000  # events between gc.freeze() calls while recording
 BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
-
-
-class StopRun(BaseException):
-    """Raised inside the worker to end a run; user code cannot swallow it."""
 
 
 @dataclass
@@ -113,17 +119,6 @@ class Breakpoint:
         }[self.kind]
 
 
-@dataclass(frozen=True)
-class RunError:
-    """An error that ended a run, kept for the user."""
-
-    message: str  # one line, with file:line when the program's code raised
-    kind: str  # exception class name
-    file: str | None
-    line: int | None
-    traceback: str  # the full traceback text
-
-
 def _depth(scope: str) -> int:
     return scope.count(".") + 1 if scope else 0
 
@@ -149,7 +144,13 @@ class Session:
         self.device = device
         self.mode = mode  # "compiled": the step runs through core.compile
         self.steps = steps
-        meta = {"program": program.path, "title": program.title, "device": device, "mode": mode}
+        meta = {
+            "program": program.path,
+            "title": program.title,
+            "device": device,
+            "mode": mode,
+            "source": program.source,
+        }
         if recording is None and record:
             recording = Recording(cap_bytes, meta)
         self.recording = recording
@@ -157,11 +158,16 @@ class Session:
         self.state = "idle"
         self.reason: str | None = None
         self.error: RunError | None = None
+        self.notes: list[str] = []  # what the user should know; the run went on
+        self.stage = "loading"  # loading, building, running: where the worker is
+        self.unresponsive: str | None = None  # where a stopped run hangs, once known
+        self.other_threads: Counter[str] = Counter()  # events from other threads, by name
         self.step_index = -1
         self.phase = "forward"
         self.run: programs.Run | None = None
         self._state_listeners: list[Callable[[str, str | None], None]] = []
         self._event_listeners: list[Callable[[Any], None]] = []
+        self._note_listeners: list[Callable[[str], None]] = []
         self._cond = threading.Condition()
         self._mode = "run"  # run | pause | into | over | out
         self._target_depth = 0
@@ -169,10 +175,14 @@ class Session:
         self._paused = False
         self._stop = False
         self._nan_seen = False
+        self._cap_noted = False
         self._depth = 0
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()  # set by the worker as its very last act
         self._ident: int | None = None
         self._interruptible = False
+        self._interrupt_lock = threading.Lock()
+        self._watchdog: lifecycle.Watchdog | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._namer = Namer()  # stable node names, for node breakpoints
         self._name: str | None = None  # the name of the node the current event is about
@@ -189,11 +199,12 @@ class Session:
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Session:
-        """Load a program file (or a saved ``.gsgraph``) and make a Session for
-        it (ProgramError on failure)."""
+        """Read a program file (or a saved ``.gsgraph``) and make a Session for it;
+        a program's code runs in the worker once started. A file that cannot be a
+        program raises ProgramError here."""
         if graphfile.is_graph_file(path):
             return cls(graphfile.load_program(path), **kwargs)
-        return cls(programs.load(path), **kwargs)
+        return cls(programs.read(path), **kwargs)
 
     # -- listeners -----------------------------------------------------------------
 
@@ -205,23 +216,59 @@ class Session:
         """``callback(event)`` for every event of this run (worker thread)."""
         self._event_listeners.append(callback)
 
+    def on_note(self, callback: Callable[[str], None]) -> None:
+        """``callback(text)`` for each note: the cap is reached, a listener failed,
+        events came from another thread, a run does not respond to Stop (any thread)."""
+        self._note_listeners.append(callback)
+
     def _set_state(self, state: str, reason: str | None = None) -> None:
         self.state = state
         self.reason = reason
-        for callback in self._state_listeners:
-            callback(state, reason)
+        self._call(self._state_listeners, state, reason)
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        self._call(self._note_listeners, text)
+
+    def _call(self, listeners: list[Callable[..., None]], *args: Any) -> None:
+        """Call each listener; one that raises is the listener's bug, not the program's:
+        it is dropped with a note, and the run goes on."""
+        for callback in list(listeners):
+            try:
+                callback(*args)
+            except Exception as exc:
+                if callback in listeners:
+                    listeners.remove(callback)
+                self._note(f"a listener failed and is no longer called: {lifecycle.describe(exc)}")
 
     # -- controls --------------------------------------------------------------------
 
     def start(self, *, paused: bool = False) -> None:
         """Start the worker; with ``paused`` it stops as the first step starts,
-        before its first op (reason "ready")."""
-        if self._thread is not None:
+        before its first op (reason "ready").
+
+        While another run lives in this process (ids and the random state are
+        process-wide), the session does not start: it ends at once as "errored",
+        its error naming the other program.
+        """
+        if self._thread is not None or self.state != "idle":
             raise RuntimeError("this session was already started; make a new one to rerun")
         self._mode = "begin" if paused else "run"
         self._thread = threading.Thread(target=self._work, name="gradstep-session", daemon=True)
+        try:
+            lifecycle.claim(self, self.program.path)
+        except RunConflict as exc:
+            self._thread = None
+            self.error = RunError(str(exc), "RunConflict", None, None, str(exc), "loading")
+            self._set_state("errored", str(exc))
+            self._drop_listeners()
+            return
         self._set_state("running")
         self._thread.start()
+
+    def thread_alive(self) -> bool:
+        """Whether the worker thread still runs (a stuck one counts)."""
+        return self._thread is not None and not self._ended.is_set()
 
     def _release(self, mode: str) -> None:
         with self._cond:
@@ -255,27 +302,41 @@ class Session:
         self._release("out")
 
     def stop(self) -> None:
-        """End the run at its next event; a model stuck in pure Python is interrupted."""
+        """End the run at its next event; code that makes no events is interrupted.
+
+        A program that does not end within ``lifecycle.GRACE_S`` (blocked in a C
+        call, or swallowing the interruption) gets a note naming its line, and
+        ``unresponsive`` says where; see ``core.debug.lifecycle`` for the limit.
+        """
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None and self._thread.is_alive():
-            timer = threading.Timer(0.05, self._interrupt)
-            timer.daemon = True
-            timer.start()
+        if self.thread_alive() and self._watchdog is None:
+            self._watchdog = lifecycle.Watchdog(self.thread_alive, self._interrupt, self._hung)
+            self._watchdog.start()
 
     def _interrupt(self) -> None:
-        if self._interruptible and self._thread is not None and self._thread.is_alive():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._ident), ctypes.py_object(StopRun)
-            )
+        with self._interrupt_lock:
+            if self._interruptible and self._ident is not None:
+                lifecycle.interrupt(self._ident)
+
+    def _hung(self) -> None:
+        self.unresponsive = lifecycle.blocked_at(self._ident, self.program.path)
+        self._note(
+            f"the program does not respond to Stop: it is blocked in {self.unresponsive}. "
+            "Gradstep cannot end it from inside this process; no other run starts until "
+            "it returns (restart Gradstep to end it)"
+        )
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the run to end; True when it has."""
+        """Wait for the run to end; True when it has.
+
+        (An Event, not ``Thread.join``: a KeyboardInterrupt that lands in ``join``
+        marks the thread as ended in Python 3.11 while it still runs.)
+        """
         if self._thread is None:
             return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._ended.wait(timeout)
 
     @property
     def done(self) -> bool:
@@ -286,57 +347,46 @@ class Session:
     def _work(self) -> None:
         # Overflow and NaN are what the debugger shows (stats, the NaN breakpoint),
         # not warnings on the terminal.
-        with np.errstate(all="ignore"):
-            self._run_program()
-
-    def _run_program(self) -> None:
-        self._ident = threading.get_ident()
-        self._interruptible = True
-        reset_ids()
-        self._listen()
-        status, message = "finished", None
+        with self._interrupt_lock:
+            self._ident = threading.get_ident()
+            self._interruptible = True
+        status = "errored"
         try:
-            BUS.emit(RunStarted(program=self.program.path, device=self.device))
-            run = self.run = self.program.build(self.device)
-            if self.mode == "compiled":
-                run.step = compile_step(run.step)
-            for name, t in run.named_parameters():
-                announce(t, "parameter", name)
-            steps = run.steps if self.steps is None else self.steps
-            frozen_at = 0
-            for i in range(steps):
-                self.step_index = i
-                BUS.emit(StepStarted(step=i))
-                loss = run.step(run.batches(i)) if run.batches is not None else run.step()
-                BUS.emit(StepEnded(step=i, loss=_as_float(loss)))
-                if self.recording is not None and len(self.recording) - frozen_at > FREEZE_EVERY:
-                    # The recording only grows: keep the garbage collector from
-                    # rescanning it (full collections stalled every thread for
-                    # over half a second in long runs).
-                    gc.freeze()
-                    frozen_at = len(self.recording)
-        except StopRun:
-            status = "stopped"
-        except programs.ProgramError as exc:
-            status, message = "errored", str(exc)
-            self.error = RunError(message, type(exc).__name__, exc.file, exc.line, message)
-        except Exception as exc:
-            status = "errored"
-            self.error = self._run_error(exc)
-            message = self.error.message
+            with np.errstate(all="ignore"):
+                reset_ids()
+                self.program.execute()  # the file's top-level code, here, never the caller's
+                if self._stop:
+                    raise StopRun
+                self._listen()
+                BUS.emit(RunStarted(program=self.program.path, device=self.device))
+                self.stage = "building"
+                self.run = self.program.build(self.device)
+                if self.mode == "compiled":
+                    self.run.step = compile_step(self.run.step)
+                for name, t in self.run.named_parameters():
+                    announce(t, "parameter", name)
+                self.stage = "running"
+                self._steps(self.run)
+            status = "finished"
+        except BaseException as exc:  # noqa: B036  (every way a run ends has a status)
+            status, self.error = lifecycle.outcome(
+                exc, self.program.path, self.stage, self.step_index
+            )
         finally:
-            self._interruptible = False
-            self._keep_kernel_code()
-            try:
-                BUS.emit(RunFinished(status=status, error=message))
-            except StopRun:
-                pass
-            self._unlisten()
-            self._set_state(status, message)
+            while True:  # the watchdog may land one more StopRun before _finish stops it
+                try:
+                    self._finish(status)
+                    break
+                except StopRun:
+                    continue
 
     def _listen(self) -> None:
         self._unsubscribe = BUS.subscribe(
-            self._on_bus, stats=True, source=True, values=True, kernel_ops=True
+            self._on_bus,
+            stats=True,
+            source=True,
+            values=self.recording is not None,
+            kernel_ops=True,
         )
 
     def _unlisten(self) -> None:
@@ -355,24 +405,94 @@ class Session:
             code.update({f"{k.index} {k.name}": k.code for k in entry.program.kernels})
         self.recording.meta["kernel_code"] = code
 
-    def _run_error(self, exc: Exception) -> RunError:
-        located = programs._located(exc, self.program.path, "in the run")
-        return RunError(
-            str(located),
-            type(exc).__name__,
-            located.file,
-            located.line,
-            "".join(traceback.format_exception(exc)),
+    def _steps(self, run: programs.Run) -> None:
+        steps = run.steps if self.steps is None else self.steps
+        frozen_at = 0
+        for i in range(steps):
+            self.step_index = i
+            BUS.emit(StepStarted(step=i))
+            loss = run.step(run.batches(i)) if run.batches is not None else run.step()
+            BUS.emit(StepEnded(step=i, loss=self._loss(loss, run)))
+            if self.recording is not None and len(self.recording) - frozen_at > FREEZE_EVERY:
+                # The recording only grows: keep the garbage collector from
+                # rescanning it (full collections stalled every thread for over
+                # half a second in long runs). _finish unfreezes.
+                gc.freeze()
+                frozen_at = len(self.recording)
+
+    def _loss(self, loss: Any, run: programs.Run) -> float | None:
+        value, problem = lifecycle.loss_value(loss)
+        if problem is None:
+            return value
+        code = getattr(run.step, "__code__", None)
+        where = self.program.path
+        if code is not None and code.co_filename == where:
+            where = f"{where}:{code.co_firstlineno}"
+        if loss is None:
+            if not any(n.startswith("step() returned None") for n in self.notes):
+                self._note(f"step() returned None ({where}): return the loss to see it plotted")
+            return None
+        raise programs.ProgramError(
+            f"{where}: step() returned {problem}; it must return the loss, a Tensor "
+            "with one element or a number",
+            self.program.path,
         )
 
-    def _on_bus(self, event: Any, arrays: dict[int, Any]) -> None:
+    def _finish(self, status: str) -> None:
+        """End the run: no interruption may land from here on, then tell everyone."""
+        while True:
+            try:
+                with self._interrupt_lock:
+                    self._interruptible = False
+                if self._ident is not None:
+                    lifecycle.clear_interrupt(self._ident)
+                break
+            except StopRun:  # an interruption queued just before; the run is over anyway
+                continue
+        error = self.error.message if self.error is not None else None
+        try:
+            self._keep_kernel_code()
+            if self._unsubscribe is not None:
+                BUS.emit(RunFinished(status=status, error=error))
+        except StopRun:
+            pass
+        finally:
+            self._unlisten()
+            gc.unfreeze()  # what the run froze may be collected once it is garbage
+            lifecycle.release(self)
+            self._set_state(status, error if status != "stopped" or error else "stopped")
+            self._drop_listeners()
+            self._ended.set()
+
+    def _drop_listeners(self) -> None:
+        """Listeners often hold the session (a lambda over it): drop them once it has
+        ended, so a finished session is freed by reference counting alone."""
+        self._state_listeners.clear()
+        self._event_listeners.clear()
+        self._note_listeners.clear()
+
+    def _on_bus(self, event: Any, arrays: dict[int, Any] | None = None) -> None:
         if threading.get_ident() != self._ident:
+            self._foreign(event)
             return
-        if self.recording is not None:
-            self.recording.add(event, arrays)
-        for callback in self._event_listeners:
-            callback(event)
+        rec = self.recording
+        if rec is not None:
+            rec.add(event, arrays)
+            if rec.capped and not self._cap_noted:
+                self._cap_noted = True
+                self._note(rec.cap_note())
+        if self._event_listeners:
+            self._call(self._event_listeners, event)
         self._control(event)
+
+    def _foreign(self, event: Any) -> None:
+        name = threading.current_thread().name
+        if not self.other_threads[name]:
+            self._note(
+                f"events from thread {name!r} are not recorded: only the thread that "
+                "runs the program is (the run's summary counts them)"
+            )
+        self.other_threads[name] += 1
 
     def _control(self, event: Any) -> None:
         if self._stop:
@@ -391,6 +511,8 @@ class Session:
             self._depth = _depth(event.scope)
         elif kind is ModuleEnter:
             self._depth = _depth(event.path) - 1
+        elif kind is ModuleExit:
+            self._depth = _depth(event.path) - 1  # back in the caller's scope
         elif kind is OpBackward or kind is ParameterUpdated:
             self._depth = 0
         reason = self._breakpoint(event) or self._step_done(event)
@@ -525,12 +647,3 @@ def _count(stats: Any) -> str:
     if stats.inf:
         parts.append(f"{stats.inf} Inf")
     return " and ".join(parts) or "non-finite values"
-
-
-def _as_float(loss: Any) -> float | None:
-    if loss is None:
-        return None
-    try:
-        return float(loss.item() if hasattr(loss, "item") else loss)
-    except (TypeError, ValueError):
-        return None

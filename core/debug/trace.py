@@ -43,7 +43,7 @@ def chrome_trace(recording: Recording) -> dict[str, Any]:
     """
     events, times, _, _ = _snapshot(recording)
     spans = _spans(events, times)
-    starts = [s[1] for s in spans] + times[:1]
+    starts = [s[1] for s in spans] + list(times[:1])
     base = min(starts) if starts else 0
     trace = [_meta_event("process_name", 0, {"name": _program(recording)})]
     for track, tid in TRACKS.items():
