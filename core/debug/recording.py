@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from core.debug.summary import op_key
 from core.device import to_host
 from core.observe.bus import BUS
 from core.observe.events import (
@@ -417,14 +418,12 @@ class Recording:
         return Counter(type(e).__name__ for e in self.events if e is not DROPPED)
 
     def op_times(self) -> list[tuple[str, int, int]]:
-        """(op, calls, total ns) of forward ops and backward rules, slowest first."""
+        """(op, calls, total ns) of forward ops, backward rules and compiled
+        kernels, slowest first."""
         total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for e in self.events:
-            if type(e) is OpForward:
-                key = e.op if e.phase == "forward" else f"{e.op} ({e.phase})"
-            elif type(e) is OpBackward:
-                key = f"{e.op} (backward)"
-            else:
+            key = op_key(e)
+            if key is None:
                 continue
             entry = total[key]
             entry[0] += 1

@@ -386,7 +386,7 @@ class Session:
             stats=True,
             source=True,
             values=self.recording is not None,
-            kernel_ops=True,
+            kernel_ops=self.recording is not None,  # kernels' ops: to draw and inspect
         )
 
     def _unlisten(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from core.observe.events import OpBackward, OpForward, StepEnded
+from core.observe.events import KernelRun, OpBackward, OpForward, StepEnded
 
 
 class RunSummary:
@@ -35,11 +35,8 @@ class RunSummary:
         kind = type(event)
         self.events += 1
         self.counts[kind.__name__] += 1
-        if kind is OpForward:
-            key = event.op if event.phase == "forward" else f"{event.op} ({event.phase})"
-        elif kind is OpBackward:
-            key = f"{event.op} (backward)"
-        else:
+        key = op_key(event)
+        if key is None:
             if kind is StepEnded:
                 self.steps += 1
                 if event.loss is not None:
@@ -55,3 +52,19 @@ class RunSummary:
         """(op, calls, total ns), slowest first, as ``Recording.op_times``."""
         rows = [(op, calls, ns) for op, (calls, ns) in self._ops.items()]
         return sorted(rows, key=lambda r: -r[2])
+
+
+def op_key(event: Any) -> str | None:
+    """The row an event's time goes to in a table of op times: an op by label and
+    phase, a gradient rule, a compiled kernel; None for any other event (and for
+    a compiled kernel's ops as a debugger is told them: the kernel has the time)."""
+    kind = type(event)
+    if kind is OpForward:
+        if event.kernel is not None:
+            return None
+        return event.op if event.phase == "forward" else f"{event.op} ({event.phase})"
+    if kind is OpBackward:
+        return f"{event.op} (backward)"
+    if kind is KernelRun:
+        return f"{event.name} (kernel)"
+    return None
