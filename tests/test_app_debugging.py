@@ -104,9 +104,12 @@ def test_find_zooms_to_the_node_it_finds(qtbot, window):
     assert window.graph.transform().m11() < 0.8, "a big graph at fit is small"
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(window.search.hasFocus, timeout=WAIT)
+    assert "model.head" in window.graph.collapsed
     qtbot.keyClicks(window.search, "head.linear")
     qtbot.keyClick(window.search, Qt.Key.Key_Return)
     assert window.selected_node_label() == "head.linear"
+    assert "model.head" not in window.graph.collapsed, "its box opens to show it"
+    assert window.graph.layout.drawn()[window.graph.selected]
     assert window.graph.transform().m11() >= 0.8
     x, y = window.graph.layout.positions()[1][window.graph.selected]
     seen = window.graph.mapFromScene(QPointF(x, y))

@@ -317,9 +317,17 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
             return None
         k = hits.index(self.selected) + 1 if self.selected in hits else 0
         index = hits[k % len(hits)]
+        self.reveal(index)
         self.zoom_to(index)
         self.select(index, center=True, emit=True)
         return index
+
+    def reveal(self, index: int) -> None:
+        """Open the collapsed boxes node ``index`` is hidden in."""
+        scope = self.model.nodes[index].scope
+        for box in sorted(s for s in self.collapsed if inside(scope, s)):
+            if box in self.collapsed:  # an outer one may have been opened already
+                self.toggle_scope(box)
 
     def zoom_to(self, index: int) -> None:
         """Zoom in (to 100 %) when node ``index`` would be too small to read."""

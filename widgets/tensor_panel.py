@@ -52,6 +52,14 @@ def _muted(text: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     label.setStyleSheet(f"color: {MUTED_COLOR};")
+    fits(label)
+    return label
+
+
+def fits(label: QLabel) -> QLabel:
+    """A label that wraps to the width it gets and never widens its dock."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
 
 
@@ -189,7 +197,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         self._slice_layout.setContentsMargins(0, 0, 0, 0)
         self._slice_spins: list[QSpinBox] = []
         self._slice_label = QLabel()
-        self._values_caption = QLabel()
+        self._values_caption = fits(QLabel())
         self._values_caption.setFont(_mono())
         self._values_caption.setWordWrap(True)
         return _vbox(self._slice_row, (self._values_stack, 1), self._values_caption)
