@@ -122,6 +122,11 @@ class GraphInteractionMixin:
             return min(below, key=lambda j: xy[j, 1]) if below else None
         return None
 
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        """Scrolling shifts the drawn pixels; the overlay stays put, so all is redrawn."""
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()
+
     def mouseDoubleClickEvent(self, event) -> None:
         scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))
         if scope is not None:

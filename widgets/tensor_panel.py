@@ -240,7 +240,10 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
             return
         if self._array is not None:
             shape, dtype = self._array.shape, str(self._array.dtype)
-        self._header.setText(f"shape {tuple(shape)}  ·  {dtype}  ·  {device}")
+        header = f"shape {tuple(shape)}  ·  {dtype}  ·  {device}"
+        if stats is not None and stats.size > 0 and stats.nan + stats.inf == stats.size:
+            header += f'  ·  <span style="color:{WARNING_COLOR}">no finite values</span>'
+        self._header.setText(header)
         self._copy.setEnabled(self._array is not None)
         self._save.setEnabled(self._array is not None)
         self._stack.setCurrentIndex(1)
@@ -278,7 +281,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
             value = None if stats is None else getattr(stats, name)
             text = "…" if value is None else format_number(value)
             if none_finite and name in FINITE_STATS:
-                text = "no finite values" if name == "min" else "—"
+                text = "—"  # the header says why
             if name == "zeros" and value and stats.size:
                 text += f" ({100.0 * value / stats.size:.1f}%)"
             label.setText(text)
