@@ -116,6 +116,7 @@ class HistogramMixin:
             bad.append(f"{stats.inf:,} Inf")
         warn = f'<br><span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
         suffix = warn if bad else ""
+        self._hist_plot.setVisible(counts.size > 0)  # no empty axes for nothing to show
         if counts.size == 0:
             self._hist_caption.setText("No finite values" + suffix)
             return

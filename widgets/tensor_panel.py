@@ -98,6 +98,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         self._empty = _muted("")
         self._header = QLabel()
         self._header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._header.setWordWrap(True)
         self._legend = ""  # explains the warning-coloured heatmap cells, when there are any
         # one above the other: a dock at its default width gives each the full width
         # the values (heatmap, filters) first and taller, the histogram under them
