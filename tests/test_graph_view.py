@@ -196,3 +196,15 @@ def test_export_png_far_out(big_view, tmp_path):
     big_view.export_png(str(path), 0.01)
     image = QImage(str(path))
     assert not image.isNull() and image.width() > 100
+
+
+def test_export_png_is_twice_the_scene_size_by_default(qtbot, tmp_path):
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.feed(dag_events(40), 0)
+    view.relayout(wait=True)
+    path = tmp_path / "graph.png"
+    view.export_png(str(path))
+    rect = view.item.boundingRect()
+    image = QImage(str(path))
+    assert image.width() == int(rect.width() * 2) and image.height() == int(rect.height() * 2)
