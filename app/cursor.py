@@ -90,8 +90,13 @@ class CursorMixin:
         i = rec.position
         step = self._step_at(i)
         start = rec.steps[step] if step is not None else 0
-        self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
-        self._graph_fed = self._graph_due = i + 1  # the graph shows events up to here
+        shown = self._graph_fed  # the graph shows events [its step's start, shown)
+        same_step = step is not None and self.graph.model.step == rec.events[start].step
+        if same_step and start < shown <= i + 1:  # forward in the step drawn: only the rest
+            self.graph.feed(rec.events[shown : i + 1], shown)
+        else:
+            self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
+        self._graph_fed = self._graph_due = i + 1
         event = rec.events[i]
         node = node_of(self.graph.model, event)
         self.graph.set_current(node)

@@ -38,6 +38,7 @@ stay taken.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -59,6 +60,7 @@ _LEAF_KINDS = ("input", "constant", "parameter")
 _GENERATED = re.compile(r"^(input|constant|parameter)_\d+$")
 
 
+@functools.lru_cache(maxsize=4096)
 def display_scope(scope: str) -> str:
     """A scope as names show it: without the root module (``model.fc1`` -> ``fc1``)."""
     if scope.startswith(UPDATE_SCOPE + "."):
