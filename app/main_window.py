@@ -181,6 +181,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.resizeDocks([d["source"], d["inspector"]], [230, 410], Qt.Orientation.Horizontal)
         self.resizeDocks([d["events"]], [200], Qt.Orientation.Vertical)
 
+    def on_screen(self, name: str) -> bool:
+        """Whether panel ``name`` can be seen (a dock behind another tab says it is
+        visible, but shows nothing)."""
+        return not self.docks[name].visibleRegion().isEmpty()
+
     def reset_layout(self) -> None:
         """Every panel back in its default place and size (View > Reset Layout)."""
         for panel in PANELS:
@@ -315,6 +320,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.samples.sig_open.connect(self.open_path)
         self.loss.sig_step_clicked.connect(self._on_step_clicked)
         self.search.returnPressed.connect(lambda: self._find(self.search.text()))
+        self.docks["loss"].visibilityChanged.connect(
+            lambda visible: visible and self.loss.refresh()
+        )
         self.docks["params"].visibilityChanged.connect(
             lambda visible: visible and self._update_params(force=True)
         )

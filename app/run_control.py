@@ -186,7 +186,7 @@ class RunControlMixin:
         slices of PARAMS_BUDGET_S (an update's ratio costs a pass over the
         parameter), drawn at most every PARAMS_REDRAW_S unless ``force``."""
         rec = self.recording
-        if rec is None or not (force or self.docks["params"].isVisible()):
+        if rec is None or not (force or self.on_screen("params")):
             return
         done = self.param_series.take(rec, budget_s=PARAMS_BUDGET_S)
         now = time.monotonic()
@@ -210,7 +210,7 @@ class RunControlMixin:
         if force:
             self._log_refreshed = now
             self.event_log.extend()
-        elif self.event_log.isVisible() and now - self._log_refreshed >= LOG_REFRESH_S:
+        elif self.on_screen("events") and now - self._log_refreshed >= LOG_REFRESH_S:
             self._log_refreshed = now
             self.event_log.extend(LOG_CHUNK)
 

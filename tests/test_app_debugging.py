@@ -297,3 +297,16 @@ def test_desktop_habits_arrow_keys_go_to_source_reset_layout_and_help(qtbot, win
     pages = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
     assert pages and "Shift+F5" in pages[-1].text() and "Step Back" in pages[-1].text()
     pages[-1].close()
+
+
+def test_a_panel_behind_another_tab_is_not_redrawn_until_its_tab_is_chosen(qtbot, window):
+    window.steps.setValue(4)
+    assert window.open_program(sample("mlp_moons.py"), then="run")
+    wait_state(qtbot, window, "finished")
+    assert not window.on_screen("loss") and not window.on_screen("params")
+    assert window.params.curve_names() == [], "no work for a hidden panel"
+    window.docks["loss"].raise_()
+    qtbot.waitUntil(lambda: window.loss.curve_data()[0] is not None, timeout=WAIT)
+    assert window.loss.curve_data()[0].tolist() == [0, 1, 2, 3]
+    window.docks["params"].raise_()
+    qtbot.waitUntil(lambda: len(window.params.curve_names()) == 4, timeout=WAIT)
