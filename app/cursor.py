@@ -97,6 +97,7 @@ class CursorMixin:
         else:
             self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
         self._graph_fed = self._graph_due = i + 1
+        self.graph.set_note("")
         event = rec.events[i]
         node = node_of(self.graph.model, event)
         self.graph.set_current(node)

@@ -28,6 +28,7 @@ FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its
 PARAMS_BUDGET_S = 0.01  # GUI-thread time per turn for the per-parameter curves
 PARAMS_REDRAW_S = 0.5  # the curves are redrawn at most this often while a run goes
 PARAMS_BACKLOG_MS = 50  # the rest of a backlog of updates is read this much later
+LIVE_NODES = 5000  # a running step's graph is not drawn past this many nodes
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
@@ -163,6 +164,9 @@ class RunControlMixin:
         backlog spanning steps jumps to the last step's start (its graph is drawn)."""
         rec = self.recording
         began = self._graph_fed_at = time.perf_counter()
+        if self._too_big_to_draw_live():
+            return
+        self.graph.set_note("")
         while self._graph_fed < self._graph_due and rec.live:
             start = self._graph_fed
             newest = bisect.bisect_right(rec.steps, self._graph_due - 1) - 1
@@ -197,6 +201,22 @@ class RunControlMixin:
         if not done and not self._params_timer.isActive():
             self._params_timer.start()
 
+    def _too_big_to_draw_live(self) -> bool:
+        """A running step whose graph passed LIVE_NODES is not drawn until the run
+        pauses or a new step begins (drawing it would take the GUI thread from the
+        keys); the graph says so."""
+        s, rec = self._session(), self.recording
+        if s is None or s.state != "running" or len(self.graph.model.nodes) <= LIVE_NODES:
+            return False
+        newest = rec.steps[-1] if rec.steps else 0
+        if newest >= self._graph_fed:
+            return False  # a new step began: its graph starts small
+        self.graph.set_note(
+            f"This step's graph passed {LIVE_NODES:,} nodes: it is drawn again when the run"
+            " pauses (F6)"
+        )
+        return True
+
     def _feed_interval(self) -> float:
         """How often a running model's graph is fed and drawn: less often as it
         grows (each drawing of a big graph costs the GUI thread)."""
@@ -220,6 +240,8 @@ class RunControlMixin:
             # idle at once: the graph stays as last drawn (Shift+F10 or a click on the
             # loss replays any event), however long the step the run was in
             self._graph_due = self._graph_fed
+            if self.graph.note:
+                self.graph.set_note("Stopped in a big step: Shift+F10 draws its graph")
         elif state in ("paused", "finished", "errored"):
             self.bridge.drain()
             self._refresh_log(force=True)

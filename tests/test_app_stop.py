@@ -65,3 +65,6 @@ def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_
     elapsed_ms = (time.perf_counter() - start) * 1000
     assert not window.actions_by_id[A.STOP].isEnabled()
     assert elapsed_ms < STOP_MS, f"stopped after {elapsed_ms:.0f} ms"
+    assert "Shift+F10" in window.graph.note, "the big step's graph is not drawn live"
+    qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    assert window.graph.note == "" and len(window.graph.model.nodes) > 5000

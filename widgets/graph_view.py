@@ -92,6 +92,7 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._advance: dict[str, float] = {}  # character -> its advance in the font
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
         self._stale = False  # nodes were fed that the drawing does not show yet
+        self.note = ""  # what the drawing does not show (e.g. a step too big to draw live)
         self._hovered: int | None = None
         self.overlay = Overlay()
         self.setMouseTracking(True)
