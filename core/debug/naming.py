@@ -110,6 +110,7 @@ class Namer:
         self._updates: list[str] = []  # parameters updated so far this step
         self._group_owner = ""  # parameter of the update group under way
         self._state: dict[int, str] = {}  # update op output -> its parameter, this step
+        self._state_ops: list[OpForward] = []  # this step's update ops
 
     # -- feeding --------------------------------------------------------------------
 
@@ -146,8 +147,11 @@ class Namer:
         if self._updates:
             self._previous_updates = self._updates
         kept, state = self._kept_leaves, self._state
+        made = {e.output: self.names[e.node_id] for e in self._state_ops}
         self.reset()
         self.leaves = dict(kept)  # build's tensors and the parameters outlive a step
+        # the optimizer's state the last step left, read by this step's update
+        self.leaves.update({t: f"{n} (step before)" for t, n in made.items()})
         # parameters, and the optimizer's state the last step's update made
         self._owner = {t: n for t, n in kept.items() if n in self._parameters}
         self._owner.update(state)
@@ -195,6 +199,7 @@ class Namer:
             base = f"{UPDATE_SCOPE}.{owner}.{event.op}" if owner else f"{UPDATE_SCOPE}.{event.op}"
             if owner:
                 self._owner[event.output] = self._state[event.output] = owner
+            self._state_ops.append(event)
         else:
             scope = self._call_scope.get(event.scope, event.scope)
             prefix = display_scope(scope)
