@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import QTimer
+
 from app import actions as A
 from app.node_info import last_op
 from app.param_series import METRICS, ParamSeries
@@ -242,6 +244,7 @@ class RunControlMixin:
             self._graph_due = self._graph_fed
             if self.graph.note:
                 self.graph.set_note("Stopped in a big step: Shift+F10 draws its graph")
+            QTimer.singleShot(0, lambda: self._refresh_log(force=True))  # once idle
         elif state in ("paused", "finished", "errored"):
             self.bridge.drain()
             self._refresh_log(force=True)
