@@ -247,6 +247,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         view_menu = menu.addMenu("&View")
         for action_id in (A.FIT, A.FIND, A.TIDY):
             view_menu.addAction(self.actions_by_id[action_id])
+        for text, flag in (("Legend", "show_legend"), ("Overview", "show_overview")):
+            toggle = view_menu.addAction(text)
+            toggle.setCheckable(True)
+            toggle.setChecked(True)
+            toggle.toggled.connect(lambda on, f=flag: self.graph.show_overlay(f, on))
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())

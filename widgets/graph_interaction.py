@@ -55,6 +55,11 @@ class GraphInteractionMixin:
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, self.note)
         painter.restore()
 
+    def show_overlay(self, part: str, on: bool) -> None:
+        """Show or hide part of the overlay: "show_legend" or "show_overview"."""
+        setattr(self.overlay, part, on)
+        self.viewport().update()
+
     def set_note(self, text: str) -> None:
         """A line over the graph saying what it does not show ('' clears it)."""
         if text != self.note:
