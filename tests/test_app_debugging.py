@@ -310,3 +310,23 @@ def test_a_panel_behind_another_tab_is_not_redrawn_until_its_tab_is_chosen(qtbot
     assert window.loss.curve_data()[0].tolist() == [0, 1, 2, 3]
     window.docks["params"].raise_()
     qtbot.waitUntil(lambda: len(window.params.curve_names()) == 4, timeout=WAIT)
+
+
+def test_restart_after_an_edit_that_breaks_the_program_keeps_the_last_good_one(
+    qtbot, window, tmp_path
+):
+    path = tmp_path / "prog.py"
+    path.write_text(
+        '"""Fine\n\nRuns.\n"""\nimport core\nfrom core.program import Run\n\n'
+        "def build(device='cpu'):\n"
+        "    w = core.tensor([1.0], requires_grad=True)\n"
+        "    return Run(step=lambda: (w * 2.0).sum(), steps=1, params={'w': w})\n"
+    )
+    assert window.open_program(str(path), then="run")
+    wait_state(qtbot, window, "finished")
+    path.write_text('"""Broken\n\nNo longer parses.\n"""\ndef build(device):\n    return (\n')
+    qtbot.waitUntil(window.changed_note.isVisible, timeout=WAIT)
+    window.actions_by_id[A.RESTART].trigger()
+    assert window.banner.isVisible() and f"{path}:" in window.problems.toPlainText()
+    assert window.program.title == "Fine", "the program loaded before stays"
+    assert window.actions_by_id[A.RESTART].isEnabled()
