@@ -12,6 +12,7 @@ plain data.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt, QTimer
@@ -92,6 +93,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self.jobs = Jobs()
         self._load_token = 0
         self._log_refreshed = 0.0
+        self._stepping = False  # the run moves because of a step key, not F5
+        self._queued_steps: list[Callable[[], None]] = []  # step keys pressed meanwhile
         self._graph_fed = 0  # events the live graph was given
         self._graph_due = 0  # events that arrived for it
         self._graph_fed_at = 0.0  # perf_counter() of the last feeding

@@ -31,6 +31,7 @@ PARAMS_BUDGET_S = 0.01  # GUI-thread time per turn for the per-parameter curves
 PARAMS_REDRAW_S = 0.5  # the curves are redrawn at most this often while a run goes
 PARAMS_BACKLOG_MS = 50  # the rest of a backlog of updates is read this much later
 LIVE_NODES = 5000  # a running step's graph is not drawn past this many nodes
+MAX_QUEUED_STEPS = 8  # step keys kept while a step is under way
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
@@ -70,6 +71,7 @@ class RunControlMixin:
         return s is not None and s.state == "paused"
 
     def run_or_continue(self) -> None:
+        self._stepping = False
         rec = self.recording
         if self._replaying():
             self._replay("run")
@@ -106,6 +108,13 @@ class RunControlMixin:
             if self.program is not None:
                 self.start_run(paused=True)
             return
+        if s.state == "running":
+            # pressed while the last step is still under way (a key held down): it
+            # runs at the next pause, not lost; a run going on its own is left alone
+            if self._stepping and len(self._queued_steps) < MAX_QUEUED_STEPS:
+                self._queued_steps.append(command)
+            return
+        self._stepping = True
         command()
 
     def step_over(self) -> None:
@@ -246,6 +255,9 @@ class RunControlMixin:
                 self.graph.set_note("Stopped in a big step: Shift+F10 draws its graph")
             QTimer.singleShot(0, lambda: self._refresh_log(force=True))  # once idle
         elif state in ("paused", "finished", "errored"):
+            if state != "paused" or reason not in ("step", "paused"):
+                self._stepping = False  # a breakpoint or the end: what was pressed is moot
+                self._queued_steps.clear()
             self.bridge.drain()
             self._refresh_log(force=True)
             self._update_params()
@@ -262,6 +274,8 @@ class RunControlMixin:
                     self.graph.tidy_once()
         self._update_controls()
         self._update_status(state)
+        if state == "paused" and self._queued_steps:
+            self._queued_steps.pop(0)()
 
     def _on_run_error(self, error: Any) -> None:
         where = f"{error.file}:{error.line}" if error.line else (error.file or "")

@@ -330,3 +330,19 @@ def test_restart_after_an_edit_that_breaks_the_program_keeps_the_last_good_one(
     assert window.banner.isVisible() and f"{path}:" in window.problems.toPlainText()
     assert window.program.title == "Fine", "the program loaded before stays"
     assert window.actions_by_id[A.RESTART].isEnabled()
+
+
+def test_step_keys_pressed_while_a_step_is_under_way_are_not_lost(qtbot, window):
+    assert window.open_path(sample("mlp_moons.py"))
+    wait_state(qtbot, window, "paused")
+    for _ in range(3):  # faster than the steps arrive: the later presses wait their turn
+        qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(
+        lambda: (
+            type(window.recording.current()).__name__ == "OpForward"
+            and state(window) == "paused"
+            and not window._queued_steps
+        ),
+        timeout=WAIT,
+    )
+    assert window.selected_node_label() == "fc1.linear", "three steps: model, fc1, its op"
