@@ -175,6 +175,9 @@ class RunControlMixin:
         backlog spanning steps jumps to the last step's start (its graph is drawn)."""
         rec = self.recording
         began = self._graph_fed_at = time.perf_counter()
+        s = self._session()
+        if s is not None and s.state == "stopped":
+            return  # a stopped run's backlog is not drawn (Stop leaves an idle window)
         if self._too_big_to_draw_live():
             return
         self.graph.set_note("")

@@ -339,7 +339,7 @@ def test_step_keys_pressed_while_a_step_is_under_way_are_not_lost(qtbot, window)
         qtbot.keyClick(window, Qt.Key.Key_F11)
     qtbot.waitUntil(
         lambda: (
-            type(window.recording.current()).__name__ == "OpForward"
+            window.status_reason.text() == "step: fc1.linear ran"
             and state(window) == "paused"
             and not window._queued_steps
         ),

@@ -22,6 +22,7 @@ when its name says it is that module's (``fc1.weight`` in ``model.fc1``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class GraphNode:
         return f"{shape} {self.dtype}"
 
 
+_GENERATIONS = itertools.count()
+
+
 def last_step_start(events: Sequence[Any]) -> int:
     """Index of the last StepStarted in ``events`` (0 when there is none)."""
     for k in range(len(events) - 1, -1, -1):
@@ -103,6 +107,7 @@ class GraphModel:
         self.step = -1
 
     def clear(self) -> None:
+        self.generation = next(_GENERATIONS)  # this set of nodes, unique among all models
         self.nodes: list[GraphNode] = []
         self.edges: list[tuple[int, int]] = []
         self.inputs: list[tuple[int, ...]] = []  # per node, the nodes it reads
@@ -112,6 +117,7 @@ class GraphModel:
         self._leaves: dict[int, tuple[TensorCreated, int]] = {}  # announced, not yet drawn
         self._grads: dict[int, int] = {}  # gradient tensor id -> its leaf's node
         self.changed: list[int] = []  # node indexes whose state changed since taken
+        self.marked: set[int] = set()  # nodes reached by the gradient or holding NaN/Inf
 
     # -- feeding ------------------------------------------------------------------
 
@@ -153,6 +159,8 @@ class GraphModel:
         node = self.by_tensor.get(event.tensor_id)
         if node is not None:
             self.nodes[node].stats = event.stats
+            if self.nodes[node].nonfinite:
+                self.marked.add(node)
 
     def _on_step(self, event: StepStarted) -> str:
         leaves = {tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"}
@@ -169,6 +177,7 @@ class GraphModel:
             n.backward = True
             n.grad_stats = grad_stats
             self.changed.append(node)
+            self.marked.add(node)
 
     def feed_all(self, events: Iterable[Any], start: int = 0) -> None:
         for i, event in enumerate(events, start):
@@ -223,6 +232,8 @@ class GraphModel:
             self.by_node_id[node.node_id] = node.index
         self.by_tensor[node.tensor_id] = node.index
         self.by_name.setdefault(node.label, node.index)
+        if node.nonfinite:
+            self.marked.add(node.index)
         return node.index
 
     def _add_op(self, event: OpForward, index: int) -> None:

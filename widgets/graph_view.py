@@ -90,6 +90,9 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
         self._advance: dict[str, float] = {}  # character -> its advance in the font
+        self._kind_colours: dict[tuple[str, str], int] = {}  # (kind, op) -> ARGB
+        self._base: list[int] = []  # each node's colour before the gradient reaches it
+        self._base_of: int | None = None  # the model generation _base was made for
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
         self._stale = False  # nodes were fed that the drawing does not show yet
         self.note = ""  # what the drawing does not show (e.g. a step too big to draw live)
@@ -245,27 +248,37 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
 
     def node_colours(self) -> list[int]:
         """ARGB fill per node (cached until the next change)."""
-        if self._colours is None or len(self._colours) != len(self.model.nodes):
-            norms = [n.grad_norm for n in self.model.nodes if n.backward]
+        model = self.model
+        if self._colours is None or len(self._colours) != len(model.nodes):
+            colours = list(self._base_colours())
+            nodes = model.nodes
+            marked = [nodes[i] for i in model.marked]
+            norms = [n.grad_norm for n in marked if n.backward]
             finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
             lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
-            colours = []
-            by_op: dict[tuple[str, str], int] = {}  # one lookup per kind of node
             bad = NONFINITE.rgba()
-            for n in self.model.nodes:
+            for n in marked:
                 if n.nonfinite:
-                    colours.append(bad)
+                    colours[n.index] = bad
                 elif n.backward and n.grad_stats is not None:
                     v = n.grad_norm
                     t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colours.append(ramp_argb(t))
-                else:
-                    key = (n.kind, n.op)
-                    if key not in by_op:
-                        by_op[key] = op_colour(n).rgba()
-                    colours.append(by_op[key])
+                    colours[n.index] = ramp_argb(t)
             self._colours = colours
         return self._colours
+
+    def _base_colours(self) -> list[int]:
+        """Each node's colour before the gradient reaches it, kept as nodes arrive."""
+        model = self.model
+        if self._base_of != model.generation:
+            self._base_of, self._base = model.generation, []
+        base, lookup = self._base, self._kind_colours
+        for n in model.nodes[len(base) :]:
+            key = (n.kind, n.op)
+            if key not in lookup:
+                lookup[key] = op_colour(n).rgba()
+            base.append(lookup[key])
+        return base
 
     # -- selection and cursor ------------------------------------------------------------
 
