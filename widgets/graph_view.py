@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
 from core.debug.naming import UPDATE_SCOPE, names_of_step
 from core.observe.events import StepStarted, TensorCreated
-from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp_argb
+from widgets.graph_colours import BACKGROUND, NodePalette
 from widgets.graph_interaction import GraphInteractionMixin
 from widgets.graph_item import NODE_HEIGHT, GraphItem
 from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
@@ -90,9 +90,7 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
         self._advance: dict[str, float] = {}  # character -> its advance in the font
-        self._kind_colours: dict[tuple[str, str], int] = {}  # (kind, op) -> ARGB
-        self._base: list[int] = []  # each node's colour before the gradient reaches it
-        self._base_of: int | None = None  # the model generation _base was made for
+        self._palette = NodePalette()
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
         self._stale = False  # nodes were fed that the drawing does not show yet
         self.note = ""  # what the drawing does not show (e.g. a step too big to draw live)
@@ -248,37 +246,9 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
 
     def node_colours(self) -> list[int]:
         """ARGB fill per node (cached until the next change)."""
-        model = self.model
-        if self._colours is None or len(self._colours) != len(model.nodes):
-            colours = list(self._base_colours())
-            nodes = model.nodes
-            marked = [nodes[i] for i in model.marked]
-            norms = [n.grad_norm for n in marked if n.backward]
-            finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
-            lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
-            bad = NONFINITE.rgba()
-            for n in marked:
-                if n.nonfinite:
-                    colours[n.index] = bad
-                elif n.backward and n.grad_stats is not None:
-                    v = n.grad_norm
-                    t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colours[n.index] = ramp_argb(t)
-            self._colours = colours
+        if self._colours is None or len(self._colours) != len(self.model.nodes):
+            self._colours = self._palette.colours(self.model)
         return self._colours
-
-    def _base_colours(self) -> list[int]:
-        """Each node's colour before the gradient reaches it, kept as nodes arrive."""
-        model = self.model
-        if self._base_of != model.generation:
-            self._base_of, self._base = model.generation, []
-        base, lookup = self._base, self._kind_colours
-        for n in model.nodes[len(base) :]:
-            key = (n.kind, n.op)
-            if key not in lookup:
-                lookup[key] = op_colour(n).rgba()
-            base.append(lookup[key])
-        return base
 
     # -- selection and cursor ------------------------------------------------------------
 
