@@ -180,6 +180,8 @@ class RunControlMixin:
             return  # a stopped run's backlog is not drawn (Stop leaves an idle window)
         if self._too_big_to_draw_live():
             return
+        if self.graph.model.namer_stale:
+            self._resync_graph()
         self.graph.set_note("")
         while self._graph_fed < self._graph_due and rec.live:
             start = self._graph_fed

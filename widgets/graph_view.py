@@ -160,6 +160,15 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._on_new_step()
         self.feed(events, start)
 
+    def truncate(self, index: int) -> bool:
+        """Show the state right after event ``index`` of the step on screen, going
+        back without replaying (see ``GraphModel.truncate``); False when it cannot
+        (then ``rebuild``). The layout keeps the later nodes for going forward."""
+        if not self.model.truncate(index):
+            return False
+        self._update_drawing()
+        return True
+
     @property
     def scope_kinds(self) -> dict[str, str]:
         """Module class (or optimizer) of each scope drawn, by scope."""
