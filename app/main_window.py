@@ -94,6 +94,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, QMainWindow):
         self._load_token = 0
         self._log_refreshed = 0.0
         self._stepping = False  # the run moves because of a step key, not F5
+        self._losses_shown = 0  # losses of the recording given to the loss plot
         self._queued_steps: list[Callable[[], None]] = []  # step keys pressed meanwhile
         self._graph_fed = 0  # events the live graph was given
         self._graph_due = 0  # events that arrived for it

@@ -19,7 +19,6 @@ from app.node_info import last_op
 from app.param_series import METRICS, ParamSeries
 from app.replay import next_stop, phase_at
 from core.debug.session import Breakpoint, Session
-from core.observe.events import StepEnded
 from widgets.breakpoints import to_json
 
 LOG_REFRESH_S = 0.1  # while running; every pause and step refreshes at once
@@ -56,6 +55,7 @@ class RunControlMixin:
         self._graph_fed = self._graph_due = 0
         self.event_log.reset(session.recording.events)
         self.loss.set_losses([], [])
+        self._losses_shown = 0
         self.param_series = ParamSeries()
         self.params.clear()
         self.inspector.show_node(None)
@@ -150,7 +150,6 @@ class RunControlMixin:
         rec = self.recording
         if rec is None or self._session() is None or rec is not self._session().recording:
             return
-        events = rec.events[start:stop]
         self._graph_due = max(self._graph_due, stop)
         state = self._session().state
         if rec.live and state != "stopped":
@@ -163,9 +162,9 @@ class RunControlMixin:
                 self._feed_timer.start(int(wait * 1000) + 1)
         self._refresh_log()
         self._update_params()
-        for event in events:
-            if type(event) is StepEnded and event.loss is not None:
-                self.loss.append(event.step, event.loss)
+        for step, loss in rec.losses[self._losses_shown :]:  # the Recording keeps them
+            self.loss.append(step, loss)
+        self._losses_shown = len(rec.losses)
         self._update_status()
 
     def _feed_graph(self) -> None:
