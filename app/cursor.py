@@ -104,7 +104,7 @@ class CursorMixin:
         same_step = step is not None and model.step == rec.events[start].step
         if same_step and start < shown <= i + 1 and not model.namer_stale:
             self.graph.feed(rec.events[shown : i + 1], shown)  # forward: only the rest
-        elif not (same_step and i + 1 < shown and self.graph.truncate(i)):  # back: undo
+        elif not (same_step and i + 1 < shown and self.graph.truncate(i, self._namer_at())):
             self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
         self._graph_fed = self._graph_due = i + 1
         self.graph.set_note("")

@@ -32,7 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from core.debug.naming import UPDATE_SCOPE, names_of_step
+from core.debug.naming import UPDATE_SCOPE, Namer, names_of_step
 from core.observe.events import StepStarted, TensorCreated
 from widgets.graph_colours import BACKGROUND, NodePalette
 from widgets.graph_interaction import GraphInteractionMixin
@@ -160,12 +160,18 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._on_new_step()
         self.feed(events, start)
 
-    def truncate(self, index: int) -> bool:
+    def truncate(self, index: int, namer: Namer | None = None) -> bool:
         """Show the state right after event ``index`` of the step on screen, going
         back without replaying (see ``GraphModel.truncate``); False when it cannot
-        (then ``rebuild``). The layout keeps the later nodes for going forward."""
+        (then ``rebuild``). ``namer``, fed up to ``index``, lets the graph be fed
+        forward again. The layout keeps the later nodes for going forward."""
         if not self.model.truncate(index):
             return False
+        if namer is not None:
+            self.model.namer, self.model.namer_stale = namer, False
+        # nodes fed again are matched against the layout's, as a repeated step is
+        self._placed = len(self.model.nodes)
+        self._reuse = True
         self._update_drawing()
         return True
 
