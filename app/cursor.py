@@ -78,6 +78,15 @@ class CursorMixin:
             before += rec.events[rec.steps[step - 1] : rec.steps[step]]
         return before
 
+    def _resync_graph(self) -> None:
+        """Rebuild a graph that went back without replaying (its namer is ahead)
+        before it is fed again."""
+        rec = self.recording
+        i = self._graph_fed - 1
+        step = self._step_at(i)
+        start = rec.steps[step] if step is not None else 0
+        self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
+
     def _namer_at(self) -> Namer:
         """A Namer fed up to the cursor, to name what comes after it."""
         rec = self.recording
@@ -90,8 +99,15 @@ class CursorMixin:
         i = rec.position
         step = self._step_at(i)
         start = rec.steps[step] if step is not None else 0
-        self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
-        self._graph_fed = self._graph_due = i + 1  # the graph shows events up to here
+        shown = self._graph_fed  # the graph shows events [its step's start, shown)
+        model = self.graph.model
+        same_step = step is not None and model.step == rec.events[start].step
+        if same_step and start < shown <= i + 1 and not model.namer_stale:
+            self.graph.feed(rec.events[shown : i + 1], shown)  # forward: only the rest
+        elif not (same_step and i + 1 < shown and self.graph.truncate(i, self._namer_at())):
+            self.graph.rebuild(rec.events[start : i + 1], start, self._names_before(step))
+        self._graph_fed = self._graph_due = i + 1
+        self.graph.set_note("")
         event = rec.events[i]
         node = node_of(self.graph.model, event)
         self.graph.set_current(node)

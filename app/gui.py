@@ -66,7 +66,7 @@ def screenshot(
     steps: int,
     until: str = "end",
     select: str | None = None,
-    size: Sequence[int] = (1500, 900),
+    size: Sequence[int] = (1400, 860),  # the window's own default size
     timeout: float = 120.0,
     mode: str = "eager",
     show: str = "graph",

@@ -12,6 +12,7 @@ plain data.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt, QTimer
@@ -99,6 +100,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         self.jobs = Jobs()
         self._load_token = 0
         self._log_refreshed = 0.0
+        self._stepping = False  # the run moves because of a step key, not F5
+        self._losses_shown = 0  # losses of the recording given to the loss plot
+        self._queued_steps: list[Callable[[], None]] = []  # step keys pressed meanwhile
         self._graph_fed = 0  # events the live graph was given
         self._graph_due = 0  # events that arrived for it
         self._graph_fed_at = 0.0  # perf_counter() of the last feeding
@@ -195,6 +199,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         self.resizeDocks([d["source"], d["inspector"]], [230, 410], Qt.Orientation.Horizontal)
         self.resizeDocks([d["events"]], [200], Qt.Orientation.Vertical)
 
+    def on_screen(self, name: str) -> bool:
+        """Whether panel ``name`` can be seen (a dock behind another tab says it is
+        visible, but shows nothing)."""
+        return not self.docks[name].visibleRegion().isEmpty()
+
     def reset_layout(self) -> None:
         """Every panel back in its default place and size (View > Reset Layout)."""
         for panel in PANELS:
@@ -260,6 +269,11 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         view_menu = menu.addMenu("&View")
         for action_id in (A.FIT, A.FIND, A.TIDY):
             view_menu.addAction(self.actions_by_id[action_id])
+        for text, flag in (("Legend", "show_legend"), ("Overview", "show_overview")):
+            toggle = view_menu.addAction(text)
+            toggle.setCheckable(True)
+            toggle.setChecked(True)
+            toggle.toggled.connect(lambda on, f=flag: self.graph.show_overlay(f, on))
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -340,6 +354,9 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         self.mode.currentIndexChanged.connect(self._on_mode_changed)
         self.loss.sig_step_clicked.connect(self._on_step_clicked)
         self.search.returnPressed.connect(lambda: self._find(self.search.text()))
+        self.docks["loss"].visibilityChanged.connect(
+            lambda visible: visible and self.loss.refresh()
+        )
         self.docks["params"].visibilityChanged.connect(
             lambda visible: visible and self._update_params(force=True)
         )

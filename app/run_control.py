@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import QTimer
+
 from app import actions as A
 from app.node_info import last_op
 from app.param_series import METRICS, ParamSeries
 from app.replay import next_stop, phase_at
 from core.debug.session import Breakpoint, Session
-from core.observe.events import StepEnded
 from widgets.breakpoints import to_json
 
 LOG_REFRESH_S = 0.1  # while running; every pause and step refreshes at once
@@ -28,6 +29,8 @@ FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its
 PARAMS_BUDGET_S = 0.01  # GUI-thread time per turn for the per-parameter curves
 PARAMS_REDRAW_S = 0.5  # the curves are redrawn at most this often while a run goes
 PARAMS_BACKLOG_MS = 50  # the rest of a backlog of updates is read this much later
+LIVE_NODES = 5000  # a running step's graph is not drawn past this many nodes
+MAX_QUEUED_STEPS = 8  # step keys kept while a step is under way
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
@@ -56,6 +59,7 @@ class RunControlMixin:
         self._graph_fed = self._graph_due = 0
         self.event_log.reset(session.recording.events)
         self.loss.set_losses([], [])
+        self._losses_shown = 0
         self.param_series = ParamSeries()
         self.params.clear()
         self.inspector.show_node(None)
@@ -74,6 +78,7 @@ class RunControlMixin:
         return s is not None and s.state == "paused"
 
     def run_or_continue(self) -> None:
+        self._stepping = False
         rec = self.recording
         if self._replaying():
             self._replay("run")
@@ -110,6 +115,13 @@ class RunControlMixin:
             if self.program is not None:
                 self.start_run(paused=True)
             return
+        if s.state == "running":
+            # pressed while the last step is still under way (a key held down): it
+            # runs at the next pause, not lost; a run going on its own is left alone
+            if self._stepping and len(self._queued_steps) < MAX_QUEUED_STEPS:
+                self._queued_steps.append(command)
+            return
+        self._stepping = True
         command()
 
     def step_over(self) -> None:
@@ -145,7 +157,6 @@ class RunControlMixin:
         rec = self.recording
         if rec is None or self._session() is None or rec is not self._session().recording:
             return
-        events = rec.events[start:stop]
         self._graph_due = max(self._graph_due, stop)
         state = self._session().state
         if rec.live and state != "stopped":
@@ -158,9 +169,9 @@ class RunControlMixin:
                 self._feed_timer.start(int(wait * 1000) + 1)
         self._refresh_log()
         self._update_params()
-        for event in events:
-            if type(event) is StepEnded and event.loss is not None:
-                self.loss.append(event.step, event.loss)
+        for step, loss in rec.losses[self._losses_shown :]:  # the Recording keeps them
+            self.loss.append(step, loss)
+        self._losses_shown = len(rec.losses)
         self._update_status()
 
     def _feed_graph(self) -> None:
@@ -170,6 +181,14 @@ class RunControlMixin:
         backlog spanning steps jumps to the last step's start (its graph is drawn)."""
         rec = self.recording
         began = self._graph_fed_at = time.perf_counter()
+        s = self._session()
+        if s is not None and s.state == "stopped":
+            return  # a stopped run's backlog is not drawn (Stop leaves an idle window)
+        if self._too_big_to_draw_live():
+            return
+        if self.graph.model.namer_stale:
+            self._resync_graph()
+        self.graph.set_note("")
         while self._graph_fed < self._graph_due and rec.live:
             start = self._graph_fed
             newest = bisect.bisect_right(rec.steps, self._graph_due - 1) - 1
@@ -193,7 +212,7 @@ class RunControlMixin:
         slices of PARAMS_BUDGET_S (an update's ratio costs a pass over the
         parameter), drawn at most every PARAMS_REDRAW_S unless ``force``."""
         rec = self.recording
-        if rec is None or not (force or self.docks["params"].isVisible()):
+        if rec is None or not (force or self.on_screen("params")):
             return
         done = self.param_series.take(rec, budget_s=PARAMS_BUDGET_S)
         now = time.monotonic()
@@ -203,6 +222,22 @@ class RunControlMixin:
                 self.params.set_series(metric, self.param_series.series(metric))
         if not done and not self._params_timer.isActive():
             self._params_timer.start()
+
+    def _too_big_to_draw_live(self) -> bool:
+        """A running step whose graph passed LIVE_NODES is not drawn until the run
+        pauses or a new step begins (drawing it would take the GUI thread from the
+        keys); the graph says so."""
+        s, rec = self._session(), self.recording
+        if s is None or s.state != "running" or len(self.graph.model.nodes) <= LIVE_NODES:
+            return False
+        newest = rec.steps[-1] if rec.steps else 0
+        if newest >= self._graph_fed:
+            return False  # a new step began: its graph starts small
+        self.graph.set_note(
+            f"This step's graph passed {LIVE_NODES:,} nodes: it is drawn again when the run"
+            " pauses (F6)"
+        )
+        return True
 
     def _feed_interval(self) -> float:
         """How often a running model's graph is fed and drawn: less often as it
@@ -217,7 +252,7 @@ class RunControlMixin:
         if force:
             self._log_refreshed = now
             self.event_log.extend()
-        elif self.event_log.isVisible() and now - self._log_refreshed >= LOG_REFRESH_S:
+        elif self.on_screen("events") and now - self._log_refreshed >= LOG_REFRESH_S:
             self._log_refreshed = now
             self.event_log.extend(LOG_CHUNK)
 
@@ -227,7 +262,13 @@ class RunControlMixin:
             # idle at once: the graph stays as last drawn (Shift+F10 or a click on the
             # loss replays any event), however long the step the run was in
             self._graph_due = self._graph_fed
+            if self.graph.note:
+                self.graph.set_note("Stopped in a big step: Shift+F10 draws its graph")
+            QTimer.singleShot(0, lambda: self._refresh_log(force=True))  # once idle
         elif state in ("paused", "finished", "errored"):
+            if state != "paused" or reason not in ("step", "paused"):
+                self._stepping = False  # a breakpoint or the end: what was pressed is moot
+                self._queued_steps.clear()
             self.bridge.drain()
             self._refresh_log(force=True)
             self._update_params()
@@ -244,6 +285,8 @@ class RunControlMixin:
                     self.graph.tidy_once()
         self._update_controls()
         self._update_status(state)
+        if state == "paused" and self._queued_steps:
+            self._queued_steps.pop(0)()
 
     def _on_run_error(self, error: Any) -> None:
         where = f"{error.file}:{error.line}" if error.line else (error.file or "")

@@ -22,6 +22,10 @@ each a median over repeats, with its target and whether it was met:
   (``fit()``), ``viewport().grab()`` timed (the first, which builds the cached
   paths, reported as ``repaint_10000_cold``), and ``repaint_10000_zoom100``: the
   same at 100% scale centred on the graph, labels drawn. Target: < 100 ms.
+- ``stop_latency``: a program whose step never ends and keeps making tensor ops
+  runs in a MainWindow until its step holds 20,000 events; Shift+F5 is sent to
+  the window (QTest) and the time until the window shows "stopped" with Run
+  enabled again is taken, several times. Target: < 200 ms.
 
     python bench/gui_responsiveness.py                     # everything (about 2 minutes)
     python bench/gui_responsiveness.py --only layout repaint
@@ -542,13 +546,77 @@ def bench_repaint(n_ops: int, repeats: int, png: str | None = None) -> None:
     view.deleteLater()
 
 
+ENDLESS = '''"""Endless
+
+A step that never ends and keeps making tensor ops.
+"""
+import core
+from core.program import Run
+
+
+def build(device="cpu"):
+    w = core.tensor([1.0, 2.0], requires_grad=True)
+
+    def step():
+        x = w
+        while True:
+            x = (x * 1.0001).tanh() + w
+
+    return Run(step=step, steps=3, params={"w": w})
+'''
+TARGET_STOP_MS = 200.0
+
+
+def bench_stop(repeats: int) -> None:
+    """Shift+F5 on an endless tensor-op step: the key to an idle window, in ms."""
+    from PySide6.QtTest import QTest
+
+    from app import actions as A
+
+    folder = tempfile.TemporaryDirectory(prefix="gradstep-bench-")
+    _TEMP_DIRS.append(folder)
+    path = os.path.join(folder.name, "endless.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(ENDLESS)
+    qapp = app()
+    times = []
+    for _ in range(repeats):
+        window = make_window(3)
+        window.open_program(path, then="run")
+        rec = window.recording
+        while len(rec) < 20_000:
+            qapp.processEvents()
+            time.sleep(0.002)
+        start = time.perf_counter()
+        QTest.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+        while not (
+            window.bridge.session.state == "stopped"
+            and window.status_phase.text().startswith("stopped")
+            and window.actions_by_id[A.RUN].isEnabled()
+        ):
+            qapp.processEvents()
+        times.append((time.perf_counter() - start) * 1000)
+        window.bridge.shutdown()
+        window.close()
+    emit(
+        {
+            "figure": "stop_latency",
+            "median_ms": med(times, 1),
+            "max_ms": round(max(times), 1),
+            "runs_ms": [round(t, 1) for t in times],
+            "target_ms": TARGET_STOP_MS,
+            "ok": statistics.median(times) < TARGET_STOP_MS,
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("event_loop", "layout", "repaint"),
-        default=["event_loop", "layout", "repaint"],
+        choices=("event_loop", "layout", "repaint", "stop"),
+        default=["event_loop", "layout", "repaint", "stop"],
     )
     parser.add_argument("--steps", type=int, default=3000, help="training steps of the live run")
     parser.add_argument("--run-repeats", type=int, default=3, help="live runs (and headless runs)")
@@ -590,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_layout(n, args.layout_repeats)
     if "repaint" in args.only:
         bench_repaint(max(args.sizes), args.repaint_repeats, args.png)
+    if "stop" in args.only:
+        bench_stop(args.run_repeats)
     if "event_loop" in args.only:
         what = WhatIf(args.gc_freeze, args.switch_interval, args.hide)
         bench_event_loop(args.steps, args.run_repeats, what, args.profile)

@@ -104,9 +104,12 @@ def test_find_zooms_to_the_node_it_finds(qtbot, window):
     assert window.graph.transform().m11() < 0.8, "a big graph at fit is small"
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(window.search.hasFocus, timeout=WAIT)
+    assert "model.head" in window.graph.collapsed
     qtbot.keyClicks(window.search, "head.linear")
     qtbot.keyClick(window.search, Qt.Key.Key_Return)
     assert window.selected_node_label() == "head.linear"
+    assert "model.head" not in window.graph.collapsed, "its box opens to show it"
+    assert window.graph.layout.drawn()[window.graph.selected]
     assert window.graph.transform().m11() >= 0.8
     x, y = window.graph.layout.positions()[1][window.graph.selected]
     seen = window.graph.mapFromScene(QPointF(x, y))
@@ -294,3 +297,52 @@ def test_desktop_habits_arrow_keys_go_to_source_reset_layout_and_help(qtbot, win
     pages = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
     assert pages and "Shift+F5" in pages[-1].text() and "Step Back" in pages[-1].text()
     pages[-1].close()
+
+
+def test_a_panel_behind_another_tab_is_not_redrawn_until_its_tab_is_chosen(qtbot, window):
+    window.steps.setValue(4)
+    assert window.open_program(sample("mlp_moons.py"), then="run")
+    wait_state(qtbot, window, "finished")
+    assert not window.on_screen("loss") and not window.on_screen("params")
+    assert window.params.curve_names() == [], "no work for a hidden panel"
+    window.docks["loss"].raise_()
+    qtbot.waitUntil(lambda: window.loss.curve_data()[0] is not None, timeout=WAIT)
+    assert window.loss.curve_data()[0].tolist() == [0, 1, 2, 3]
+    window.docks["params"].raise_()
+    qtbot.waitUntil(lambda: len(window.params.curve_names()) == 4, timeout=WAIT)
+
+
+def test_restart_after_an_edit_that_breaks_the_program_keeps_the_last_good_one(
+    qtbot, window, tmp_path
+):
+    path = tmp_path / "prog.py"
+    path.write_text(
+        '"""Fine\n\nRuns.\n"""\nimport core\nfrom core.program import Run\n\n'
+        "def build(device='cpu'):\n"
+        "    w = core.tensor([1.0], requires_grad=True)\n"
+        "    return Run(step=lambda: (w * 2.0).sum(), steps=1, params={'w': w})\n"
+    )
+    assert window.open_program(str(path), then="run")
+    wait_state(qtbot, window, "finished")
+    path.write_text('"""Broken\n\nNo longer parses.\n"""\ndef build(device):\n    return (\n')
+    qtbot.waitUntil(window.changed_note.isVisible, timeout=WAIT)
+    window.actions_by_id[A.RESTART].trigger()
+    assert window.banner.isVisible() and f"{path}:" in window.problems.toPlainText()
+    assert window.program.title == "Fine", "the program loaded before stays"
+    assert window.actions_by_id[A.RESTART].isEnabled()
+
+
+def test_step_keys_pressed_while_a_step_is_under_way_are_not_lost(qtbot, window):
+    assert window.open_path(sample("mlp_moons.py"))
+    wait_state(qtbot, window, "paused")
+    for _ in range(3):  # faster than the steps arrive: the later presses wait their turn
+        qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(
+        lambda: (
+            window.status_reason.text() == "step: fc1.linear ran"
+            and state(window) == "paused"
+            and not window._queued_steps
+        ),
+        timeout=WAIT,
+    )
+    assert window.selected_node_label() == "fc1.linear", "three steps: model, fc1, its op"

@@ -46,12 +46,13 @@ def window(qtbot, tmp_path):
     w.bridge.shutdown()
 
 
-def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_path):
-    path = tmp_path / "endless.py"
-    path.write_text(ENDLESS)
+def stop_once(qtbot, window, path) -> float:
+    """Run the endless program until its step is big, press Shift+F5: the ms until
+    the window is idle with its controls enabled."""
     assert window.open_program(str(path), then="run")
     rec = window.recording
-    qtbot.waitUntil(lambda: len(rec) > 20_000, timeout=30_000)  # a big, growing step
+    # a big, growing step, too big to draw live by now
+    qtbot.waitUntil(lambda: len(rec) > 20_000 and "5,000" in window.graph.note, timeout=30_000)
     start = time.perf_counter()
     qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(
@@ -62,6 +63,17 @@ def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_
         ),
         timeout=10_000,
     )
-    elapsed_ms = (time.perf_counter() - start) * 1000
     assert not window.actions_by_id[A.STOP].isEnabled()
-    assert elapsed_ms < STOP_MS, f"stopped after {elapsed_ms:.0f} ms"
+    return (time.perf_counter() - start) * 1000
+
+
+def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_path):
+    path = tmp_path / "endless.py"
+    path.write_text(ENDLESS)
+    # the median of three: one run can lose the CPU to another process on a busy machine
+    times = sorted(stop_once(qtbot, window, path) for _ in range(3))
+    assert times[1] < STOP_MS, f"stopped after {times} ms"
+    assert times[2] < 5 * STOP_MS, f"one stop took {times[2]:.0f} ms"
+    assert "Shift+F10" in window.graph.note, "the big step's graph is not drawn live"
+    qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    assert window.graph.note == "" and len(window.graph.model.nodes) > 5000

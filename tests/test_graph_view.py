@@ -196,3 +196,40 @@ def test_export_png_far_out(big_view, tmp_path):
     big_view.export_png(str(path), 0.01)
     image = QImage(str(path))
     assert not image.isNull() and image.width() > 100
+
+
+def test_export_png_is_twice_the_scene_size_by_default(qtbot, tmp_path):
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.feed(dag_events(40), 0)
+    view.relayout(wait=True)
+    path = tmp_path / "graph.png"
+    view.export_png(str(path))
+    rect = view.item.boundingRect()
+    image = QImage(str(path))
+    assert image.width() == int(rect.width() * 2) and image.height() == int(rect.height() * 2)
+
+
+def test_going_back_then_forward_gives_the_graph_fed_straight_through(qtbot):
+    from core.debug.naming import names_of_step
+    from core.observe.events import StepStarted
+
+    session = Session.from_file(os.path.join(ROOT, "samples", "mlp_moons.py"), steps=2)
+    session.start()
+    assert session.wait(60)
+    events = session.recording.events
+    start = max(i for i, e in enumerate(events) if type(e) is StepStarted)
+    before = events[:start]
+    straight, travelled = GraphView(), GraphView()
+    qtbot.addWidget(straight)
+    qtbot.addWidget(travelled)
+    straight.rebuild(events[start:], start, before)
+    travelled.rebuild(events[start:], start, before)
+    back = start + (len(events) - start) // 3
+    namer = names_of_step(events[start : back + 1], before)
+    assert travelled.truncate(back, namer)
+    assert len(travelled.model.nodes) < len(straight.model.nodes)
+    travelled.feed(events[back + 1 :], back + 1)
+    assert [n.label for n in travelled.model.nodes] == [n.label for n in straight.model.nodes]
+    assert travelled.model.edges == straight.model.edges
+    assert len(travelled.layout) == len(straight.layout), "the layout's nodes were reused"

@@ -110,3 +110,23 @@ def test_a_node_breakpoint_by_name_fires_in_every_step():
         session.stop()
         session.wait(5)
     assert hits == [(s, kind) for s in range(3) for kind in ("OpForward", "OpBackward")]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=os.path.basename)
+def test_update_ops_belong_to_the_parameter_updated_after_them_in_every_step(path):
+    """Also where the parameters with a gradient change from step to step
+    (control_flow.py), named live and named as time travel replays a step."""
+    events = run(path, steps=6)
+    starts = [i for i, e in enumerate(events) if type(e) is StepStarted]
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(events)
+        before = events[: starts[0]] + (events[starts[k - 1] : start] if k else [])
+        for namer in (names_of_step(events[:start]), names_of_step([], before)):
+            group = []
+            for event in events[start:end]:
+                name = namer.feed(event)
+                if type(event) is OpForward and event.phase == "update":
+                    group.append(name)
+                elif type(event) is ParameterUpdated:
+                    assert all(n.startswith(f"update.{event.name}.") for n in group), (k, group)
+                    group = []

@@ -46,8 +46,8 @@ def test_all_inf_statistics_say_no_finite_values_and_count_the_infs(qtbot):
     panel = shown(qtbot, TensorPanel())
     panel.show_tensor(a, summarize(a))
     text = panel.stats_text()
-    assert text["min"] == "no finite values"
-    assert all(text[k] == "—" for k in ("max", "mean", "std", "norm"))
+    assert "no finite values" in panel._header.text()
+    assert all(text[k] == "—" for k in ("min", "max", "mean", "std", "norm"))
     assert text["inf"] == "6" and text["nan"] == "0"
 
 

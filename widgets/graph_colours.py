@@ -3,10 +3,12 @@ gradient-norm ramp after, and the marks for the cursor and the selection."""
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtGui import QColor
 
 from core.engine.ops import ELEMENTWISE, LOSS, MOVEMENT, REDUCE, Op
-from widgets.graph_model import GraphNode
+from widgets.graph_model import GraphModel, GraphNode
 
 BACKGROUND = QColor("#fbfbfd")
 KIND_COLOURS = {
@@ -86,3 +88,41 @@ def ramp(t: float) -> QColor:
         round(a.green() + (b.green() - a.green()) * f),
         round(a.blue() + (b.blue() - a.blue()) * f),
     )
+
+
+class NodePalette:
+    """ARGB fill per node of a GraphModel: the kind's or op group's colour, kept as
+    nodes arrive; the gradient ramp (log of the norm, scaled over the nodes reached)
+    or the NaN/Inf colour for the nodes the model marked."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[str, str], int] = {}  # (kind, op) -> ARGB
+        self._base: list[int] = []  # each node's colour before the gradient reaches it
+        self._base_of: int | None = None  # the model generation _base was made for
+
+    def colours(self, model: GraphModel) -> list[int]:
+        colours = list(self._base_colours(model))
+        marked = [model.nodes[i] for i in model.marked]
+        norms = [n.grad_norm for n in marked if n.backward]
+        finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
+        bad = NONFINITE.rgba()
+        for n in marked:
+            if n.nonfinite:
+                colours[n.index] = bad
+            elif n.backward and n.grad_stats is not None:
+                v = n.grad_norm
+                t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
+                colours[n.index] = ramp_argb(t)
+        return colours
+
+    def _base_colours(self, model: GraphModel) -> list[int]:
+        if self._base_of != model.generation:
+            self._base_of, self._base = model.generation, []
+        base, kinds = self._base, self._kinds
+        for n in model.nodes[len(base) :]:
+            key = (n.kind, n.op)
+            if key not in kinds:
+                kinds[key] = op_colour(n).rgba()
+            base.append(kinds[key])
+        return base

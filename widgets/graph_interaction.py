@@ -28,6 +28,8 @@ class GraphInteractionMixin:
         if self.model.nodes:
             visible = self.mapToScene(self.viewport().rect()).boundingRect()
             self.overlay.paint(painter, self, visible, self._whole_visible())
+            if self.note:
+                self._paint_note(painter)
             return
         painter.save()
         painter.resetTransform()
@@ -38,6 +40,31 @@ class GraphInteractionMixin:
             EMPTY_TEXT,
         )
         painter.restore()
+
+    def _paint_note(self, painter: QPainter) -> None:
+        """The view's note, on a pill at the top of the view."""
+        painter.save()
+        painter.resetTransform()
+        metrics = painter.fontMetrics()
+        width = min(metrics.horizontalAdvance(self.note) + 20, self.viewport().width() - 16)
+        pill = QRectF((self.viewport().width() - width) / 2, 8, width, metrics.height() + 8)
+        painter.setPen(QColor(240, 200, 120))
+        painter.setBrush(QColor(255, 248, 225, 235))
+        painter.drawRoundedRect(pill, 4, 4)
+        painter.setPen(QColor(90, 70, 20))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, self.note)
+        painter.restore()
+
+    def show_overlay(self, part: str, on: bool) -> None:
+        """Show or hide part of the overlay: "show_legend" or "show_overview"."""
+        setattr(self.overlay, part, on)
+        self.viewport().update()
+
+    def set_note(self, text: str) -> None:
+        """A line over the graph saying what it does not show ('' clears it)."""
+        if text != self.note:
+            self.note = text
+            self.viewport().update()
 
     def fit(self) -> None:
         """The whole graph in view, above the legend; never above 150 %."""
@@ -121,6 +148,11 @@ class GraphInteractionMixin:
             below = [j for j in same if xy[j, 1] > xy[i, 1]]
             return min(below, key=lambda j: xy[j, 1]) if below else None
         return None
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        """Scrolling shifts the drawn pixels; the overlay stays put, so all is redrawn."""
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()
 
     def mouseDoubleClickEvent(self, event) -> None:
         scope = self.scope_header_at(self.mapToScene(event.position().toPoint()))

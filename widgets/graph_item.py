@@ -7,13 +7,10 @@ nodes grouped by colour, labels only when zoomed in, and only what is exposed.
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import (
-    QByteArray,
-    QDataStream,
     QRectF,
     Qt,
 )
@@ -46,6 +43,15 @@ from widgets.graph_labels import (
     pixel_font,
 )
 from widgets.graph_model import GraphModel
+from widgets.graph_paths import (
+    CURVE,
+    CURVE_DATA,
+    LINE,
+    MOVE,
+    bezier,
+    path_from_arrays,
+    unique_rows,
+)
 from widgets.graph_scopes import BOX_PAD, TITLE_HEIGHT
 from widgets.layout import Layout
 
@@ -56,49 +62,6 @@ MAX_CHUNK_DRAWS = 8  # more exposed chunks than this: draw the whole paths inste
 CULL_MARGIN_PX = 3.0  # device pixels around the exposed area still drawn (pens spill over)
 COARSE_LOD = 0.1  # below this scale edges are drawn as chords snapped to a pixel grid
 CURVE_SEGMENTS = 4  # chords per curved edge there
-# QPainterPath element types, as QDataStream writes them
-_MOVE, _LINE, _CURVE, _CURVE_DATA = 0, 1, 2, 3
-_PATH_RECORD = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
-
-
-def _bezier(t: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray):
-    """One coordinate of the cubic Bezier curve (a, b, c, d) at ``t``."""
-    u = 1.0 - t
-    return u * u * u * a + 3 * u * u * t * b + 3 * u * t * t * c + t * t * t * d
-
-
-def path_from_arrays(types: np.ndarray, xy: np.ndarray) -> QPainterPath:
-    """A QPainterPath of ``len(types)`` elements in one call (no per-point Python).
-
-    ``types`` are QPainterPath element types (0 move, 1 line, 2 curve, 3 curve
-    data), ``xy`` their points (n, 2); the path is read from QDataStream's format.
-    """
-    n = len(types)
-    path = QPainterPath()
-    if n == 0:
-        return path
-    buf = bytearray(4 + n * _PATH_RECORD.itemsize + 8)
-    struct.pack_into(">i", buf, 0, n)
-    rec = np.frombuffer(buf, _PATH_RECORD, count=n, offset=4)
-    rec["type"], rec["x"], rec["y"] = types, xy[:, 0], xy[:, 1]
-    # then the index of the last subpath's start and the fill rule (OddEvenFill)
-    struct.pack_into(">ii", buf, 4 + n * _PATH_RECORD.itemsize, 0, 0)
-    QDataStream(QByteArray(bytes(buf))) >> path
-    return path
-
-
-def _unique_rows(s: np.ndarray) -> np.ndarray:
-    """``np.unique(s, axis=0)`` for (n, 4) int64 rows: one sort of packed keys when the
-    values fit 16 bits each (chords on a pixel grid), else the general one."""
-    if not len(s):
-        return s
-    low = s.min(axis=0)
-    span = s - low
-    if span.max() >= 1 << 16:
-        return np.unique(s, axis=0)
-    key = (span[:, 0] << 48) | (span[:, 1] << 32) | (span[:, 2] << 16) | span[:, 3]
-    _, first = np.unique(key, return_index=True)
-    return s[np.sort(first)]
 
 
 class GraphSource(Protocol):
@@ -180,10 +143,10 @@ class GraphItem(QGraphicsItem):
         elements[curve, 2, 0] = mid
         elements[curve, 2, 1] = pts[curve, 3, 1]
         types = np.empty((len(pts), 4), np.int32)
-        types[:, 0] = _MOVE
-        types[routed, 1:] = _LINE
-        types[curve, 1] = _CURVE
-        types[curve, 2:] = _CURVE_DATA
+        types[:, 0] = MOVE
+        types[routed, 1:] = LINE
+        types[curve, 1] = CURVE
+        types[curve, 2:] = CURVE_DATA
         whole = [
             path_from_arrays(types[sel].ravel(), elements[sel].reshape(-1, 2))
             for sel in (~grad, grad)
@@ -219,8 +182,8 @@ class GraphItem(QGraphicsItem):
             c = pts[~routed]
             mid = (c[:, 0, 0] + c[:, 3, 0]) / 2
             t = np.linspace(0.0, 1.0, CURVE_SEGMENTS + 1)[None, :]
-            bx = _bezier(t, c[:, 0, 0, None], mid[:, None], mid[:, None], c[:, 3, 0, None])
-            by = _bezier(t, c[:, 0, 1, None], c[:, 0, 1, None], c[:, 3, 1, None], c[:, 3, 1, None])
+            bx = bezier(t, c[:, 0, 0, None], mid[:, None], mid[:, None], c[:, 3, 0, None])
+            by = bezier(t, c[:, 0, 1, None], c[:, 0, 1, None], c[:, 3, 1, None], c[:, 3, 1, None])
             lines = [np.stack([bx, by], axis=2), pts[routed]]
             kinds = [grad[~routed], grad[routed]]
             paths = []
@@ -231,8 +194,8 @@ class GraphItem(QGraphicsItem):
                     chords += [q[:, j : j + 2].reshape(-1, 4) for j in range(q.shape[1] - 1)]
                 s = np.concatenate(chords)
                 s = s[(s[:, 0] != s[:, 2]) | (s[:, 1] != s[:, 3])]
-                s = _unique_rows(s)
-                types = np.tile(np.array([_MOVE, _LINE], np.int32), len(s))
+                s = unique_rows(s)
+                types = np.tile(np.array([MOVE, LINE], np.int32), len(s))
                 paths.append(path_from_arrays(types, s.reshape(-1, 2) * grid))
             self._coarse = (grid, paths[0], paths[1])
         return self._coarse[1], self._coarse[2]
@@ -330,7 +293,7 @@ class GraphItem(QGraphicsItem):
         corners = np.stack(
             [r[:, [0, 1]], r[:, [2, 1]], r[:, [2, 3]], r[:, [0, 3]], r[:, [0, 1]]], axis=1
         )
-        types = np.tile(np.array([_MOVE, _LINE, _LINE, _LINE, _LINE], np.int32), len(r))
+        types = np.tile(np.array([MOVE, LINE, LINE, LINE, LINE], np.int32), len(r))
         return path_from_arrays(types, corners.reshape(-1, 2))
 
     def _paint_nodes(self, painter: QPainter, exposed: QRectF, lod: float) -> None:

@@ -22,6 +22,8 @@ when its name says it is that module's (``fc1.weight`` in ``model.fc1``).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,6 +80,9 @@ class GraphNode:
         return f"{shape} {self.dtype}"
 
 
+_GENERATIONS = itertools.count()
+
+
 def last_step_start(events: Sequence[Any]) -> int:
     """Index of the last StepStarted in ``events`` (0 when there is none)."""
     for k in range(len(events) - 1, -1, -1):
@@ -105,6 +110,7 @@ class GraphModel:
         self.step = -1
 
     def clear(self) -> None:
+        self.generation = next(_GENERATIONS)  # this set of nodes, unique among all models
         self.nodes: list[GraphNode] = []
         self.edges: list[tuple[int, int]] = []
         self.inputs: list[tuple[int, ...]] = []  # per node, the nodes it reads
@@ -114,11 +120,24 @@ class GraphModel:
         self._leaves: dict[int, tuple[TensorCreated, int]] = {}  # announced, not yet drawn
         self._grads: dict[int, int] = {}  # gradient tensor id -> its leaf's node
         self.changed: list[int] = []  # node indexes whose state changed since taken
+        self.marked: set[int] = set()  # nodes reached by the gradient or holding NaN/Inf
+        # what going back (truncate) undoes: per node the event that made it, the
+        # gradient marks and gradient ids with their events, the first event fed
+        self._made_at: list[int] = []
+        self._marks: list[tuple[int, int, bool, Stats | None]] = []
+        self._grad_log: list[tuple[int, int]] = []
+        self._first: int | None = None
+        self._fixed_at = -1  # the last event whose change cannot be undone
+        self._at = -1  # the event being fed
+        self.namer_stale = False  # truncated: the namer is ahead; feed no more
 
     # -- feeding ------------------------------------------------------------------
 
     def feed(self, event: Any, index: int) -> str | None:
         """Apply one event; returns "reset" when a new step began, else None."""
+        self._at = index
+        if self._first is None:
+            self._first = index
         self.namer.feed(event)
         kind = type(event)
         if kind is OpForward:
@@ -132,6 +151,7 @@ class GraphModel:
             self._reached(node, event.stats)
             if node is not None:
                 self._grads[event.grad_id] = node
+                self._grad_log.append((index, event.grad_id))
         elif kind is ModuleEnter:
             self.scope_kinds[self.namer.scope_of(event.path)] = event.kind
         elif kind is ParameterUpdated:
@@ -156,7 +176,10 @@ class GraphModel:
         self._leaves[event.tensor_id] = (event, index)
         node = self.by_tensor.get(event.tensor_id)
         if node is not None:
+            self._fixed_at = index  # the node's old statistics are not kept
             self.nodes[node].stats = event.stats
+            if self.nodes[node].nonfinite:
+                self.marked.add(node)
 
     def _on_step(self, event: StepStarted) -> str:
         leaves = {tid: entry for tid, entry in self._leaves.items() if entry[0].kind != "constant"}
@@ -170,9 +193,11 @@ class GraphModel:
         """The backward pass reached ``node`` with a gradient of ``grad_stats``."""
         if node is not None:
             n = self.nodes[node]
+            self._marks.append((self._at, node, n.backward, n.grad_stats))
             n.backward = True
             n.grad_stats = grad_stats
             self.changed.append(node)
+            self.marked.add(node)
 
     def feed_all(self, events: Iterable[Any], start: int = 0) -> None:
         for i, event in enumerate(events, start):
@@ -223,10 +248,13 @@ class GraphModel:
     def _append(self, node: GraphNode, inputs: tuple[int, ...] = ()) -> int:
         self.nodes.append(node)
         self.inputs.append(inputs)
+        self._made_at.append(self._at)
         if node.node_id is not None:
             self.by_node_id[node.node_id] = node.index
         self.by_tensor[node.tensor_id] = node.index
         self.by_name.setdefault(node.label, node.index)
+        if node.nonfinite:
+            self.marked.add(node.index)
         return node.index
 
     def _add_op(self, event: OpForward, index: int) -> None:
@@ -265,6 +293,40 @@ class GraphModel:
             self.edges.append((src, node))
         for tid in event.side_outputs:  # a softmax its backward reads: drawn as this node
             self.by_tensor.setdefault(tid, node)
+
+    # -- going back ----------------------------------------------------------------
+
+    def truncate(self, index: int) -> bool:
+        """Go back to the state right after event ``index`` of this step without
+        replaying it: nodes made later go, later gradient marks are undone. False
+        (nothing changed) when it cannot: ``index`` is before this step, or a later
+        event changed what cannot be undone. Afterwards the namer is ahead of the
+        state: feed no more (``namer_stale``), rebuild instead."""
+        if self._first is None or index < self._first or index < self._fixed_at:
+            return False
+        keep = bisect.bisect_right(self._made_at, index)
+        while self._marks and self._marks[-1][0] > index:
+            _, node, backward, grad_stats = self._marks.pop()
+            if node < keep:
+                self.nodes[node].backward, self.nodes[node].grad_stats = backward, grad_stats
+        while self._grad_log and self._grad_log[-1][0] > index:
+            self._grads.pop(self._grad_log.pop()[1], None)
+        for node in self.nodes[keep:]:
+            for table, key in (
+                (self.by_tensor, node.tensor_id),
+                (self.by_node_id, node.node_id),
+                (self.by_name, node.label),
+            ):
+                if table.get(key) == node.index:
+                    del table[key]
+        del self.nodes[keep:], self.inputs[keep:], self._made_at[keep:]
+        del self.edges[bisect.bisect_left([dst for _, dst in self.edges], keep) :]
+        self._leaves = {t: entry for t, entry in self._leaves.items() if entry[1] <= index}
+        self.marked = {n.index for n in self.nodes if n.backward or n.nonfinite}
+        self.changed = []
+        self.generation = next(_GENERATIONS)
+        self.namer_stale = True
+        return True
 
     # -- queries -------------------------------------------------------------------
 

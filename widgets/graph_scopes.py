@@ -48,97 +48,99 @@ def scope_boxes(
 ) -> dict[str, ScopeBox]:
     """The box of every expanded scope with a drawn node, outer scopes first.
 
-    Built inside out: a box's columns hold its own nodes and its inner boxes'
-    columns, padded by ``BOX_PAD``, its first column lifted by a title row.
+    Built inside out, one piece per run of the scope's nodes in a layer (nodes of
+    other modules between them split the run, so a box never swallows them): a
+    piece holds its nodes and the inner boxes' pieces among them, padded by
+    ``BOX_PAD``; the top piece of the first layer is lifted by a title row.
     """
     if not len(layout) or not model.nodes:
         return {}
     n = min(len(model.nodes), len(layout))
     rects, layers = layout.rects()[:n], layout.layers()[:n]
-    drawn = layout.drawn()[:n] & np.isfinite(rects).all(axis=1)
-    columns = _columns(layout, n, drawn, rects, layers)
+    drawn = np.flatnonzero(layout.drawn()[:n] & np.isfinite(rects).all(axis=1))
+    group, names = _effective_groups(layout, n)
+    order = drawn[np.lexsort(((rects[drawn, 1] + rects[drawn, 3]), layers[drawn]))]
+    in_layer = layers[order]
     scopes = [s for s in model.scopes() if s != UPDATE_SCOPE and s not in collapsed]
     scopes = [s for s in scopes if not any(inside(s, c) for c in collapsed)]
-    made: dict[str, dict[int, list[float]]] = {}
+    made: dict[str, list[tuple[int, list[float]]]] = {}
     for scope in sorted(scopes, key=lambda s: -s.count(".")):
-        own = dict(columns.get(scope, {}))
-        for child, cols in made.items():
+        ids = [k for k, name in enumerate(names) if inside(name, scope)]
+        runs = np.flatnonzero(np.isin(group[order], ids))
+        if not len(runs):
+            continue
+        cut = np.flatnonzero((np.diff(runs) != 1) | (np.diff(in_layer[runs]) != 0)) + 1
+        starts = np.r_[0, cut]
+        r = rects[order[runs]]
+        lo = np.minimum.reduceat(r[:, :2], starts)
+        hi = np.maximum.reduceat(r[:, 2:], starts)
+        pieces = [
+            (int(in_layer[runs[start]]), [lo[k, 0], lo[k, 1], hi[k, 0], hi[k, 1]])
+            for k, start in enumerate(starts.tolist())
+        ]
+        for child, theirs in made.items():
             if child.rpartition(".")[0] == scope:
-                for layer, r in cols.items():
-                    _grow(own, layer, r)
-        if own:
-            made[scope] = _padded(own)
+                for layer, rect in theirs:
+                    _take_in(pieces, layer, rect)
+        made[scope] = _padded(pieces)
     return {s: _box(made[s]) for s in sorted(made, key=lambda s: (s.count("."), s))}
 
 
-def _columns(layout: Layout, n: int, drawn, rects, layers) -> dict[str, dict[int, list[float]]]:
-    """Per scope, per layer, the rectangle around the scope's own drawn nodes (a
-    collapsed box counts as its parent's), grouped with NumPy, not node by node."""
+def _effective_groups(layout: Layout, n: int) -> tuple[np.ndarray, list[str]]:
+    """Each node's group (module call) index and the names: a collapsed box counts
+    as its parent's."""
     group, names = layout.groups()
     names = list(names)
     group = group[:n].copy()
-    for r, scope in layout.box_nodes().items():  # a collapsed box sits in its parent
+    for r, scope in layout.box_nodes().items():
         if r < n:
             parent = scope.rpartition(".")[0]
             if parent not in names:
                 names.append(parent)
             group[r] = names.index(parent)
-    index = np.flatnonzero(drawn)
-    key = group[index] * (int(layers.max(initial=0)) + 2) + (layers[index] + 1)
-    order = np.argsort(key, kind="stable")
-    key, index = key[order], index[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    if not len(index):
-        return {}
-    r = rects[index]
-    lo = np.minimum.reduceat(r[:, :2], starts)
-    hi = np.maximum.reduceat(r[:, 2:], starts)
-    width = int(layers.max(initial=0)) + 2
-    columns: dict[str, dict[int, list[float]]] = {}
-    for k, start in enumerate(starts.tolist()):
-        g, layer = divmod(int(key[start]), width)
-        cols = columns.setdefault(names[g], {})
-        cols[layer - 1] = [float(lo[k, 0]), float(lo[k, 1]), float(hi[k, 0]), float(hi[k, 1])]
-    return columns
+    return group, names
 
 
-def _grow(cols: dict[int, list[float]], layer: int, r: list[float]) -> None:
-    c = cols.get(layer)
-    if c is None:
-        cols[layer] = list(r)
-    else:
-        c[0], c[1], c[2], c[3] = min(c[0], r[0]), min(c[1], r[1]), max(c[2], r[2]), max(c[3], r[3])
+def _take_in(pieces: list[tuple[int, list[float]]], layer: int, rect: list[float]) -> None:
+    """Grow the piece of ``layer`` that holds ``rect``'s middle to hold ``rect``."""
+    middle = (rect[1] + rect[3]) / 2
+    for at, piece in pieces:
+        if at == layer and piece[1] <= middle <= piece[3]:
+            piece[0], piece[1] = min(piece[0], rect[0]), min(piece[1], rect[1])
+            piece[2], piece[3] = max(piece[2], rect[2]), max(piece[3], rect[3])
+            return
+    pieces.append((layer, list(rect)))
 
 
-def _padded(cols: dict[int, list[float]]) -> dict[int, list[float]]:
-    first = min(cols)
-    out = {}
-    for layer, (x0, y0, x1, y1) in cols.items():
-        lift = TITLE_HEIGHT if layer == first else 0.0
-        out[layer] = [x0 - BOX_PAD, y0 - BOX_PAD - lift, x1 + BOX_PAD, y1 + BOX_PAD]
+def _padded(pieces: list[tuple[int, list[float]]]) -> list[tuple[int, list[float]]]:
+    first = min(pieces, key=lambda p: (p[0], p[1][1]))  # the title goes on top of it
+    out = []
+    for piece in pieces:
+        x0, y0, x1, y1 = piece[1]
+        lift = TITLE_HEIGHT if piece is first else 0.0
+        out.append((piece[0], [x0 - BOX_PAD, y0 - BOX_PAD - lift, x1 + BOX_PAD, y1 + BOX_PAD]))
     return out
 
 
-def _box(cols: dict[int, list[float]]) -> ScopeBox:
-    order = sorted(cols)
-    parts = [cols[layer] for layer in order]
-    if len(parts) > MAX_COLUMNS:
-        xs0, ys0, xs1, ys1 = zip(*parts)
-        order, parts = order[:1], [[min(xs0), min(ys0), max(xs1), max(ys1)]]
+def _box(pieces: list[tuple[int, list[float]]]) -> ScopeBox:
+    pieces = sorted(pieces, key=lambda p: (p[0], p[1][1]))
+    if len(pieces) > MAX_COLUMNS:  # one rectangle around them all
+        xs0, ys0, xs1, ys1 = zip(*(rect for _, rect in pieces))
+        pieces = [(pieces[0][0], [min(xs0), min(ys0), max(xs1), max(ys1)])]
     path = QPainterPath()
-    for k, (x0, y0, x1, y1) in enumerate(parts):
+    for k, (_, (x0, y0, x1, y1)) in enumerate(pieces):
         piece = QPainterPath()
         piece.addRoundedRect(QRectF(x0, y0, x1 - x0, y1 - y0), _RADIUS, _RADIUS)
         path = path.united(piece) if k else piece
-    # columns of neighbouring layers are joined where their heights overlap
-    for k in range(len(parts) - 1):
-        (_, ay0, ax1, ay1), (bx0, by0, _, by1) = parts[k], parts[k + 1]
-        lo, hi = max(ay0, by0), min(ay1, by1)
-        if order[k + 1] == order[k] + 1 and hi - lo > 2 * _RADIUS:
-            bridge = QPainterPath()
-            bridge.addRect(QRectF(ax1 - 1, lo + _RADIUS, bx0 - ax1 + 2, hi - lo - 2 * _RADIUS))
-            path = path.united(bridge)
-    x0, y0, x1, _ = parts[0]
+    # pieces of neighbouring layers are joined where their heights overlap
+    for la, (_, ay0, ax1, ay1) in pieces:
+        for lb, (bx0, by0, _, by1) in pieces:
+            lo, hi = max(ay0, by0), min(ay1, by1)
+            if lb == la + 1 and hi - lo > 2 * _RADIUS:
+                bridge = QPainterPath()
+                bridge.addRect(QRectF(ax1 - 1, lo + _RADIUS, bx0 - ax1 + 2, hi - lo - 2 * _RADIUS))
+                path = path.united(bridge)
+    x0, y0, x1, _ = pieces[0][1]
     header = QRectF(x0, y0, max(x1 - x0, 80.0), TITLE_HEIGHT)
     return ScopeBox(path.boundingRect(), path.simplified(), header)
 

@@ -32,9 +32,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from core.debug.naming import UPDATE_SCOPE, names_of_step
+from core.debug.naming import UPDATE_SCOPE, Namer, names_of_step
 from core.observe.events import StepStarted, TensorCreated
-from widgets.graph_colours import BACKGROUND, NONFINITE, op_colour, ramp_argb
+from widgets.graph_colours import BACKGROUND, NodePalette
 from widgets.graph_interaction import GraphInteractionMixin
 from widgets.graph_item import NODE_HEIGHT, GraphItem
 from widgets.graph_menu import EXPORT_SCALE, export_png, export_svg, node_menu
@@ -90,8 +90,10 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self._fitted = False
         self._metrics = QFontMetricsF(QFont())
         self._advance: dict[str, float] = {}  # character -> its advance in the font
+        self._palette = NodePalette()
         self._keep_view = False  # the next relayout keeps the zoom (a collapse or expand)
         self._stale = False  # nodes were fed that the drawing does not show yet
+        self.note = ""  # what the drawing does not show (e.g. a step too big to draw live)
         self._hovered: int | None = None
         self.overlay = Overlay()
         self.setMouseTracking(True)
@@ -157,6 +159,21 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
         self.model = GraphModel(self.leaf_lookup, names_of_step(before))
         self._on_new_step()
         self.feed(events, start)
+
+    def truncate(self, index: int, namer: Namer | None = None) -> bool:
+        """Show the state right after event ``index`` of the step on screen, going
+        back without replaying (see ``GraphModel.truncate``); False when it cannot
+        (then ``rebuild``). ``namer``, fed up to ``index``, lets the graph be fed
+        forward again. The layout keeps the later nodes for going forward."""
+        if not self.model.truncate(index):
+            return False
+        if namer is not None:
+            self.model.namer, self.model.namer_stale = namer, False
+        # nodes fed again are matched against the layout's, as a repeated step is
+        self._placed = len(self.model.nodes)
+        self._reuse = True
+        self._update_drawing()
+        return True
 
     @property
     def scope_kinds(self) -> dict[str, str]:
@@ -245,25 +262,7 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
     def node_colours(self) -> list[int]:
         """ARGB fill per node (cached until the next change)."""
         if self._colours is None or len(self._colours) != len(self.model.nodes):
-            norms = [n.grad_norm for n in self.model.nodes if n.backward]
-            finite = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
-            lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
-            colours = []
-            by_op: dict[tuple[str, str], int] = {}  # one lookup per kind of node
-            bad = NONFINITE.rgba()
-            for n in self.model.nodes:
-                if n.nonfinite:
-                    colours.append(bad)
-                elif n.backward and n.grad_stats is not None:
-                    v = n.grad_norm
-                    t = 0.0 if not (v > 0 and hi > lo) else (math.log10(v) - lo) / (hi - lo)
-                    colours.append(ramp_argb(t))
-                else:
-                    key = (n.kind, n.op)
-                    if key not in by_op:
-                        by_op[key] = op_colour(n).rgba()
-                    colours.append(by_op[key])
-            self._colours = colours
+            self._colours = self._palette.colours(self.model)
         return self._colours
 
     # -- selection and cursor ------------------------------------------------------------
@@ -317,9 +316,17 @@ class GraphView(GraphInteractionMixin, ScopesMixin, QGraphicsView):
             return None
         k = hits.index(self.selected) + 1 if self.selected in hits else 0
         index = hits[k % len(hits)]
+        self.reveal(index)
         self.zoom_to(index)
         self.select(index, center=True, emit=True)
         return index
+
+    def reveal(self, index: int) -> None:
+        """Open the collapsed boxes node ``index`` is hidden in."""
+        scope = self.model.nodes[index].scope
+        for box in sorted(s for s in self.collapsed if inside(scope, s)):
+            if box in self.collapsed:  # an outer one may have been opened already
+                self.toggle_scope(box)
 
     def zoom_to(self, index: int) -> None:
         """Zoom in (to 100 %) when node ``index`` would be too small to read."""

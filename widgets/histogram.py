@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.observe.events import Stats
 from core.observe.stats import summarize
@@ -66,6 +66,8 @@ class HistogramMixin:
         )
         self._hist_plot.addItem(self._hist_curve)
         self._hist_caption = QLabel()
+        self._hist_caption.setWordWrap(True)
+        self._hist_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._hist_box = QWidget()
         box = QVBoxLayout(self._hist_box)
         box.setContentsMargins(0, 0, 0, 0)
@@ -114,6 +116,7 @@ class HistogramMixin:
             bad.append(f"{stats.inf:,} Inf")
         warn = f'<br><span style="color:{WARNING_COLOR}"><b>{", ".join(bad)}</b> not shown</span>'
         suffix = warn if bad else ""
+        self._hist_plot.setVisible(counts.size > 0)  # no empty axes for nothing to show
         if counts.size == 0:
             self._hist_caption.setText("No finite values" + suffix)
             return

@@ -35,6 +35,7 @@ from widgets.tensor_panel import (
     STAT_NAMES,
     TensorPanel,
     _muted,
+    fits,
     style_plot,
 )
 
@@ -76,13 +77,13 @@ class Inspector(QWidget):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(name.capitalize() + ":", label)
-        self._note = QLabel()
+        self._note = fits(QLabel())
         self._note.setWordWrap(True)
         self._note.setStyleSheet(f"color: {MUTED_COLOR}; font-style: italic;")
         self._check_button = QPushButton("Check gradient")
         self._check_button.setToolTip("Compare this node's gradient with finite differences")
         self._check_button.clicked.connect(self._on_check_clicked)
-        self._check_result = QLabel()
+        self._check_result = fits(QLabel())
         self._check_result.setWordWrap(True)
         check_row = QHBoxLayout()
         check_row.addWidget(self._check_button)

@@ -103,6 +103,7 @@ class Layout(PlacementMixin):
         self._reset_view(np.ones(0, bool), {})
         self._version = 0
         self._cache: dict[str, object] = {}
+        self._room_cache: dict[tuple[str, str], float] = {}  # box_room, both ways
 
     @property
     def sep(self) -> float:
@@ -124,6 +125,7 @@ class Layout(PlacementMixin):
         self._col_x: list[float] = []
         self._col_w: list[float] = []
         self._slots: list[list[float]] = []  # sorted centres per layer
+        self._slot_groups: list[list[str]] = []  # the group of each of them
         self._last_y = 0.0
 
     # -- input -------------------------------------------------------------------
@@ -189,21 +191,10 @@ class Layout(PlacementMixin):
                 "" if groups is None else groups[k],
             )
 
-    def collapse_new(self, scope: str, width: float | None = None) -> None:
-        """Draw ``scope``, of which no node is placed yet, as one box node from now
-        on (``relayout(collapsed=...)`` must then name it too)."""
-        with self._lock:
-            self._collapsed[scope] = width
-            self._key_cache.clear()
-
     def groups(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """(group index of each node in arrival order, the group names)."""
         with self._lock:
             return np.array(self._group, np.int64), tuple(self._groups)
-
-    def has_group(self, group: str) -> bool:
-        """Whether a node of ``group`` was added."""
-        return group in self._group_index
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -14,38 +14,60 @@ import numpy as np
 _SCAN = 64  # free-slot search gives up after this many full gaps and goes to an end
 
 
-def free_slot(c: Sequence[float], t: float, s: float) -> float:
-    """The y nearest ``t`` where a node fits among the sorted centres ``c``, ``s`` apart.
+def free_slot(c: Sequence[float], t: float, s: float, room: Sequence[float] | None = None) -> float:
+    """The y nearest ``t`` where a node fits among the sorted centres ``c``, ``s`` apart
+    (and ``room[j]`` more from ``c[j]``: the module boxes between them).
 
     >>> free_slot([0.0, 36.0], 10.0, 36.0)   # no room between: the nearer end
     -36.0
+    >>> free_slot([0.0], 10.0, 36.0, [20.0])  # a box's title and padding in between
+    56.0
     """
     if not c:
         return t
     n = len(c)
+    extra = room if room is not None else [0.0] * n
 
     def gap(j: int) -> tuple[float, float]:  # feasible centres between c[j-1] and c[j]
-        lo = c[j - 1] + s if j > 0 else -np.inf
-        hi = c[j] - s if j < n else np.inf
+        lo = c[j - 1] + s + extra[j - 1] if j > 0 else -np.inf
+        hi = c[j] - s - extra[j] if j < n else np.inf
         return lo, hi
 
     i = bisect.bisect_left(c, t)
     lo, hi = gap(i)
     if lo <= hi:
         return min(max(t, lo), hi)
-    down = c[-1] + s
+    down = c[-1] + s + extra[-1]
     for j in range(i + 1, min(n, i + _SCAN) + 1):
         lo, hi = gap(j)
         if lo <= hi:
             down = lo
             break
-    up = c[0] - s
+    up = c[0] - s - extra[0]
     for j in range(i - 1, max(0, i - _SCAN) - 1, -1):
         lo, hi = gap(j)
         if lo <= hi:
             up = hi
             break
     return up if t - up <= down - t else down
+
+
+def box_room(upper: str, lower: str, pad: float, title: float) -> float:
+    """Extra space between a node of group ``upper`` and one of ``lower`` right under
+    it: ``pad`` per module box that ends between them, ``pad + title`` per box that
+    begins (groups are dotted module paths).
+
+    >>> box_room("model.fc1", "model.fc2", 8.0, 16.0)   # fc1's box ends, fc2's begins
+    32.0
+    """
+    if not (pad or title) or upper == lower:
+        return 0.0
+    a = upper.split(".") if upper else []
+    b = lower.split(".") if lower else []
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    return (len(a) - common) * pad + (len(b) - common) * (pad + title)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,22 @@ import bisect
 
 import numpy as np
 
-from widgets.layout_geometry import free_slot
+from widgets.layout_geometry import box_room, free_slot
 
 
 class PlacementMixin:
     """A part of ``Layout``: where each arriving node goes."""
+
+    def collapse_new(self, scope: str, width: float | None = None) -> None:
+        """Draw ``scope``, of which no node is placed yet, as one box node from now
+        on (``relayout(collapsed=...)`` must then name it too)."""
+        with self._lock:
+            self._collapsed[scope] = width
+            self._key_cache.clear()
+
+    def has_group(self, group: str) -> bool:
+        """Whether a node of ``group`` was added."""
+        return group in self._group_index
 
     def _place(self, i: int) -> None:
         r = self._view_rep(i)
@@ -72,7 +83,7 @@ class PlacementMixin:
                 tw += w
                 ty += w * ys[q]
         target = ty / tw if tw else self._last_y
-        self._put(v, L, self._free_slot(L, target))
+        self._put(v, L, self._free_slot(L, target, v))
         self._last_y = ys[v]
         self._place_leaves(v, mapped)
 
@@ -83,7 +94,7 @@ class PlacementMixin:
             return
         mid = (len(waiting) - 1) / 2
         for k, q in enumerate(waiting):
-            self._put(q, L, self._free_slot(L, self._y[v] + (k - mid) * self.sep))
+            self._put(q, L, self._free_slot(L, self._y[v] + (k - mid) * self.sep, q))
 
     def _put(self, v: int, L: int, y: float) -> None:
         width = self._box_width.get(v, self._width[v])
@@ -96,12 +107,40 @@ class PlacementMixin:
             self._col_x.append(x)
             self._col_w.append(w)
             self._slots.append([])
+            self._slot_groups.append([])
         self._col_w[L] = max(self._col_w[L], width)
         self._layer[v] = L
         self._x[v] = self._col_x[L]
         self._y[v] = y
-        bisect.insort(self._slots[L], y)
+        at = bisect.bisect_right(self._slots[L], y)
+        self._slots[L].insert(at, y)
+        self._slot_groups[L].insert(at, self._group_name(v))
 
-    def _free_slot(self, L: int, t: float) -> float:
-        """The y nearest ``t`` where a node fits in layer ``L`` without overlap."""
-        return free_slot(self._slots[L] if L < len(self._slots) else [], t, self.sep)
+    def _group_name(self, v: int) -> str:
+        """The box node ``v`` sits in (a collapsed box sits in its parent's)."""
+        for scope, r in self._box_rep.items():
+            if r == v:
+                return scope.rpartition(".")[0]
+        return self._groups[self._group[v]]
+
+    def _free_slot(self, L: int, t: float, v: int) -> float:
+        """The y nearest ``t`` where node ``v`` fits in layer ``L`` without overlap,
+        with room for the module boxes between it and its neighbours."""
+        if L >= len(self._slots):
+            return t
+        room = None
+        if self.box_pad or self.box_title:
+            mine = self._group_name(v)
+            room = [self._room(g, mine) for g in self._slot_groups[L]]
+        return free_slot(self._slots[L], t, self.sep, room)
+
+    def _room(self, a: str, b: str) -> float:
+        key = (a, b)
+        room = self._room_cache.get(key)
+        if room is None:  # either may end up above: room for both ways
+            room = max(
+                box_room(a, b, self.box_pad, self.box_title),
+                box_room(b, a, self.box_pad, self.box_title),
+            )
+            self._room_cache[key] = room
+        return room

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from widgets.layout_geometry import count_crossings
+from widgets.layout_geometry import box_room, count_crossings
 
 Progress = Callable[[float], "bool | None"]
 
@@ -247,6 +247,9 @@ class Plan:
         self.col_x, self.col_w = col_x, col_w
         ys = y[nodes].tolist()
         self.slots = [ys[nbl[L] : nbl[L + 1]] for L in range(self.nl)]
+        names = self._box_groups()
+        order = nodes.tolist()
+        self.slot_groups = [[names[v] for v in order[nbl[L] : nbl[L + 1]]] for L in range(self.nl)]
         ops = nodes[~self.is_leaf[nodes]]
         self.last_y = float(y[ops[np.argmax(self.time[ops])]]) if len(ops) else 0.0
 
@@ -262,7 +265,7 @@ class Plan:
             for a, b in zip(v, v[1:]):
                 key = (names[a], names[b])
                 if key not in cache:
-                    cache[key] = self.sep + self._box_room(*key)
+                    cache[key] = self.sep + box_room(*key, self.box_pad, self.box_title)
                 gaps.append(cache[key])
             out.append(np.cumsum(gaps))
         return out
@@ -273,17 +276,6 @@ class Plan:
         for scope, r in self.box_rep.items():
             names[r] = scope.rpartition(".")[0]
         return names
-
-    def _box_room(self, upper: str, lower: str) -> float:
-        if not (self.box_pad or self.box_title) or upper == lower:
-            return 0.0
-        a = upper.split(".") if upper else []
-        b = lower.split(".") if lower else []
-        common = 0
-        while common < min(len(a), len(b)) and a[common] == b[common]:
-            common += 1
-        closing, opening = len(a) - common, len(b) - common
-        return closing * self.box_pad + opening * (self.box_pad + self.box_title)
 
     def commit(self, lay) -> None:  # the Layout it was made from, under its lock
         lay._reset_view(self.visible, dict(self.collapsed))
@@ -298,6 +290,7 @@ class Plan:
         lay._col_x = self.col_x.tolist()
         lay._col_w = self.col_w.tolist()
         lay._slots = self.slots
+        lay._slot_groups = self.slot_groups
         lay._last_y = self.last_y
 
 

@@ -181,13 +181,18 @@ class LossPlot(QWidget):
 
     def _on_redraw(self) -> None:
         self._flush()
-        if self.isVisible():  # a hidden plot redraws when it is shown
+        if not self.visibleRegion().isEmpty():  # a hidden plot redraws when it is shown
             self._update_curve()
         else:
             self._stale = True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Draw what was appended while the plot was hidden (a dock behind another
+        tab gets no show event when its tab is chosen: the app calls this)."""
         if getattr(self, "_stale", False):
             self._stale = False
             self._flush()

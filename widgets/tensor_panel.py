@@ -52,6 +52,14 @@ def _muted(text: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     label.setStyleSheet(f"color: {MUTED_COLOR};")
+    fits(label)
+    return label
+
+
+def fits(label: QLabel) -> QLabel:
+    """A label that wraps to the width it gets and never widens its dock."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
 
 
@@ -90,6 +98,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         self._empty = _muted("")
         self._header = QLabel()
         self._header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._header.setWordWrap(True)
         self._legend = ""  # explains the warning-coloured heatmap cells, when there are any
         # one above the other: a dock at its default width gives each the full width
         # the values (heatmap, filters) first and taller, the histogram under them
@@ -189,7 +198,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
         self._slice_layout.setContentsMargins(0, 0, 0, 0)
         self._slice_spins: list[QSpinBox] = []
         self._slice_label = QLabel()
-        self._values_caption = QLabel()
+        self._values_caption = fits(QLabel())
         self._values_caption.setFont(_mono())
         self._values_caption.setWordWrap(True)
         return _vbox(self._slice_row, (self._values_stack, 1), self._values_caption)
@@ -232,7 +241,10 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
             return
         if self._array is not None:
             shape, dtype = self._array.shape, str(self._array.dtype)
-        self._header.setText(f"shape {tuple(shape)}  ·  {dtype}  ·  {device}")
+        header = f"shape {tuple(shape)}  ·  {dtype}  ·  {device}"
+        if stats is not None and stats.size > 0 and stats.nan + stats.inf == stats.size:
+            header += f'  ·  <span style="color:{WARNING_COLOR}">no finite values</span>'
+        self._header.setText(header)
         self._copy.setEnabled(self._array is not None)
         self._save.setEnabled(self._array is not None)
         self._stack.setCurrentIndex(1)
@@ -270,7 +282,7 @@ class TensorPanel(HistogramMixin, HeatmapMixin, QWidget):
             value = None if stats is None else getattr(stats, name)
             text = "…" if value is None else format_number(value)
             if none_finite and name in FINITE_STATS:
-                text = "no finite values" if name == "min" else "—"
+                text = "—"  # the header says why
             if name == "zeros" and value and stats.size:
                 text += f" ({100.0 * value / stats.size:.1f}%)"
             label.setText(text)

@@ -41,6 +41,7 @@ stay taken.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -63,6 +64,7 @@ _LEAF_KINDS = ("input", "constant", "parameter")
 _GENERATED = re.compile(r"^(input|constant|parameter)_\d+$")
 
 
+@functools.lru_cache(maxsize=4096)
 def display_scope(scope: str) -> str:
     """A scope as names show it: without the root module (``model.fc1`` -> ``fc1``)."""
     if scope.startswith(UPDATE_SCOPE + "."):
@@ -93,7 +95,7 @@ class Namer:
     def __init__(self) -> None:
         self._kept: dict[str, int] = {}  # names taken before the first step
         self._first_step = False
-        self._previous_updates: list[str] = []  # parameters, in last step's update order
+        self._order: list[str] = []  # parameters in the optimizer's order, as seen so far
         self._kept_leaves: dict[int, str] = {}  # leaves that outlive a step
         self._parameters: set[str] = set()
         self.reset()
@@ -111,7 +113,9 @@ class Namer:
         self._owner: dict[int, str] = {}  # tensor id -> the parameter it belongs to
         self._updates: list[str] = []  # parameters updated so far this step
         self._group_owner = ""  # parameter of the update group under way
+        self._graded: set[str] = set()  # parameters that got a gradient this step
         self._state: dict[int, str] = {}  # update op output -> its parameter, this step
+        self._state_ops: list[OpForward] = []  # this step's update ops
 
     # -- feeding --------------------------------------------------------------------
 
@@ -128,7 +132,9 @@ class Namer:
         elif kind is TensorCreated:
             self._on_leaf(event)
         elif kind is GradAccumulated:
-            self._owner[event.grad_id] = self.leaves.get(event.tensor_id, event.name)
+            name = self.leaves.get(event.tensor_id, event.name)
+            self._owner[event.grad_id] = name
+            self._graded.add(name)
         elif kind is ParameterUpdated:
             self._on_update(event)
         elif kind is BackwardEnded:
@@ -145,11 +151,12 @@ class Namer:
         if not self._first_step:
             self._first_step = True
             self._kept = {b: n for b, n in self._counts.items() if b in _LEAF_KINDS}
-        if self._updates:
-            self._previous_updates = self._updates
         kept, state = self._kept_leaves, self._state
+        made = {e.output: self.names[e.node_id] for e in self._state_ops}
         self.reset()
         self.leaves = dict(kept)  # build's tensors and the parameters outlive a step
+        # the optimizer's state the last step left, read by this step's update
+        self.leaves.update({t: f"{n} (step before)" for t, n in made.items()})
         # parameters, and the optimizer's state the last step's update made
         self._owner = {t: n for t, n in kept.items() if n in self._parameters}
         self._owner.update(state)
@@ -189,6 +196,8 @@ class Namer:
         if event.kind == "parameter":
             self._owner[event.tensor_id] = name
             self._parameters.add(name)
+            if name not in self._order:  # announced in the order an optimizer takes them
+                self._order.append(name)
 
     def _on_op(self, event: OpForward) -> str:
         if event.phase == "update":
@@ -197,6 +206,7 @@ class Namer:
             base = f"{UPDATE_SCOPE}.{owner}.{event.op}" if owner else f"{UPDATE_SCOPE}.{event.op}"
             if owner:
                 self._owner[event.output] = self._state[event.output] = owner
+            self._state_ops.append(event)
         else:
             scope = self._call_scope.get(event.scope, event.scope)
             prefix = display_scope(scope)
@@ -216,7 +226,8 @@ class Namer:
     def _update_owner(self, event: OpForward) -> str:
         """The parameter an update op works for: the one its inputs belong to (its
         gradient, itself, optimizer state), else that of its group so far, else the
-        one updated at this place in the last step."""
+        one the optimizer's order puts here among the parameters with a gradient (an
+        optimizer skips those without one, and which those are can change by step)."""
         for tid in event.inputs:
             owner = self._owner.get(tid)
             if owner:
@@ -224,12 +235,21 @@ class Namer:
                 return owner
         if not self._group_owner:
             k = len(self._updates)
-            if k < len(self._previous_updates):
-                self._group_owner = self._previous_updates[k]
+            expected = [p for p in self._order if p in self._graded]
+            if k < len(expected):
+                self._group_owner = expected[k]
         return self._group_owner
 
     def _on_update(self, event: ParameterUpdated) -> None:
-        self._updates.append(event.name)
+        name = event.name
+        # the optimizer's own order: this one comes right after the one updated before it
+        at = self._order.index(self._updates[-1]) + 1 if self._updates else 0
+        if name not in self._order[at:]:
+            if name in self._order:
+                self._order.remove(name)
+                at = self._order.index(self._updates[-1]) + 1 if self._updates else 0
+            self._order.insert(at, name)
+        self._updates.append(name)
         self._group_owner = ""
 
     # -- queries --------------------------------------------------------------------
