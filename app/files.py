@@ -11,13 +11,18 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.param_series import ParamSeries
 from core.debug import program as programs
 from core.debug import recfile
 from core.debug.recording import Recording
 from widgets.breakpoints import from_json
+
+NO_SOURCE_TEXT = (
+    "This recording does not hold its program's text (it was saved before recordings "
+    "kept it). Open the program itself to see its source."
+)
 
 MAX_RECENT = 10
 FILE_FILTER = "Programs and recordings (*.py *.gsrec);;Programs (*.py);;Recordings (*.gsrec)"
@@ -68,10 +73,11 @@ class FilesMixin:
         return self.open_program(path, then=then)
 
     def open_program(self, path: str, *, then: str = "pause") -> bool:
-        """Load a program; ``then`` "pause" starts it paused before its first op
-        (what a user gets), "run" runs it, "load" only loads it."""
+        """Read a program; ``then`` "pause" starts it paused before its first op
+        (what a user gets), "run" runs it, "load" only reads it. Its code runs in
+        the run's worker (never here): an error there shows as the run's error."""
         try:
-            program = programs.load(path)
+            program = programs.read(path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not open {path}", str(exc))
             return False
@@ -97,7 +103,7 @@ class FilesMixin:
         """Read the open program's file again; on an error it says why and the
         program loaded before stays."""
         try:
-            program = programs.load(self.program.path)
+            program = programs.read(self.program.path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not reload {self.program.path}", str(exc))
             return False
@@ -152,10 +158,13 @@ class FilesMixin:
     def _show_recording(self, rec: Recording, title: str) -> None:
         self.recording = rec
         self.setWindowTitle(f"{title} — Gradstep")
-        source_path = rec.meta.get("program")
-        if isinstance(source_path, str) and os.path.exists(source_path):
-            with open(source_path, encoding="utf-8") as f:
-                self.source.set_source(source_path, f.read())
+        # the text the recording holds, never a file its (untrusted) path names
+        stored = rec.program_source()
+        if stored is not None:
+            self.source.set_source(*stored)
+        else:
+            self.source.set_source("", "")
+            self.source.setPlaceholderText(NO_SOURCE_TEXT)
         self.event_log.reset(rec.events)
         self.event_log.extend()
         self.loss.set_losses([s for s, _ in rec.losses], [v for _, v in rec.losses])
@@ -177,11 +186,18 @@ class FilesMixin:
         if path:
             self.save_recording(path)
 
-    def save_recording(self, path: str, on_done: Callable[[Any], None] | None = None) -> None:
+    def save_recording(
+        self, path: str, on_done: Callable[[Any], None] | None = None, *, force: bool = False
+    ) -> None:
+        """Save the recording in the thread pool; a read-only file is replaced
+        only once the user says so."""
         rec = self.recording
         self.status_reason.setText(f"Saving {os.path.basename(path)}…")
 
         def done(result: Any) -> None:
+            if getattr(result, "read_only", False) and not force and self._confirm_replace(path):
+                self.save_recording(path, on_done, force=True)
+                return
             if isinstance(result, Exception):
                 self.show_problem(f"Could not save {path}", str(result))
             else:
@@ -190,7 +206,17 @@ class FilesMixin:
             if on_done is not None:
                 on_done(result)
 
-        self._run_job(lambda: recfile.save(rec, path), done)
+        self._run_job(lambda: recfile.save(rec, path, force=force), done)
+
+    def _confirm_replace(self, path: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Replace a read-only file?",
+            f"{path} is read-only. Replace it with this recording?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _export(self, kind: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export graph", f"graph.{kind}", f"*.{kind}")

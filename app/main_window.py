@@ -80,6 +80,10 @@ PANELS = (
     Panel("compare", "Compare", Qt.DockWidgetArea.BottomDockWidgetArea, "compare_view"),
 )
 
+STAGE_TEXT = {  # what the worker does before the first step
+    "loading": "Loading {}: running its top-level code…",
+    "building": "Building {}: running its build()…",
+}
 ON_DEMAND = ("profile", "compare")  # panels hidden until used
 
 
@@ -340,6 +344,8 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         b.sig_finished.connect(lambda: self._on_state("finished", "the run finished"))
         b.sig_aborted.connect(lambda: self._on_state("stopped", "stopped"))
         b.sig_errored.connect(self._on_run_error)
+        b.sig_note.connect(self._on_run_note)
+        b.sig_stage.connect(self._on_run_stage)
         self.graph.sig_node_selected.connect(self._on_node_selected)
         self.graph.sig_breakpoint_requested.connect(self._on_breakpoint_requested)
         self.graph.sig_check_gradient.connect(self._on_check_gradient_node)
@@ -391,6 +397,19 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         self.problems.appendPlainText(f"{title}\n{detail.strip()}\n")
         self.docks["problems"].raise_()
         self.status_reason.setText(title)
+
+    def _on_run_note(self, text: str) -> None:
+        """Something to know while the run goes on (the memory cap, a program that
+        does not respond to Stop): the status bar, and kept in Problems."""
+        self.problems.appendPlainText(f"Note: {text}\n")
+        self.reason = text
+        self.status_reason.setText(text)
+
+    def _on_run_stage(self, stage: str) -> None:
+        if stage in STAGE_TEXT and self.program is not None:
+            self.status_reason.setText(
+                STAGE_TEXT[stage].format(os.path.basename(self.program.path))
+            )
 
     def clear_problem(self) -> None:
         self.banner.hide()

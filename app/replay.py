@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.debug.naming import Namer
+from core.debug.recording import DROPPED
 from core.debug.session import Breakpoint, is_stop
 from core.observe.events import (
     BackwardEnded,
@@ -185,4 +186,6 @@ def describe(event: Any, name: str | None = None) -> str:
         return "backward ended"
     if kind is TensorCreated:
         return f"{event.kind} {name or event.name} made"
+    if event is DROPPED:
+        return "an event the recording's memory cap dropped (its step's loss stays)"
     return type(event).__name__

@@ -217,6 +217,70 @@ def test_saved_recording_reopens_with_the_same_graph(qtbot, window, tmp_path):
     assert window.loss.data()[1].tolist() == losses
     assert window.event_log.model().total() == len(original)
     assert path in window.recent_files()
+    # the source shown is the text the recording holds, not the file named in it
+    with open(sample("mlp_moons.py"), encoding="utf-8") as f:
+        assert window.source.toPlainText() == f.read()
+
+
+def test_a_read_only_recording_file_is_replaced_only_when_the_user_says_so(
+    qtbot, window, tmp_path, monkeypatch
+):
+    window.steps.setValue(2)
+    assert window.open_program(sample("neuron.py"), then="run")
+    wait_done(qtbot, window)
+    path = tmp_path / "kept.gsrec"
+    path.write_bytes(b"an older file")
+    path.chmod(0o444)
+    answers = []
+
+    def ask(answer: bool):
+        def confirm(target: str) -> bool:
+            answers.append(target)
+            return answer
+
+        return confirm
+
+    for answer in (False, True):
+        monkeypatch.setattr(window, "_confirm_replace", ask(answer))
+        saved = []
+        window.save_recording(str(path), saved.append)
+        qtbot.waitUntil(lambda saved=saved: bool(saved), timeout=WAIT)
+        if answer:
+            assert not isinstance(saved[0], Exception) and path.read_bytes()[:2] == b"PK"
+        else:
+            assert getattr(saved[0], "read_only", False)
+            assert path.read_bytes() == b"an older file"
+            assert "read-only" in window.problems.toPlainText()
+    assert answers == [str(path), str(path)]
+
+
+def test_a_program_s_own_code_runs_in_the_run_and_its_notes_show(qtbot, window, tmp_path):
+    """Opening a program reads it; its top-level code runs in the run's worker (an
+    error there is the run's, with its line), and a note the run gives (a step
+    that returns no loss) reaches the status bar and the Problems panel."""
+    failing = tmp_path / "failing_import.py"
+    failing.write_text(
+        '"""Fails on import\n\nIts top level raises.\n"""\nraise ValueError("at import")\n'
+    )
+    assert window.open_program(str(failing), then="run")
+    wait_done(qtbot, window)
+    assert state(window) == "errored"
+    assert f"{failing}:5" in window.banner.text() and "at import" in window.problems.toPlainText()
+
+    quiet = tmp_path / "no_loss.py"
+    quiet.write_text(
+        '"""No loss\n\nIts step returns nothing.\n"""\n'
+        "import core\nfrom core.program import Run\n\n"
+        "def build(device='cpu'):\n"
+        "    w = core.tensor([1.0], requires_grad=True)\n"
+        "    def step():\n"
+        "        (w * w).sum().backward()\n"
+        "    return Run(step=step, steps=3, params={'w': w})\n"
+    )
+    assert window.open_program(str(quiet), then="run")
+    wait_done(qtbot, window)
+    assert state(window) == "finished"
+    assert "returned None" in window.problems.toPlainText()
 
 
 def test_corrupt_recording_is_a_clear_error(qtbot, window, tmp_path):
