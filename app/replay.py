@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from core.debug.breakpoints import loss_over, param_grad_over
 from core.debug.naming import Namer
 from core.debug.recording import DROPPED
 from core.debug.session import Breakpoint, is_stop
@@ -139,6 +140,10 @@ def _hit(bp: Breakpoint, event: Any, name: str | None) -> bool:
         return path is not None and (path == bp.value or path.endswith("." + str(bp.value)))
     if bp.kind == "step":
         return kind is StepStarted and event.step == bp.value
+    if bp.kind == "loss":
+        return loss_over(bp, event) is not None
+    if bp.kind == "param_grad":
+        return param_grad_over(bp, event) is not None
     if kind not in (OpForward, OpBackward, GradAccumulated, ParameterUpdated, TensorCreated):
         return False
     if kind is OpBackward:

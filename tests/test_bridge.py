@@ -104,11 +104,12 @@ def test_a_run_that_does_not_stop_leaves_the_gui_thread_free(qtbot, bridge, tmp_
     bridge.sig_note.connect(notes.append)
     started = time.perf_counter()
     bridge.shutdown()
-    assert time.perf_counter() - started < STOP_WAIT_S + 0.1
+    # not the old 2 s (a margin for a busy machine; the grace period is 0.3 s)
+    assert time.perf_counter() - started < STOP_WAIT_S + 0.5
     errors = []
     bridge.sig_errored.connect(errors.append)
     bridge.start(Session.from_file(os.path.join(SAMPLES, "neuron.py"), steps=2))
-    qtbot.waitUntil(lambda: bool(errors and notes), timeout=3000)
+    qtbot.waitUntil(lambda: bool(errors and notes), timeout=10_000)
     assert "does not respond" in notes[0] and "time.sleep(1.5)" in notes[0]
     assert "blocking.py" in errors[0].message and "restart Gradstep" in errors[0].message
     qtbot.waitUntil(lambda: not lifecycle._live, timeout=5000)  # the sleep returned

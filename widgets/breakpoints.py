@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.debug.session import BREAKPOINT_KINDS, Breakpoint
+from core.debug.breakpoints import BREAKPOINT_KINDS, Breakpoint, param_grad_parts
 from core.engine.ops import Op
 
 OP_NAMES = sorted(op.label for op in Op)
@@ -48,6 +48,8 @@ KIND_LABELS = {
     "nan": "First NaN/Inf",
     "grad_norm": "Gradient norm above",
     "step": "Training step",
+    "loss": "Loss above",
+    "param_grad": "Parameter gradient above",
 }
 SHORT_LABELS = {
     "op": "op",
@@ -56,6 +58,8 @@ SHORT_LABELS = {
     "nan": "NaN/Inf",
     "grad_norm": "grad norm",
     "step": "step",
+    "loss": "loss",
+    "param_grad": "param grad",
 }
 PLACEHOLDERS = {
     "op": "an op, e.g. matmul",
@@ -64,10 +68,13 @@ PLACEHOLDERS = {
     "nan": "no value needed",
     "grad_norm": "a threshold, e.g. 100",
     "step": "a step number from 0, e.g. 50",
+    "loss": "a loss, e.g. 10 (NaN stops too)",
+    "param_grad": "a parameter and a threshold, e.g. fc1.weight > 10",
 }
 COLUMNS = ("on", "kind", "value", "description")
 EMPTY_TEXT = (
-    "No breakpoints. Add one: an op name, a node, a module, first NaN/Inf, or a gradient norm"
+    "No breakpoints. Add one: an op name, a node, a module, first NaN/Inf, a gradient "
+    "norm, a step, a loss above a value or a parameter's gradient above one"
 )
 _NODE_ID = re.compile(r"^#?(\d+)$")
 _NODE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.\w+)*$")
@@ -112,6 +119,17 @@ def parse_value(kind: str, text: str) -> Any:
         if not text.isdigit():
             raise ValueError("A step is a whole number from 0, e.g. 50.")
         return int(text)
+    if kind == "loss":
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("A loss is a number, e.g. 10 or 1e3.") from None
+        if not math.isfinite(value):
+            raise ValueError("The loss must be a finite number (a NaN loss always stops).")
+        return value
+    if kind == "param_grad":
+        name, threshold = param_grad_parts(text)
+        return f"{name} > {threshold:g}"
     raise ValueError(f"Unknown breakpoint kind '{kind}'.")
 
 

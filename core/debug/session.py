@@ -33,13 +33,13 @@ import gc
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from core.debug import graphfile, lifecycle
 from core.debug import program as programs
+from core.debug.breakpoints import BREAKPOINT_KINDS, Breakpoint, loss_over, param_grad_over
 from core.debug.lifecycle import RunConflict, RunError, StopRun
 from core.debug.naming import Namer
 from core.debug.recording import DEFAULT_CAP, Recording
@@ -80,43 +80,6 @@ def is_stop(event: Any) -> bool:
 
 
 FREEZE_EVERY = 20_000  # events between gc.freeze() calls while recording
-BREAKPOINT_KINDS = ("op", "node", "module", "nan", "grad_norm", "step")
-
-
-@dataclass
-class Breakpoint:
-    """Where a run should pause. ``kind`` is one of ``BREAKPOINT_KINDS``:
-
-    - "op": an op ran whose label is ``value`` ("matmul");
-    - "node": node ``value`` ran forward or backward: its stable name
-      (``fc1.linear``, see ``core.debug.naming``; every step) or an engine id (int);
-    - "module": module ``value`` is entered (a full path or its last part);
-    - "nan": the first NaN/Inf a forward op, gradient or update produces;
-    - "grad_norm": a gradient's L2 norm exceeds ``value``;
-    - "step": training step ``value`` (0-based) begins.
-    """
-
-    kind: str
-    value: Any = None
-    enabled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in BREAKPOINT_KINDS:
-            raise ValueError(f"unknown breakpoint kind {self.kind!r}; one of {BREAKPOINT_KINDS}")
-        if self.kind == "grad_norm":
-            self.value = float(self.value)
-        elif self.kind == "step" or (self.kind == "node" and str(self.value).isdigit()):
-            self.value = int(self.value)
-
-    def describe(self) -> str:
-        return {
-            "op": f"op {self.value}",
-            "node": f"node {self.value}",
-            "module": f"module {self.value}",
-            "nan": "first NaN/Inf",
-            "grad_norm": f"gradient norm > {self.value:g}" if self.kind == "grad_norm" else "",
-            "step": f"step {self.value}",
-        }[self.kind]
 
 
 def _depth(scope: str) -> int:
@@ -589,6 +552,10 @@ class Session:
         elif bp.kind == "step":
             if kind is StepStarted and event.step == bp.value:
                 return f"step {event.step} begins"
+        elif bp.kind == "loss":
+            return loss_over(bp, event)
+        elif bp.kind == "param_grad":
+            return param_grad_over(bp, event)
         return None
 
     def _nonfinite(self, event: Any) -> str | None:
