@@ -93,8 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         default="end",
         help="stop half way through the next step's forward or backward pass",
     )
-    shot.add_argument("--select", help="a node to select, by name (e.g. linear_3)")
-    shot.add_argument("--size", default="1500x900", help="window size, WIDTHxHEIGHT")
+    shot.add_argument("--select", help="a node to select, by name (e.g. fc1.linear)")
+    shot.add_argument(
+        "--size", default="1400x860", help="window size, WIDTHxHEIGHT (the app's default)"
+    )
     shot.add_argument(
         "--mode", choices=("eager", "compiled"), default="eager", help="run eager or compiled"
     )
@@ -437,7 +439,7 @@ def cmd_screenshot(args: argparse.Namespace, out: TextIO) -> int:
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        print(f"gradstep: --size must look like 1500x900, not {args.size}", file=sys.stderr)
+        print(f"gradstep: --size must look like 1400x860, not {args.size}", file=sys.stderr)
         return 2
     restore = _quiet_offscreen_warnings()
     try:
