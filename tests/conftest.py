@@ -1,4 +1,5 @@
-"""Shared fixtures for the engine tests (no Qt here)."""
+"""Shared fixtures: the device for the engine tests, and the app's main window (Qt is
+imported only by the tests that use it, so the engine tests run without Qt)."""
 
 from __future__ import annotations
 
@@ -13,3 +14,18 @@ def device(request: pytest.FixtureRequest) -> str:
     if request.param == "cuda" and not core.cuda.is_available():
         pytest.skip(f"cuda: {core.cuda.unavailable_reason()}")
     return request.param
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window, shown, with a settings file of its own; its run ends after."""
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.bridge.shutdown()

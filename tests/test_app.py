@@ -22,16 +22,6 @@ SAMPLES = sorted(glob.glob(os.path.join(SAMPLES_DIR, "*.py")))
 WAIT = 30_000  # ms
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.bridge.shutdown()
-
-
 def sample(name: str) -> str:
     return os.path.join(SAMPLES_DIR, name)
 

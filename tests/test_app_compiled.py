@@ -9,8 +9,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from app.main_window import SAMPLES_DIR, MainWindow
 from core.debug.session import Breakpoint
@@ -18,16 +17,6 @@ from core.observe.events import KernelRun, OpForward, StepStarted
 from widgets.kernel_code import EAGER_TEXT
 
 WAIT = 30_000  # ms
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.bridge.shutdown()
 
 
 def sample(name: str) -> str:

@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app import actions as A
@@ -20,16 +20,6 @@ from core.debug.session import Breakpoint
 from core.observe.events import OpBackward, OpForward, ParameterUpdated, StepStarted
 
 WAIT = 30_000  # ms
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.bridge.shutdown()
 
 
 def sample(name: str) -> str:

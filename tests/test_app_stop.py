@@ -9,11 +9,9 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from app import actions as A
-from app.main_window import MainWindow
 
 ENDLESS = '''"""Endless
 
@@ -34,16 +32,6 @@ def build(device="cpu"):
     return Run(step=step, steps=3, params={"w": w})
 '''
 STOP_MS = 200
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.bridge.shutdown()
 
 
 def stop_once(qtbot, window, path) -> float:
