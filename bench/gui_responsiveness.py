@@ -64,6 +64,7 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+ENDLESS = os.path.join(ROOT, "tests", "data", "endless.py")  # a step that never ends
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
@@ -546,24 +547,6 @@ def bench_repaint(n_ops: int, repeats: int, png: str | None = None) -> None:
     view.deleteLater()
 
 
-ENDLESS = '''"""Endless
-
-A step that never ends and keeps making tensor ops.
-"""
-import core
-from core.program import Run
-
-
-def build(device="cpu"):
-    w = core.tensor([1.0, 2.0], requires_grad=True)
-
-    def step():
-        x = w
-        while True:
-            x = (x * 1.0001).tanh() + w
-
-    return Run(step=step, steps=3, params={"w": w})
-'''
 TARGET_STOP_MS = 200.0
 
 
@@ -573,11 +556,7 @@ def bench_stop(repeats: int) -> None:
 
     from app import actions as A
 
-    folder = tempfile.TemporaryDirectory(prefix="gradstep-bench-")
-    _TEMP_DIRS.append(folder)
-    path = os.path.join(folder.name, "endless.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(ENDLESS)
+    path = ENDLESS
     qapp = app()
     times = []
     for _ in range(repeats):

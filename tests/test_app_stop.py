@@ -13,24 +13,7 @@ from PySide6.QtCore import Qt
 
 from app import actions as A
 
-ENDLESS = '''"""Endless
-
-A step that never ends and keeps making tensor ops.
-"""
-import core
-from core.program import Run
-
-
-def build(device="cpu"):
-    w = core.tensor([1.0, 2.0], requires_grad=True)
-
-    def step():
-        x = w
-        while True:
-            x = (x * 1.0001).tanh() + w
-
-    return Run(step=step, steps=3, params={"w": w})
-'''
+ENDLESS = os.path.join(os.path.dirname(__file__), "data", "endless.py")
 STOP_MS = 200
 
 
@@ -56,8 +39,7 @@ def stop_once(qtbot, window, path) -> float:
 
 
 def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_path):
-    path = tmp_path / "endless.py"
-    path.write_text(ENDLESS)
+    path = ENDLESS
     # the median of three: one run can lose the CPU to another process on a busy machine
     times = sorted(stop_once(qtbot, window, path) for _ in range(3))
     assert times[1] < STOP_MS, f"stopped after {times} ms"

@@ -16,6 +16,7 @@ from core.debug import session as sessions
 from core.debug.session import Session
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
+ENDLESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "endless.py")
 
 
 @pytest.fixture
@@ -47,33 +48,10 @@ def test_old_recordings_are_freed_after_runs_that_froze_the_collector(qtbot, bri
     assert gc.get_freeze_count() == 0
 
 
-ENDLESS = '''
-"""Endless
-
-One step that never ends and keeps making tensor ops.
-"""
-import core
-from core.program import Run
-
-
-def build(device="cpu"):
-    x = core.tensor([1.0, 2.0, 3.0], requires_grad=True)
-
-    def step():
-        y = x
-        while True:
-            y = (y * 1.0001).tanh()
-
-    return Run(step=step, steps=1, params={"x": x})
-'''
-
-
 def test_stop_reaches_an_idle_session_within_200_ms_through_the_bridge(qtbot, bridge, tmp_path):
     """Issue 12 item 7 (the session and bridge part): from the Stop request to the
     aborted signal on the GUI thread, on a step that has made tens of thousands of ops."""
-    path = tmp_path / "endless.py"
-    path.write_text(textwrap.dedent(ENDLESS))
-    session = Session.from_file(str(path))
+    session = Session.from_file(ENDLESS)
     bridge.start(session)
     qtbot.waitUntil(lambda: len(session.recording) > 60_000, timeout=60_000)
     with qtbot.waitSignal(bridge.sig_aborted, timeout=2000):
@@ -84,7 +62,10 @@ def test_stop_reaches_an_idle_session_within_200_ms_through_the_bridge(qtbot, br
     assert took < 0.2, f"Stop took {took * 1e3:.0f} ms"
 
 
-BLOCKING = ENDLESS.replace(
+with open(ENDLESS, encoding="utf-8") as _f:
+    ENDLESS_TEXT = _f.read()
+
+BLOCKING = ENDLESS_TEXT.replace(
     "        y = x\n        while True:\n            y = (y * 1.0001).tanh()",
     "        x * 2.0\n        time.sleep(1.5)\n        return x.sum()",
 ).replace("import core\n", "import time\n\nimport core\n")
@@ -99,7 +80,12 @@ def test_a_run_that_does_not_stop_leaves_the_gui_thread_free(qtbot, bridge, tmp_
     path.write_text(textwrap.dedent(BLOCKING))
     bridge.start(Session.from_file(str(path)))
     qtbot.waitUntil(lambda: bridge.session.stage == "running", timeout=10_000)
-    qtbot.waitUntil(lambda: len(bridge.session.recording) > 3, timeout=10_000)
+    # Stop only once the step's one op has run, so the program is inside time.sleep
+    # (asked earlier, the op itself would stop it and nothing would be stuck)
+    qtbot.waitUntil(
+        lambda: any(getattr(e, "op", None) == "mul" for e in bridge.session.recording.events),
+        timeout=10_000,
+    )
     notes = []
     bridge.sig_note.connect(notes.append)
     started = time.perf_counter()

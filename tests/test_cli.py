@@ -475,14 +475,14 @@ def test_screenshot(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (1500, 900)  # the default --size
+    assert (width, height) == (1400, 860)  # the default --size (the window's own)
     assert len(data) > 10_000  # a drawn window, not an empty image
 
     QtGui = pytest.importorskip("PySide6.QtGui")
     image = QtGui.QImage(str(shot))
     assert not image.isNull()
-    assert (image.width(), image.height()) == (1500, 900)
-    colours = {image.pixel(x, y) for x in range(0, 1500, 50) for y in range(0, 900, 50)}
+    assert (image.width(), image.height()) == (1400, 860)
+    colours = {image.pixel(x, y) for x in range(0, 1400, 50) for y in range(0, 860, 50)}
     assert len(colours) > 3  # not a blank window
 
 

@@ -16,6 +16,7 @@ from core.observe.bus import BUS
 from core.observe.events import RunFinished, StepEnded
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
+ENDLESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "endless.py")
 
 HEADER = '''
 """Test program
@@ -363,21 +364,9 @@ def test_a_program_that_fails_to_load_ends_the_run_as_errored_while_loading(tmp_
 
 # -- issue 12 item 7: Stop under 200 ms on an endless step that keeps making ops ---------------
 
-ENDLESS = """
-def build(device="cpu"):
-    x = core.tensor([1.0, 2.0, 3.0], requires_grad=True)
-
-    def step():
-        y = x
-        while True:
-            y = (y * 1.0001).tanh()
-
-    return Run(step=step, steps=1, params={"x": x})
-"""
-
 
 def test_stop_takes_an_endless_recorded_step_to_idle_within_200_ms(tmp_path):
-    session = Session.from_file(program(tmp_path, ENDLESS))
+    session = Session.from_file(ENDLESS)
     session.start()
     wait_until(lambda: len(session.recording) > 30_000, timeout=30)
     asked = time.perf_counter()
