@@ -38,7 +38,10 @@ from core.engine.gradcheck import GradcheckReport, gradcheck
 from core.engine.modes import enable_grad, is_grad_enabled, no_grad
 from core.engine.ops import Op
 from core.engine.tensor import Tensor, float32, float64, int64
+from core.engine.torch_api import namespace as _torch_namespace
 from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
+
+globals().update(_torch_namespace())  # core.cat, core.sum, core.einsum... (PyTorch's names)
 
 __all__ = [
     "DeviceError",

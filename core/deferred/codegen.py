@@ -302,7 +302,7 @@ class _Writer:
         return [f"{targets} = K{k}({', '.join([*args, *given])})"]
 
     def choose(self, n: Node, numpy_text: str, k: int) -> str:
-        """"numba" when Numba compiles the group and runs it faster on the
+        """ "numba" when Numba compiles the group and runs it faster on the
         graph's shapes than the NumPy kernel (decided once per node)."""
         if not self.try_numba or not kernels_numba.candidate(self.g, n) or not _numba_usable():
             return "numpy"  # (Numba is imported only for a candidate: it takes 0.5 s)

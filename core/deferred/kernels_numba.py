@@ -25,7 +25,20 @@ import numpy as np
 from core.deferred.graph import Graph, Node, expr_from_json
 from core.engine import expr as E
 
-TRANSCENDENTAL = {"exp", "log", "tanh", "erf", "log1p", "expm1", "pow"}
+TRANSCENDENTAL = {
+    "exp",
+    "log",
+    "tanh",
+    "erf",
+    "log1p",
+    "expm1",
+    "pow",
+    "log2",
+    "log10",
+    "exp2",
+    "sin",
+    "cos",
+}
 MIN_SIZE = 4096  # elements: below this a kernel is all call overhead either way
 
 
@@ -128,7 +141,7 @@ def wrapper(kernel: Callable[..., None], g: Graph, n: Node) -> Callable[..., Any
 
 
 def faster(numpy_kernel: Callable[..., Any], numba_kernel: Callable[..., Any], arrays: list) -> str:
-    """"numba" or "numpy": which of two kernels runs ``arrays`` faster (best of 5)."""
+    """ "numba" or "numpy": which of two kernels runs ``arrays`` faster (best of 5)."""
     timings = {}
     with np.errstate(all="ignore"):
         for name, fn in (("numpy", numpy_kernel), ("numba", numba_kernel)):
@@ -149,6 +162,5 @@ def _best(fn: Callable[..., Any], arrays: list) -> float:
 def sample_inputs(g: Graph, n: Node) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [
-        rng.standard_normal(g.values[v].shape).astype(g.values[v].dtype) + 2.0
-        for v in n.inputs
+        rng.standard_normal(g.values[v].shape).astype(g.values[v].dtype) + 2.0 for v in n.inputs
     ]

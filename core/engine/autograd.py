@@ -21,7 +21,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from core.engine import modes
-from core.engine.dispatch import Node, apply, constant, is_tensor
+from core.engine.dispatch import Node, apply, check_saved, constant, is_tensor, write_count
 from core.engine.ops import Op
 from core.errors import GradError, ShapeError
 from core.observe.bus import BUS
@@ -155,11 +155,14 @@ def _run(
     outer_rule = modes.rule_node.set(None) if label_rules else None
     phase_token = modes.phase_name.set("backward")
     grad_token = modes.grad_enabled.set(create_graph)
+    writes = write_count()
     try:
         for node in order:
             g = grads.pop(node, None)
             if g is None:
                 continue
+            if node.epoch < writes:  # something was written in place since the node
+                check_saved(node)
             t0 = perf_counter_ns() if emit else 0
             if label_rules:  # the backward's own ops name the node whose rule ran them
                 modes.rule_node.set(node.id)

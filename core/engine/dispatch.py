@@ -91,6 +91,7 @@ def wrap(data: Any, device: str, requires_grad: bool = False) -> Tensor:
     t._node = None
     t.id = next(_tensor_ids)
     t.name = None
+    t._version = 0
     return t
 
 
@@ -105,7 +106,7 @@ class Node:
     the node never sits in a reference cycle.
     """
 
-    __slots__ = ("id", "opdef", "inputs", "attrs", "_out", "side", "freed")
+    __slots__ = ("id", "opdef", "inputs", "attrs", "_out", "side", "freed", "epoch")
 
     def __init__(self, nid: int, opdef: OpDef, inputs: tuple, attrs: dict, out: Tensor) -> None:
         self.id = nid
@@ -115,6 +116,9 @@ class Node:
         self._out = weakref.ref(out)
         self.side: tuple[tuple[int, Any], ...] | None = None
         self.freed = False
+        # in-place writes made before this node: a saved tensor whose _version
+        # is larger was written after the node saved it (see ``check_saved``)
+        self.epoch = _writes
 
     @property
     def output(self) -> Tensor:
@@ -143,6 +147,7 @@ class Node:
         t._slot = i
         t.id = tid
         t.name = None
+        t._version = 0
         return t
 
     def needs(self, i: int) -> bool:
@@ -331,6 +336,7 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     result._grad = None
     result.id = next(_tensor_ids)
     result.name = None
+    result._version = 0
     if requires:
         node = result._node = Node(nid, opdef, inputs, attrs, result)
         node.side = side
@@ -346,19 +352,29 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
 def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EMPTY) -> int:
     """Run ``op(target, *others)`` in place: ``target`` takes the result.
 
-    The tensor keeps its id and object; its new value gets a fresh id (the
-    ``output`` of the event, whose ``writes`` names the tensor), which is
-    returned. In place means for the tensor, not its array: the engine never
-    writes into an array it has handed out, so views and recorded values of
-    the old value are unchanged. Only tensors outside the autograd graph are
-    written (optimizer state, parameters under ``no_grad``).
+    Outside the autograd graph (optimizer state, parameters under
+    ``no_grad``, tensors nothing requires grad of) the tensor keeps its id and
+    object; its new value gets a fresh id (the ``output`` of the event, whose
+    ``writes`` names the tensor), which is returned. In place means for the
+    tensor, not its array: the engine never writes into an array it has
+    handed out, so views and recorded values of the old value are unchanged.
+
+    While gradients are recorded and the op involves a tensor that requires
+    grad, the write is part of the graph, as in PyTorch: the op runs as an
+    ordinary node on the old value, and the tensor object takes the new value
+    and the new node (and the new value's id). A leaf that requires grad
+    cannot be written so. Either way the tensor's ``_version`` moves on, and
+    a backward refuses a node that saved the tensor before the write (the
+    node would read the new value): see ``check_saved``.
     """
+    global _writes
     opdef = REGISTRY[op]
+    if _grad_enabled.get() and opdef.grad is not None:
+        if target.requires_grad or any(t.requires_grad for t in others):
+            return _apply_in_graph(opdef, target, others, attrs)
     inputs = (target, *others)
     device = target.device
     data = target.data
-    if _grad_enabled.get():
-        _refuse_in_place(opdef, inputs)
     for t in others:
         if t.device != device or (opdef.same_dtype and t.data.dtype is not data.dtype):
             _check_inputs(opdef, inputs)
@@ -375,31 +391,99 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     if opdef.multi:
         out = out[0]
     if out.shape != data.shape or out.dtype is not data.dtype:
-        raise ShapeError(
-            f"{opdef.label_}: the result has shape {tuple(out.shape)} and dtype {out.dtype}, "
-            f"the tensor written has {tuple(target.shape)} and {target.dtype}{where()}"
-        )
+        _refuse_shape(opdef, target, out)
     nid = next(_node_ids)
     value_id = next(_tensor_ids)
     if _hook is not None:  # before the write: the hook may still read the old value
         _hook("op", (nid, opdef, inputs, attrs, target, None, value_id))
     target.data = out
+    _writes += 1
+    target._version = _writes
+    _note_writer(target, opdef)
     if emit:
         _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
     return value_id
 
 
-# -- checks and errors ----------------------------------------------------------------------
+# In-place writes so far: a written tensor's ``_version`` and a new node's
+# ``epoch`` take this count, so one comparison tells a write after a save.
+_writes = 0
+_written_by: dict[int, str] = {}  # tensor id -> the in-place op that last wrote it
 
 
-def _refuse_in_place(opdef: OpDef, inputs: Sequence[Tensor]) -> None:
-    """In-place writes stay outside the autograd graph."""
-    if any(t.requires_grad for t in inputs):
-        kind = "a leaf that requires grad" if inputs[0].is_leaf else "a tensor in the graph"
+def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) -> int:
+    """An in-place op recorded in the graph (see ``apply_``)."""
+    global _writes
+    if target.requires_grad and target._node is None:
         raise GradError(
-            f"{opdef.label_}: {kind} cannot be changed in place while gradients are "
-            f"recorded; wrap the update in core.no_grad() or use {opdef.label}(){where()}"
+            f"{opdef.label_}: a leaf tensor that requires grad cannot be changed in place "
+            f"while gradients are recorded; wrap the update in core.no_grad() or use "
+            f"{opdef.label}(){where()}"
         )
+    old = _new_tensor(_Tensor)  # the old value, as the nodes that made and read it know it
+    for slot in ("data", "device", "requires_grad", "_grad", "_node", "id", "name", "_version"):
+        setattr(old, slot, getattr(target, slot))
+    if old._node is not None and old._node._out() is target:
+        old._node._out = weakref.ref(old)
+    _writes += 1  # before the node: its epoch counts this write
+    result = apply(opdef.op, (old, *others), attrs)
+    if result.data.shape != old.data.shape or result.data.dtype is not old.data.dtype:
+        _refuse_shape(opdef, old, result.data)
+    target.data = result.data
+    target.requires_grad = result.requires_grad
+    target._node = result._node
+    target.id = result.id
+    target._version = _writes
+    if result._node is not None:
+        result._node._out = weakref.ref(target)
+    _note_writer(target, opdef)
+    return result.id
+
+
+def _note_writer(t: Tensor, opdef: OpDef) -> None:
+    if len(_written_by) > 65536:  # names for error messages only: forget old ones
+        _written_by.clear()
+    _written_by[t.id] = opdef.label_
+
+
+def check_saved(node: Node) -> None:
+    """Refuse to run ``node``'s gradient rule when a value it reads was written
+    in place after the node was made (PyTorch's "modified by an inplace
+    operation" error): the tensor would hand the rule its new value."""
+    opdef = node.opdef
+    for i in range(opdef.saved_from, min(opdef.saved_to, len(node.inputs))):
+        t = node.inputs[i]
+        if t._version > node.epoch:
+            _refuse_modified(node, f"input {i}", t)
+    if opdef.saves_output:
+        out = node._out()
+        if out is not None and out._version > node.epoch:
+            _refuse_modified(node, "the output", out)
+
+
+def write_count() -> int:
+    """How many in-place writes the engine has made (see ``check_saved``)."""
+    return _writes
+
+
+def _refuse_modified(node: Node, which: str, t: Tensor) -> None:
+    by = _written_by.get(t.id, "an in-place op")
+    raise GradError(
+        f"backward: one of the values needed for gradient computation has been modified "
+        f"by an in-place operation: {which} of {node.name} (shape {tuple(t.shape)}, "
+        f"{t.dtype}) was written by {by} after {node.name} saved it; use the "
+        f"out-of-place op, or .clone() the tensor before writing it{where()}"
+    )
+
+
+def _refuse_shape(opdef: OpDef, target: Tensor, out: Any) -> None:
+    raise ShapeError(
+        f"{opdef.label_}: the result has shape {tuple(out.shape)} and dtype {out.dtype}, "
+        f"the tensor written has {tuple(target.shape)} and {target.dtype}{where()}"
+    )
+
+
+# -- checks and errors ----------------------------------------------------------------------
 
 
 def _check_inputs(opdef: OpDef, inputs: Sequence[Tensor]) -> None:

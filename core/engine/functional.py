@@ -17,11 +17,43 @@ from typing import Any
 import numpy as np
 
 from core.engine import indexing
+from core.engine.activations import (  # noqa: F401  (public names)
+    celu,
+    elu,
+    glu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    lerp,
+    logsigmoid,
+    mish,
+    relu6,
+    selu,
+    silu,
+    softplus,
+    softsign,
+)
 from core.engine.dispatch import apply, constant, lift
+from core.engine.losses import (  # noqa: F401  (public names)
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_similarity,
+    cross_entropy,
+    cross_entropy_backward,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    mse_loss_backward,
+    nll_loss,
+    normalize,
+    smooth_l1_loss,
+)
 from core.engine.modes import no_grad
 from core.engine.ops import Op
 from core.engine.random import dropout_seed
 from core.engine.tensor import Tensor
+from core.engine.tensor_torch import norm_dim
 from core.errors import DtypeError, ShapeError
 
 
@@ -170,21 +202,25 @@ def index_add_spec(values: Tensor, shape: Sequence[int], spec: tuple, arrays: tu
     return apply(Op.SCATTER_ADD, (values, *arrays), attrs)
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """The tensors joined along ``dim`` (``axis`` is an alias), as ``torch.cat``."""
     tensors = tuple(tensors)
     if not tensors:
         raise ShapeError("concatenate: no tensors given")
-    return apply(Op.CONCAT, tensors, {"axis": axis % tensors[0].ndim})
+    dim = dim if axis is None else axis
+    return apply(Op.CONCAT, tensors, {"axis": norm_dim(dim, tensors[0].ndim)})
 
 
-concatenate = cat
+concatenate = concat = cat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """The tensors stacked along a new ``dim`` (``axis`` is an alias)."""
     tensors = tuple(tensors)
     if not tensors:
         raise ShapeError("stack: no tensors given")
-    return apply(Op.STACK, tensors, {"axis": axis % (tensors[0].ndim + 1)})
+    dim = dim if axis is None else axis
+    return apply(Op.STACK, tensors, {"axis": norm_dim(dim, tensors[0].ndim + 1)})
 
 
 def pad(x: Tensor, pad: Sequence[Any], value: float = 0.0) -> Tensor:
@@ -210,39 +246,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return apply(Op.LINEAR, inputs)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis)
+def softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    return x.softmax(dim if axis is None else axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis)
-
-
-def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """Mean negative log-likelihood of integer class ``target`` under softmax(logits)."""
-    if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target), device=logits.device)
-    return apply(Op.CROSS_ENTROPY, (logits, target))
-
-
-def cross_entropy_backward(probs: Tensor, target: Tensor, g: Tensor) -> Tensor:
-    """The gradient of ``cross_entropy`` at logits whose softmax is ``probs``,
-    scaled by the scalar ``g``: ``(probs - one_hot(target)) * g / batch``, as one op."""
-    return apply(Op.CROSS_ENTROPY_BACKWARD, (probs, target, g))
-
-
-def mse_loss_backward(diff: Tensor, g: Tensor) -> Tensor:
-    """The gradient of ``mse_loss`` with respect to its first input, given
-    ``diff = a - b`` and the scalar ``g``: ``diff * g * 2 / diff.size``, as one op."""
-    return apply(Op.MSE_LOSS_BACKWARD, (diff, g))
-
-
-def mse_loss(a: Tensor, b: Any) -> Tensor:
-    return apply(Op.MSE_LOSS, (a, lift(b, a)))
-
-
-def binary_cross_entropy_with_logits(logits: Tensor, target: Any) -> Tensor:
-    return apply(Op.BCE_WITH_LOGITS, (logits, lift(target, logits)))
+def log_softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    return x.log_softmax(dim if axis is None else axis)
 
 
 def unfold(x: Tensor, kernel: Any, stride: Any = 1, padding: Any = 0) -> Tensor:

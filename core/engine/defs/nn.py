@@ -167,58 +167,86 @@ def _log_softmax_grad(ctx, g):
     return (g - ctx.output.exp() * g.sum(axis=axis, keepdims=True),)
 
 
-def _check_targets(xp, logits, target):
+def _check_targets(xp, logits, target, ignore_index):
     if logits.ndim != 2:
         raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices, got dtype {target.dtype}")
     if target.shape != logits.shape[:1]:
         raise ValueError(f"targets of shape {target.shape} do not match logits {logits.shape}")
+    if not target.size:
+        return None
     # one comparison: as unsigned, a negative index is larger than any class
     unsigned = target.view(target.dtype.str.replace("i", "u"))
-    if target.size and bool(reduce_max(xp, unsigned) >= logits.shape[1]):
+    in_range = not bool(reduce_max(xp, unsigned) >= logits.shape[1])
+    if in_range and not 0 <= ignore_index < logits.shape[1]:
+        return None
+    valid = target != ignore_index  # rows that count (PyTorch's ignore_index)
+    outside = (target < 0) | (target >= logits.shape[1])
+    if bool((outside & valid).any()):
         raise IndexError(f"a target is outside 0..{logits.shape[1] - 1}")
+    return valid
 
 
-def _cross_entropy(xp, logits, target):
-    _check_targets(xp, logits, target)
+def _cross_entropy(xp, logits, target, ignore_index=-100):
+    valid = _check_targets(xp, logits, target, ignore_index)
+    rows = target if valid is None else xp.where(valid, target, 0)
     shifted = logits - reduce_max(xp, logits, 1, True)
     e = xp.exp(shifted)
     total = reduce_sum(xp, e, 1, True)
     lse = xp.log(total[:, 0])
-    lse -= shifted[xp.arange(target.shape[0]), target]
-    loss = xp.asarray(reduce_sum(xp, lse) / lse.dtype.type(lse.size))  # NaN for no rows
+    lse -= shifted[xp.arange(target.shape[0]), rows]
+    if valid is None:
+        loss = xp.asarray(reduce_sum(xp, lse) / lse.dtype.type(lse.size))  # NaN for no rows
+    else:
+        count = lse.dtype.type(int(valid.sum()))
+        loss = xp.asarray(reduce_sum(xp, xp.where(valid, lse, 0)) / count)
     e /= total
     return loss, e  # the softmax: a side output the backward reads
+
+
+def _ignored(ctx):
+    return {"ignore_index": ctx.attrs["ignore_index"]} if ctx.attrs else {}
 
 
 def _cross_entropy_grad(ctx, g, g_probs):
     logits, target = ctx.inputs
     probs = ctx.out(1)
-    gl = None if g is None else F.cross_entropy_backward(probs, target, g)
+    gl = None if g is None else F.cross_entropy_backward(probs, target, g, **_ignored(ctx))
     if g_probs is not None:  # the softmax used by a graph of the backward
         through = probs * (g_probs - (g_probs * probs).sum(axis=1, keepdims=True))
         gl = through if gl is None else gl + through
     return gl, None
 
 
-def _cross_entropy_backward(xp, probs, target, g):
-    # (probs - onehot(target)) * g / n in one op, as PyTorch's nll_loss_backward
-    n = probs.shape[0]
+def _cross_entropy_backward(xp, probs, target, g, ignore_index=-100):
+    # (probs - onehot(target)) * g / n in one op, as PyTorch's nll_loss_backward;
+    # rows whose target is ignore_index get zeros and do not count in n
+    valid = target != ignore_index
+    n = int(valid.sum())
     scale = g * g.dtype.type(inverse(n))
     out = probs * scale
-    out[xp.arange(n), target] -= scale
+    if n == probs.shape[0]:
+        out[xp.arange(n), target] -= scale
+        return out
+    rows = xp.arange(probs.shape[0])[valid]
+    out[rows, target[valid]] -= scale
+    out[~valid] = 0
     return out
 
 
 def _cross_entropy_backward_grad(ctx, gz):
     probs, target, g = ctx.inputs
-    n = probs.shape[0]
-    g_probs = gz * (g * inverse(n)) if ctx.needs(0) else None
+    ignore = ctx.attrs.get("ignore_index", -100)
+    valid = target.ne(ignore)
+    count = valid.astype(probs.dtype).sum()
+    keep = valid.astype(probs.dtype).unsqueeze(1)
+    g_probs = gz * keep * (g / count) if ctx.needs(0) else None
     g_g = None
     if ctx.needs(2):
-        onehot = F.one_hot(target, probs.shape[1], probs.dtype)
-        g_g = ((probs - onehot) * gz).sum() * inverse(n)
+        rows = F.where(valid, target, 0)
+        onehot = F.one_hot(rows, probs.shape[1], probs.dtype)
+        g_g = ((probs - onehot) * gz * keep).sum() / count
     return g_probs, None, g_g
 
 
