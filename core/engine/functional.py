@@ -50,6 +50,12 @@ from core.engine.losses import (  # noqa: F401  (public names)
     smooth_l1_loss,
 )
 from core.engine.modes import no_grad
+from core.engine.norms import (  # noqa: F401  (public names)
+    batch_norm,
+    group_norm,
+    instance_norm,
+    rms_norm,
+)
 from core.engine.ops import Op
 from core.engine.random import dropout_seed
 from core.engine.tensor import Tensor

@@ -1,0 +1,332 @@
+"""PyTorch's names mean PyTorch's semantics: each case runs the same code on
+``core`` and on ``torch`` (installed or not: the module skips without it) and
+compares values and gradients in float64, defaults included.
+
+Install a CPU build to run it: ``pip install torch`` (never a dependency).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import core
+import core.functional as CF
+from core import nn as cnn
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def normal(*shape):
+    return ("normal", shape)
+
+
+def positive(*shape):
+    return ("positive", shape)
+
+
+def weights(*shape):
+    """Positive values that do not require grad (PyTorch refuses grad for weights)."""
+    return ("weights", shape)
+
+
+def probs(*shape):
+    return ("probs", shape)
+
+
+def ints(high, *shape):
+    return ("ints", high, shape)
+
+
+def draw(spec, rng):
+    kind = spec[0]
+    if kind == "normal":
+        return rng.standard_normal(spec[1])
+    if kind in ("positive", "weights"):
+        return rng.uniform(0.1, 2.0, spec[1])
+    if kind == "probs":
+        return rng.uniform(0.05, 0.95, spec[1])
+    return rng.integers(0, spec[1], spec[2])
+
+
+class Marked(np.ndarray):
+    """An input array that knows whether it is a weight (no gradient)."""
+
+    def __new__(cls, values, weights: bool):
+        out = np.asarray(values).view(cls)
+        out.weights = weights
+        return out
+
+
+# (name, fn(lib, F, *inputs), inputs): the same fn runs on (core, core.functional)
+# and on (torch, torch.nn.functional)
+CASES = [
+    ("logsumexp", lambda t, F, x: t.logsumexp(x, 1), [normal(3, 4)]),
+    (
+        "logsumexp keepdim",
+        lambda t, F, x: t.logsumexp(x * 300, (0, 1), keepdim=True),
+        [normal(2, 3)],
+    ),
+    ("std", lambda t, F, x: x.std(1), [normal(3, 4)]),
+    ("std unbiased False", lambda t, F, x: x.std(0, False, True), [normal(3, 4)]),
+    ("var correction", lambda t, F, x: x.var(dim=1, correction=0), [normal(3, 4)]),
+    ("prod", lambda t, F, x: x.prod(1), [normal(3, 4)]),
+    (
+        "prod with zero",
+        lambda t, F, x: (x * t.tensor([1.0, 0.0, 1.0], dtype=t.float64)).prod(),
+        [normal(3)],
+    ),
+    ("cumsum", lambda t, F, x: x.cumsum(0), [normal(3, 4)]),
+    ("cumprod", lambda t, F, x: x.cumprod(1), [normal(3, 4)]),
+    (
+        "cumprod zero",
+        lambda t, F, x: (x * t.tensor([1.0, 0.0, 1.0, 2.0], dtype=t.float64)).cumprod(0),
+        [normal(4)],
+    ),
+    ("amax", lambda t, F, x: x.amax(1), [normal(3, 4)]),
+    ("max dim", lambda t, F, x: x.max(1).values * 1.0 + x.max(1)[1], [normal(3, 4)]),
+    ("min dim keepdim", lambda t, F, x: x.min(1, keepdim=True)[0], [normal(3, 4)]),
+    ("sort", lambda t, F, x: x.sort(1, descending=True).values, [normal(3, 4)]),
+    ("topk", lambda t, F, x: x.topk(2, 0).values, [normal(3, 4)]),
+    ("topk smallest", lambda t, F, x: x.topk(2, largest=False)[0], [normal(3, 4)]),
+    ("argsort", lambda t, F, x: x.argsort(1, descending=True) * 1.0, [normal(3, 4)]),
+    ("argmax", lambda t, F, x: x.argmax() * 1.0 + x.argmin(1, keepdim=True), [normal(3, 4)]),
+    ("gather", lambda t, F, x, i: x.gather(1, i), [normal(3, 4), ints(4, 3, 2)]),
+    (
+        "scatter_add",
+        lambda t, F, x, i, s: x.scatter_add(0, i, s),
+        [normal(3, 4), ints(3, 2, 4), normal(2, 4)],
+    ),
+    ("index_select", lambda t, F, x, i: x.index_select(0, i), [normal(3, 4), ints(3, 5)]),
+    ("flip roll", lambda t, F, x: x.flip(0).roll(1, 1) + x.roll(2), [normal(3, 4)]),
+    ("repeat tile", lambda t, F, x: x.repeat(2, 3).sum() + x.tile((2,)).sum(), [normal(2, 3)]),
+    (
+        "split chunk",
+        lambda t, F, x: x.split(2, 1)[1].sum() + x.chunk(2, 0)[1].sum(),
+        [normal(3, 5)],
+    ),
+    (
+        "narrow unbind",
+        lambda t, F, x: x.narrow(1, 1, 2) * x.unbind(1)[0].unsqueeze(1),
+        [normal(3, 4)],
+    ),
+    ("tril triu", lambda t, F, x: x.tril(-1) + x.triu(1) * 2, [normal(3, 4)]),
+    ("diagonal", lambda t, F, x: x.diagonal(1, 0, 2), [normal(3, 2, 4)]),
+    ("masked_fill", lambda t, F, x: x.masked_fill(x > 0, -1.5), [normal(3, 4)]),
+    ("nan_to_num", lambda t, F, x: (x.log()).nan_to_num(), [normal(3, 4)]),
+    (
+        "fmod remainder",
+        lambda t, F, x, y: x.fmod(y) + x.remainder(y) + x % 0.7,
+        [normal(3, 4), normal(4)],
+    ),
+    (
+        "math",
+        lambda t, F, x: x.log1p() + x.expm1() + x.log2() + x.log10() + x.exp2() + x.sin() + x.cos(),
+        [positive(3, 4)],
+    ),
+    (
+        "rsqrt reciprocal square",
+        lambda t, F, x: x.rsqrt() + x.reciprocal() + x.square(),
+        [positive(3)],
+    ),
+    (
+        "rounding",
+        lambda t, F, x: (x * 3).floor() + (x * 3).ceil() + (x * 3).round() + (x * 3).trunc() + x,
+        [normal(3, 4)],
+    ),
+    (
+        "isnan isinf isfinite",
+        lambda t, F, x: x.log().isnan() * 1.0 + (x / 0).isinf() + x.isfinite(),
+        [normal(4)],
+    ),
+    ("any all ne", lambda t, F, x: (x > 0).any(1) * 1.0 + (x != 0).all() * 1.0, [normal(3, 4)]),
+    (
+        "silu elu selu celu",
+        lambda t, F, x: F.silu(x) + F.elu(x, 0.5) + F.selu(x) + F.celu(x, 2.0),
+        [normal(3, 4)],
+    ),
+    ("softplus mish", lambda t, F, x: F.softplus(x * 10, 2.0, 5.0) + F.mish(x), [normal(3, 4)]),
+    (
+        "hardtanh relu6 logsigmoid",
+        lambda t, F, x: F.hardtanh(x * 2) + F.relu6(x * 5) + F.logsigmoid(x * 30),
+        [normal(3, 4)],
+    ),
+    (
+        "glu softsign hardswish",
+        lambda t, F, x: F.glu(x).sum(1) + F.softsign(x).sum(1) + F.hardswish(x * 4).sum(1),
+        [normal(3, 4)],
+    ),
+    ("gelu", lambda t, F, x: F.gelu(x) + F.gelu(x, approximate="tanh"), [normal(3, 4)]),
+    (
+        "mm bmm mv dot outer",
+        lambda t, F, a, b: (
+            t.mm(a[0], b[0]).sum()
+            + t.bmm(a, b).sum()
+            + t.mv(a[0], b[0, :, 0]).sum()
+            + t.dot(a[0, 0], b[0, :, 1])
+            + t.outer(a[0, 0], b[1, 0]).sum()
+        ),
+        [normal(2, 3, 4), normal(2, 4, 3)],
+    ),
+    (
+        "einsum",
+        lambda t, F, a, b: (
+            t.einsum("bij,bjk->bik", a, b).sum()
+            + t.einsum("bii->b", a[:, :, :3]).sum()
+            + t.einsum("...ij->...ji", a).sum(1).sum()
+        ),
+        [normal(2, 3, 4), normal(2, 4, 3)],
+    ),
+    (
+        "mse l1 smooth huber",
+        lambda t, F, a, b: (
+            F.mse_loss(a, b, reduction="sum")
+            + F.l1_loss(a, b)
+            + F.smooth_l1_loss(a, b, beta=0.5)
+            + F.huber_loss(a, b, delta=0.7)
+            + F.mse_loss(a, b, reduction="none").sum()
+        ),
+        [normal(3, 4), normal(3, 4)],
+    ),
+    (
+        "bce",
+        lambda t, F, p, y: (
+            F.binary_cross_entropy(p, y) + F.binary_cross_entropy(p, y, reduction="sum")
+        ),
+        [probs(3, 4), probs(3, 4)],
+    ),
+    (
+        "bce logits weights",
+        lambda t, F, x, y, w: (
+            F.binary_cross_entropy_with_logits(x, y, w, pos_weight=w[0] * 2)
+            + F.binary_cross_entropy_with_logits(x, y, reduction="sum")
+        ),
+        [normal(3, 4), probs(3, 4), weights(3, 4)],
+    ),
+    (
+        "kl_div",
+        lambda t, F, x, y: (
+            F.kl_div(x.log_softmax(1), y, reduction="batchmean")
+            + F.kl_div(x, y.log(), reduction="sum", log_target=True)
+        ),
+        [normal(3, 4), probs(3, 4)],
+    ),
+    (
+        "cosine normalize",
+        lambda t, F, a, b: (
+            F.cosine_similarity(a, b).sum()
+            + F.normalize(a, dim=0).sum()
+            + F.normalize(a, p=1.0).sum()
+        ),
+        [normal(3, 4), normal(3, 4)],
+    ),
+    (
+        "nll_loss",
+        lambda t, F, x, y: F.nll_loss(x.log_softmax(1), y) + F.nll_loss(x, y, reduction="sum"),
+        [normal(5, 4), ints(4, 5)],
+    ),
+    (
+        "cross_entropy N-d",
+        lambda t, F, x, y: F.cross_entropy(x, y),
+        [normal(2, 4, 3, 2), ints(4, 2, 3, 2)],
+    ),
+    (
+        "cross_entropy weight",
+        lambda t, F, x, y, w: F.cross_entropy(x, y, w),
+        [normal(5, 4), ints(4, 5), weights(4)],
+    ),
+    (
+        "cross_entropy smoothing",
+        lambda t, F, x, y, w: (
+            F.cross_entropy(x, y, w, label_smoothing=0.2)
+            + F.cross_entropy(x, y, label_smoothing=0.1, reduction="sum")
+        ),
+        [normal(5, 4), ints(4, 5), weights(4)],
+    ),
+    (
+        "cross_entropy probabilities",
+        lambda t, F, x, p: F.cross_entropy(x, p.softmax(1), label_smoothing=0.1),
+        [normal(5, 4), normal(5, 4)],
+    ),
+    (
+        "cross_entropy unbatched",
+        lambda t, F, x, y: F.cross_entropy(x[0], y[0]),
+        [normal(5, 4), ints(4, 5)],
+    ),
+    (
+        "batch_norm",
+        lambda t, F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        [normal(4, 3, 2), normal(3), normal(3)],
+    ),
+    (
+        "group_norm",
+        lambda t, F, x, w, b: F.group_norm(x, 2, w, b),
+        [normal(2, 4, 3), normal(4), normal(4)],
+    ),
+    ("instance_norm", lambda t, F, x: F.instance_norm(x), [normal(2, 3, 5)]),
+    ("rms_norm", lambda t, F, x, w: F.rms_norm(x, (4,), w), [normal(3, 4), normal(4)]),
+    (
+        "layer_norm",
+        lambda t, F, x, w, b: F.layer_norm(x, (4,), w, b),
+        [normal(3, 4), normal(4), normal(4)],
+    ),
+]
+
+
+def to(lib, array, grad):
+    grad = grad and not getattr(array, "weights", False)
+    if array.dtype.kind == "f":
+        if lib is torch:
+            return torch.tensor(array, dtype=torch.float64, requires_grad=grad)
+        return core.tensor(array, dtype="float64", requires_grad=grad)
+    return lib.tensor(array)
+
+
+def run(lib, F, fn, arrays):
+    inputs = [to(lib, a, True) for a in arrays]
+    out = fn(lib, F, *inputs)
+    value = out.detach().numpy() if lib is torch else out.numpy()
+    wanted = [x for x in inputs if x.requires_grad]
+    if not out.requires_grad:
+        return value, []
+    if lib is torch:
+        grads = torch.autograd.grad(out.sum(), wanted, allow_unused=True)
+        return value, [None if g is None else g.numpy() for g in grads]
+    grads = core.grad(out.sum(), wanted, allow_unused=True)
+    return value, [None if g is None else g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("name, fn, specs", CASES, ids=[c[0] for c in CASES])
+def test_same_values_and_gradients_as_pytorch(name, fn, specs):
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    arrays = [Marked(draw(s, rng), s[0] == "weights") for s in specs]
+    want, want_grads = run(torch, TF, fn, arrays)
+    got, got_grads = run(core, CF, fn, arrays)
+    assert got.shape == want.shape, name
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=name)
+    for i, (g, w) in enumerate(zip(got_grads, want_grads, strict=True)):
+        if w is None:
+            assert g is None or not np.any(g), f"{name}: input {i}"
+            continue
+        g = np.zeros_like(w) if g is None else g
+        np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-10, err_msg=f"{name}: grad {i}")
+
+
+def test_modules_match_pytorch_defaults():
+    """The loss and normalization modules, built with defaults, compute the same."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5))
+    pairs = [
+        (cnn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)),
+        (cnn.InstanceNorm1d(3), torch.nn.InstanceNorm1d(3)),
+        (cnn.GroupNorm(1, 3), torch.nn.GroupNorm(1, 3)),
+        (cnn.RMSNorm(5), torch.nn.RMSNorm(5)),
+    ]
+    for ours, theirs in pairs:
+        got = ours.double()(core.tensor(x, dtype="float64")).numpy()
+        want = theirs.double()(torch.tensor(x)).detach().numpy()
+        name = type(ours).__name__
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=name)
