@@ -363,9 +363,10 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     grad, the write is part of the graph, as in PyTorch: the op runs as an
     ordinary node on the old value, and the tensor object takes the new value
     and the new node (and the new value's id). A leaf that requires grad
-    cannot be written so. Either way the tensor's ``_version`` moves on, and
-    a backward refuses a node that saved the tensor before the write (the
-    node would read the new value): see ``check_saved``.
+    cannot be written so. Either way the tensor's ``_version`` moves on; a
+    write in the graph keeps the old value for the nodes that took it, one
+    outside does not, and a backward refuses a node that would read the new
+    value instead (see ``check_saved``).
     """
     global _writes
     opdef = REGISTRY[op]
@@ -399,6 +400,8 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     target.data = out
     _writes += 1
     target._version = _writes
+    if target._node is not None and getattr(target, "_replaced", None):
+        target._replaced.append((_writes, None))  # this old value is gone
     _note_writer(target, opdef)
     if emit:
         _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
@@ -422,6 +425,7 @@ def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) ->
         )
     old = _new_tensor(_Tensor)  # the old value, as the nodes that made and read it know it
     for slot in ("data", "device", "requires_grad", "_grad", "_node", "id", "name", "_version"):
+        # (not ``_replaced``: nodes that took ``old`` itself are newer than its writes)
         setattr(old, slot, getattr(target, slot))
     if old._node is not None and old._node._out() is target:
         old._node._out = weakref.ref(old)
@@ -434,6 +438,8 @@ def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) ->
     target._node = result._node
     target.id = result.id
     target._version = _writes
+    # the old value, for nodes that took the tensor before this write
+    target._replaced = [*(getattr(target, "_replaced", None) or ()), (_writes, old)]
     if result._node is not None:
         result._node._out = weakref.ref(target)
     _note_writer(target, opdef)
@@ -447,18 +453,39 @@ def _note_writer(t: Tensor, opdef: OpDef) -> None:
 
 
 def check_saved(node: Node) -> None:
-    """Refuse to run ``node``'s gradient rule when a value it reads was written
-    in place after the node was made (PyTorch's "modified by an inplace
-    operation" error): the tensor would hand the rule its new value."""
+    """Before ``node``'s gradient rule runs: inputs written in place after the
+    node took them are replaced by the values it took, where the write kept
+    them (a write in the graph does); where it did not (a write under
+    ``no_grad``), a rule that reads the value is refused, as PyTorch refuses
+    it ("modified by an inplace operation"), and so is one that reads an
+    output written since."""
     opdef = node.opdef
-    for i in range(opdef.saved_from, min(opdef.saved_to, len(node.inputs))):
-        t = node.inputs[i]
-        if t._version > node.epoch:
+    inputs = node.inputs
+    fixed = None
+    for i, t in enumerate(inputs):
+        if t._version <= node.epoch:
+            continue
+        taken = _value_taken(t, node.epoch)
+        if taken is not None:
+            fixed = fixed or list(inputs)
+            fixed[i] = taken
+        elif opdef.saved_from <= i < opdef.saved_to:
             _refuse_modified(node, f"input {i}", t)
+    if fixed is not None:
+        node.inputs = tuple(fixed)
     if opdef.saves_output:
         out = node._out()
         if out is not None and out._version > node.epoch:
             _refuse_modified(node, "the output", out)
+
+
+def _value_taken(t: Tensor, epoch: int) -> Tensor | None:
+    """The tensor holding ``t``'s value as it was at ``epoch`` (the first write
+    after it kept the old value), or None when that value is gone."""
+    for stamp, old in getattr(t, "_replaced", None) or ():
+        if stamp > epoch:
+            return old
+    return None
 
 
 def write_count() -> int:

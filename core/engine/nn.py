@@ -488,5 +488,7 @@ class Sequential(Module):
 
 
 # The rest of torch.nn, by family (each module imports Module from here).
+from core.engine import nn_utils as utils  # noqa: E402, F401  (nn.utils.clip_grad_norm_)
 from core.engine.nn_layers import *  # noqa: E402, F403
 from core.engine.nn_norm import *  # noqa: E402, F403
+from core.engine.rnn import *  # noqa: E402, F403

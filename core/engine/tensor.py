@@ -69,6 +69,7 @@ class Tensor(TorchMethods):
         "id",
         "name",
         "_version",
+        "_replaced",  # set by in-place writes in the graph: [(stamp, old value)]
         "__weakref__",
     )
     __array_ufunc__ = None  # NumPy defers to our reflected operators
