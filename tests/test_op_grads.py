@@ -682,6 +682,186 @@ ROWS += [
 ]
 
 
+# -- PyTorch coverage: compositions (losses, norms, attention, products, activations) -----
+
+ROWS += [
+    row(
+        "cross_entropy ignore_index",
+        Op.CROSS_ENTROPY,
+        F.cross_entropy,
+        (4, 3),
+        fixed([2, -100, 0, 1]),
+    ),
+    row(
+        "cross_entropy ignore_index 1",
+        Op.CROSS_ENTROPY,
+        lambda x, t: F.cross_entropy(x, t, ignore_index=1),
+        (4, 3),
+        fixed([2, 1, 0, 1]),
+    ),
+    row(
+        "cross_entropy_backward ignore",
+        Op.CROSS_ENTROPY_BACKWARD,
+        lambda x, t, g: F.cross_entropy_backward(x.softmax(1), t, g, ignore_index=0),
+        (4, 3),
+        fixed([2, 0, 0, 1]),
+        (),
+    ),
+    row(
+        "cross_entropy N-d",
+        Op.CROSS_ENTROPY,
+        lambda x, t: F.cross_entropy(x, t),
+        (2, 3, 2, 2),
+        fixed([[[0, 2], [1, 1]], [[2, 2], [0, 1]]]),
+    ),
+    row(
+        "cross_entropy weight smoothing",
+        Op.LOG_SOFTMAX,
+        lambda x, t, w: F.cross_entropy(x, t, w, label_smoothing=0.2),
+        (4, 3),
+        fixed([2, 0, -100, 1]),
+        const(positive(3)),
+    ),
+    row(
+        "cross_entropy probabilities",
+        Op.LOG_SOFTMAX,
+        lambda x, p: F.cross_entropy(x, p.softmax(1)),
+        (4, 3),
+        (4, 3),
+    ),
+    row(
+        "nll_loss sum",
+        Op.GATHER,
+        lambda x, t: F.nll_loss(x, t, reduction="sum"),
+        (4, 3),
+        fixed([2, 0, 0, 1]),
+    ),
+    row("l1_loss none", Op.ABS, lambda a, b: F.l1_loss(a, b, reduction="none"), (3, 4), away(4)),
+    row("smooth_l1_loss", Op.WHERE, lambda a, b: F.smooth_l1_loss(a, b, beta=0.5), (3, 4), (3, 4)),
+    row("huber_loss sum", Op.WHERE, lambda a, b: F.huber_loss(a, b, "sum", 0.7), (3, 4), (4,)),
+    row("mse_loss sum", Op.MUL, lambda a, b: F.mse_loss(a, b, reduction="sum"), (3, 4), (3, 4)),
+    row(
+        "binary_cross_entropy",
+        Op.LOG,
+        lambda p, t: F.binary_cross_entropy(p.sigmoid(), t),
+        (3, 4),
+        positive(3, 4),
+    ),
+    row(
+        "bce_with_logits pos_weight",
+        Op.LOG1P,
+        lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, pos_weight=w),
+        (3, 4),
+        positive(3, 4),
+        positive(4),
+    ),
+    row(
+        "kl_div batchmean",
+        Op.WHERE,
+        lambda x, t: F.kl_div(x.log_softmax(1), t.softmax(1), reduction="batchmean"),
+        (3, 4),
+        (3, 4),
+    ),
+    row("cosine_similarity", Op.SQRT, F.cosine_similarity, (3, 4), (3, 4)),
+    row(
+        "cosine_similarity broadcast",
+        Op.SQRT,
+        lambda a, b: F.cosine_similarity(a, b, dim=-1),
+        (2, 3, 4),
+        (4,),
+    ),
+    row("normalize", Op.SQRT, lambda a: F.normalize(a, dim=0), (3, 4)),
+    row(
+        "batch_norm training",
+        Op.VAR,
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        (4, 3, 2),
+        (3,),
+        (3,),
+    ),
+    row(
+        "batch_norm eval",
+        Op.DIV,
+        lambda x, m, v: F.batch_norm(x, m, v),
+        (4, 3),
+        const((3,)),
+        const(positive(3)),
+    ),
+    row("group_norm", Op.VAR, lambda x, w, b: F.group_norm(x, 2, w, b), (2, 4, 3), (4,), (4,)),
+    row("instance_norm", Op.VAR, lambda x: F.instance_norm(x), (2, 3, 4)),
+    row("rms_norm", Op.POW_SCALAR, lambda x, w: F.rms_norm(x, 4, w), (3, 4), (4,)),
+    row(
+        "scaled_dot_product_attention causal",
+        Op.SOFTMAX,
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        (2, 3, 4),
+        (2, 3, 4),
+        (2, 3, 2),
+    ),
+    row(
+        "einsum bij,bjk->bik",
+        Op.MATMUL,
+        lambda a, b: core.einsum("bij,bjk->bik", a, b),
+        (2, 3, 4),
+        (2, 4, 2),
+    ),
+    row("einsum trace outer", Op.MATMUL, lambda a, b: core.einsum("ii,j->j", a, b), (3, 3), (2,)),
+    row("bmm", Op.MATMUL, core.bmm, (2, 3, 4), (2, 4, 2)),
+    row("mm empty", Op.MATMUL, core.mm, (0, 3), (3, 2)),
+    row("mv", Op.MATMUL, core.mv, (3, 4), (4,)),
+    row("dot", Op.MATMUL, core.dot, (4,), (4,)),
+    row("outer", Op.MUL, core.outer, (3,), (2,)),
+    row("silu", Op.SIGMOID, F.silu, (3, 4)),
+    row("elu", Op.EXPM1, lambda x: F.elu(x, 0.7), away(3, 4)),
+    row("selu", Op.EXPM1, F.selu, away(3, 4)),
+    row("mish", Op.SOFTPLUS, F.mish, (3, 4)),
+    row("logsigmoid", Op.SOFTPLUS, F.logsigmoid, (3, 4)),
+    row("glu", Op.SIGMOID, F.glu, (3, 4)),
+    row("hardtanh", Op.CLIP, lambda x: F.hardtanh(x * 2.0), shifted(0.05)(3, 4)),
+    row("relu6", Op.CLIP, lambda x: F.relu6(x * 4.0 + 3.0), shifted(0.05)(3, 4)),
+    row(
+        "conv2d dilation groups",
+        Op.CONV2D,
+        lambda x, w: F.conv2d(x, w, padding=1, dilation=2, groups=2),
+        (1, 2, 5, 4),
+        (2, 1, 2, 2),
+    ),
+    row(
+        "conv1d", Op.CONV2D, lambda x, w, b: F.conv1d(x, w, b, stride=2), (2, 2, 5), (3, 2, 2), (3,)
+    ),
+    row(
+        "conv_transpose2d",
+        Op.FOLD,
+        lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+        (1, 2, 2, 3),
+        (2, 1, 3, 3),
+    ),
+    row(
+        "max_pool2d padding ceil",
+        Op.MAX_POOL2D,
+        lambda x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
+        distinct(1, 1, 4, 5),
+    ),
+    row(
+        "avg_pool2d ceil exclude pad",
+        Op.AVG_POOL2D,
+        lambda x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+        (1, 1, 4, 5),
+    ),
+    row("adaptive_avg_pool2d", Op.MATMUL, lambda x: F.adaptive_avg_pool2d(x, (2, 3)), (1, 2, 3, 5)),
+    row(
+        "interpolate bilinear",
+        Op.MATMUL,
+        lambda x: F.interpolate(x, (4, 3), mode="bilinear"),
+        (1, 1, 2, 3),
+    ),
+    row("pad reflect", Op.GETITEM, lambda x: F.pad(x, (2, 1), mode="reflect"), (2, 4)),
+    row(
+        "pad replicate negative", Op.GETITEM, lambda x: F.pad(x, (-1, 2), mode="replicate"), (2, 4)
+    ),
+]
+
+
 def describe(r: Row, inputs, device: str) -> str:
     shapes = ", ".join(
         f"{a.label}->{t.dtype}{list(t.shape)}" for a, t in zip(r.args, inputs, strict=True)

@@ -273,6 +273,86 @@ CASES = [
         lambda t, F, x, w, b: F.layer_norm(x, (4,), w, b),
         [normal(3, 4), normal(4), normal(4)],
     ),
+    (
+        "conv2d dilation groups",
+        lambda t, F, x, w, b: F.conv2d(x, w, b, stride=2, padding=2, dilation=2, groups=2),
+        [normal(2, 4, 7, 6), normal(6, 2, 3, 2), normal(6)],
+    ),
+    (
+        "conv2d same",
+        lambda t, F, x, w: F.conv2d(x, w, padding="same", dilation=(1, 2)),
+        [normal(1, 2, 5, 6), normal(3, 2, 3, 3)],
+    ),
+    (
+        "conv1d",
+        lambda t, F, x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2),
+        [normal(2, 3, 9), normal(4, 3, 3), normal(4)],
+    ),
+    (
+        "conv_transpose2d",
+        lambda t, F, x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+        [normal(2, 3, 4, 5), normal(3, 2, 3, 3), normal(2)],
+    ),
+    (
+        "conv_transpose2d groups dilation",
+        lambda t, F, x, w: F.conv_transpose2d(x, w, stride=(2, 1), groups=2, dilation=2),
+        [normal(1, 4, 3, 3), normal(4, 3, 2, 3)],
+    ),
+    (
+        "max_pool2d padding ceil",
+        lambda t, F, x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
+        [normal(2, 2, 6, 7)],
+    ),
+    ("max_pool2d ceil", lambda t, F, x: F.max_pool2d(x, 2, ceil_mode=True), [normal(1, 2, 5, 5)]),
+    ("avg_pool2d padding", lambda t, F, x: F.avg_pool2d(x, 3, 2, padding=1), [normal(2, 2, 6, 7)]),
+    (
+        "avg_pool2d ceil exclude pad",
+        lambda t, F, x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+        [normal(1, 2, 6, 7)],
+    ),
+    (
+        "avg_pool2d ceil include pad",
+        lambda t, F, x: F.avg_pool2d(x, (2, 3), (2, 2), padding=(1, 1), ceil_mode=True),
+        [normal(1, 1, 6, 7)],
+    ),
+    (
+        "avg_pool2d divisor",
+        lambda t, F, x: F.avg_pool2d(x, 2, divisor_override=3),
+        [normal(1, 1, 4, 4)],
+    ),
+    ("adaptive_avg_pool2d", lambda t, F, x: F.adaptive_avg_pool2d(x, (3, 2)), [normal(2, 2, 7, 5)]),
+    ("adaptive_avg_pool1d", lambda t, F, x: F.adaptive_avg_pool1d(x, 4), [normal(2, 2, 7)]),
+    ("interpolate nearest", lambda t, F, x: F.interpolate(x, size=(5, 3)), [normal(1, 2, 3, 4)]),
+    (
+        "interpolate nearest scale",
+        lambda t, F, x: F.interpolate(x, scale_factor=2.5),
+        [normal(1, 2, 3, 4)],
+    ),
+    (
+        "interpolate bilinear",
+        lambda t, F, x: F.interpolate(x, size=(5, 7), mode="bilinear"),
+        [normal(1, 2, 3, 4)],
+    ),
+    (
+        "interpolate bilinear align",
+        lambda t, F, x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True),
+        [normal(1, 2, 3, 4)],
+    ),
+    (
+        "interpolate linear",
+        lambda t, F, x: F.interpolate(x, size=6, mode="linear"),
+        [normal(1, 2, 4)],
+    ),
+    (
+        "pad reflect replicate circular",
+        lambda t, F, x: (
+            F.pad(x, (2, 1, 1, 2), mode="reflect").sum()
+            + F.pad(x, (3, 0, 1, 1), mode="replicate").sum() * 2
+            + F.pad(x, (1, 2, 0, 1), mode="circular").sum() * 3
+        ),
+        [normal(1, 2, 3, 4)],
+    ),
+    ("pad negative", lambda t, F, x: F.pad(x, (-1, 2, 1, -2), value=0.5), [normal(1, 2, 4, 5)]),
 ]
 
 
@@ -330,3 +410,47 @@ def test_modules_match_pytorch_defaults():
         want = theirs.double()(torch.tensor(x)).detach().numpy()
         name = type(ours).__name__
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention_matches_pytorch(batch_first):
+    core.manual_seed(0)
+    ours = cnn.MultiheadAttention(6, 2, batch_first=batch_first).double()
+    theirs = torch.nn.MultiheadAttention(6, 2, batch_first=batch_first).double()
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            theirs.get_parameter(name).copy_(torch.tensor(p.numpy()))
+    rng = np.random.default_rng(1)
+    q, k = rng.standard_normal((4, 3, 6)), rng.standard_normal((5, 3, 6))
+    if batch_first:
+        q, k = q.transpose(1, 0, 2), k.transpose(1, 0, 2)
+    pad = np.zeros((3, 5), bool)
+    pad[1, 3:] = True
+    causal = np.triu(np.ones((4, 5), bool), 1)
+    for kwargs in [{}, {"key_padding_mask": pad}, {"attn_mask": causal}]:
+        got, got_w = ours(
+            *(core.tensor(a, dtype="float64") for a in (q, k, k)),
+            **{n: core.tensor(m) for n, m in kwargs.items()},
+        )
+        want, want_w = theirs(
+            *(torch.tensor(a) for a in (q, k, k)), **{n: torch.tensor(m) for n, m in kwargs.items()}
+        )
+        np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got_w.numpy(), want_w.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_scaled_dot_product_attention_matches_pytorch():
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    mask = rng.random((4, 4)) > 0.3
+    np.fill_diagonal(mask, True)
+    for kwargs in [{"is_causal": True}, {"attn_mask": mask}, {"scale": 0.3}]:
+        ours = CF.scaled_dot_product_attention(
+            *(core.tensor(a, dtype="float64") for a in (q, k, v)),
+            **{n: core.tensor(m) if isinstance(m, np.ndarray) else m for n, m in kwargs.items()},
+        )
+        theirs = TF.scaled_dot_product_attention(
+            *(torch.tensor(a) for a in (q, k, v)),
+            **{n: torch.tensor(m) if isinstance(m, np.ndarray) else m for n, m in kwargs.items()},
+        )
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-12)

@@ -33,6 +33,18 @@ from core.engine.activations import (  # noqa: F401  (public names)
     softplus,
     softsign,
 )
+from core.engine.attention import scaled_dot_product_attention  # noqa: F401  (public)
+from core.engine.conv import (  # noqa: F401  (public names)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    interpolate,
+    max_pool2d,
+    pad,
+)
 from core.engine.dispatch import apply, constant, lift
 from core.engine.losses import (  # noqa: F401  (public names)
     binary_cross_entropy,
@@ -229,20 +241,6 @@ def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -
     return apply(Op.STACK, tensors, {"axis": norm_dim(dim, tensors[0].ndim + 1)})
 
 
-def pad(x: Tensor, pad: Sequence[Any], value: float = 0.0) -> Tensor:
-    """Pad with a constant. ``pad`` is NumPy's ((before, after), ...) per axis,
-    or PyTorch's flat (left, right, top, bottom, ...) from the last axis."""
-    pad = list(pad)
-    if pad and not isinstance(pad[0], tuple | list):
-        pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
-        pairs = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
-    else:
-        pairs = [(int(a), int(b)) for a, b in pad]
-    if len(pairs) != x.ndim:
-        raise ShapeError(f"pad: {len(pairs)} pairs given for a {x.ndim}-d tensor")
-    return apply(Op.PAD, (x,), {"pad": tuple(pairs), "value": float(value)})
-
-
 # -- networks --------------------------------------------------------------------
 
 
@@ -275,26 +273,6 @@ def fold(cols: Tensor, size: Any, kernel: Any, stride: Any = 1, padding: Any = 0
         "padding": _pair(padding),
     }
     return apply(Op.FOLD, (cols,), attrs)
-
-
-def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0
-) -> Tensor:
-    """2-D cross-correlation of (N, C, H, W) with (O, C, kh, kw), as PyTorch's."""
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(Op.CONV2D, inputs, {"stride": _pair(stride), "padding": _pair(padding)})
-
-
-def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    kernel = _pair(kernel_size)
-    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
-    return apply(Op.MAX_POOL2D, (x,), attrs)
-
-
-def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    kernel = _pair(kernel_size)
-    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
-    return apply(Op.AVG_POOL2D, (x,), attrs)
 
 
 def layer_norm(

@@ -341,7 +341,8 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over (N, C, H, W) inputs."""
+    """2-D convolution over (N, C, H, W) inputs, with PyTorch's arguments
+    (``padding_mode`` "zeros", "reflect", "replicate" or "circular")."""
 
     def __init__(
         self,
@@ -350,19 +351,38 @@ class Conv2d(Module):
         kernel_size: Any,
         stride: Any = 1,
         padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         device: str = "cpu",
     ) -> None:
         super().__init__()
-        kh, kw = F._pair(kernel_size)
-        self.stride, self.padding = stride, padding
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
-        bound = 1.0 / math.sqrt(in_channels * kh * kw)
-        self.weight = _uniform((out_channels, in_channels, kh, kw), bound, device)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: channels do not split into {groups} groups")
+        kernel = self._size(kernel_size)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.padding_mode = padding_mode
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        bound = 1.0 / math.sqrt(in_channels // groups * math.prod(kernel))
+        shape = (out_channels, in_channels // groups, *kernel)
+        self.weight = _uniform(shape, bound, device)
         self.bias = _uniform((out_channels,), bound, device) if bias else None
 
+    _dims = 2
+
+    def _size(self, v: Any) -> tuple[int, ...]:
+        return (int(v),) * self._dims if isinstance(v, int) else tuple(int(a) for a in v)
+
+    def _padded(self, x: Tensor) -> tuple[Tensor, Any]:
+        if self.padding_mode == "zeros" or isinstance(self.padding, str):
+            return x, self.padding
+        amounts = [p for p in self._size(self.padding)[::-1] for _ in (0, 1)]
+        return F.pad(x, amounts, mode=self.padding_mode), 0
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        x, padding = self._padded(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (
@@ -372,26 +392,65 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None) -> None:
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return F.max_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
 
 
-class AvgPool2d(MaxPool2d):
+class AvgPool2d(Module):
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
+        return F.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class Flatten(Module):
-    def __init__(self, start_dim: int = 1) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim)
+        return x.flatten(self.start_dim, self.end_dim)
 
 
 class ReLU(Module):
@@ -489,6 +548,8 @@ class Sequential(Module):
 
 # The rest of torch.nn, by family (each module imports Module from here).
 from core.engine import nn_utils as utils  # noqa: E402, F401  (nn.utils.clip_grad_norm_)
+from core.engine.nn_attention import *  # noqa: E402, F403
+from core.engine.nn_conv import *  # noqa: E402, F403
 from core.engine.nn_layers import *  # noqa: E402, F403
 from core.engine.nn_norm import *  # noqa: E402, F403
 from core.engine.rnn import *  # noqa: E402, F403
