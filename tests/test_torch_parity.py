@@ -356,6 +356,33 @@ CASES = [
 ]
 
 
+CASES += [
+    ("softmin tanhshrink", lambda t, F, x: F.softmin(x, 0) + F.tanhshrink(x), [normal(3, 4)]),
+    ("prelu", lambda t, F, x, w: F.prelu(x, w), [normal(2, 3, 4), normal(3)]),
+    (
+        "pairwise_distance",
+        lambda t, F, a, b: F.pairwise_distance(a, b) + F.pairwise_distance(a, b, p=1.0),
+        [normal(3, 4), normal(3, 4)],
+    ),
+    (
+        "pool1d",
+        lambda t, F, x: F.max_pool1d(x, 3, 2, 1).sum() + F.avg_pool1d(x, 2, ceil_mode=True).sum(),
+        [normal(2, 3, 7)],
+    ),
+    (
+        "logical",
+        lambda t, F, x: ((x > 0) & (x < 1)) * 1.0 + ((x > 1) | ~(x > -1)) * 2.0 + x,
+        [normal(3, 4)],
+    ),
+    (
+        "linspace eye",
+        lambda t, F, x: x * t.linspace(0, 1, 4, dtype=t.float64) + t.eye(3, 4, dtype=t.float64),
+        [normal(3, 4)],
+    ),
+    ("new_full", lambda t, F, x: x + x.new_ones(3, 4) + x.new_full((4,), 2.0), [normal(3, 4)]),
+]
+
+
 def to(lib, array, grad):
     grad = grad and not getattr(array, "weights", False)
     if array.dtype.kind == "f":

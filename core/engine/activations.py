@@ -90,6 +90,22 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     return a * b.sigmoid()
 
 
+def tanhshrink(x: Tensor) -> Tensor:
+    return x - x.tanh()
+
+
+def softmin(x: Tensor, dim: int = -1) -> Tensor:
+    """``softmax(-x)`` over ``dim``."""
+    return (-x).softmax(dim)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """``max(0, x) + weight * min(0, x)``, one weight or one per channel (dim 1)."""
+    if weight.numel() > 1 and x.ndim >= 2:
+        weight = weight.reshape(-1, *([1] * (x.ndim - 2)))
+    return x.relu() - (-x).relu() * weight
+
+
 def lerp(start: Tensor, end: Any, weight: Any) -> Tensor:
     """``start + weight * (end - start)``, as ``torch.lerp``."""
     return apply(Op.LERP, (start, lift(end, start), lift(weight, start)))

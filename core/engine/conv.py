@@ -295,6 +295,39 @@ def avg_pool2d(
     return sums / constant(counts, like=input)
 
 
+def max_pool1d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+) -> Tensor:
+    """``max_pool2d`` over (N, C, L) as an image of height 1."""
+    stride = kernel_size if stride is None else stride
+    out = max_pool2d(
+        input.unsqueeze(2),
+        (1, pair(kernel_size, 1)[0]),
+        (1, pair(stride, 1)[0]),
+        (0, pair(padding, 1)[0]),
+        dilation,
+        ceil_mode,
+        return_indices,
+    )
+    return out.squeeze(2)
+
+
+def avg_pool1d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+) -> Tensor:
+    """``avg_pool2d`` over (N, C, L) as an image of height 1."""
+    stride = kernel_size if stride is None else stride
+    out = avg_pool2d(
+        input.unsqueeze(2),
+        (1, pair(kernel_size, 1)[0]),
+        (1, pair(stride, 1)[0]),
+        (0, pair(padding, 1)[0]),
+        ceil_mode,
+        count_include_pad,
+    )
+    return out.squeeze(2)
+
+
 def _average_matrix(n_in: int, n_out: int) -> np.ndarray:
     """Rows averaging PyTorch's adaptive windows [floor(i n/o), ceil((i+1) n/o))."""
     m = np.zeros((n_out, n_in))

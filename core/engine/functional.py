@@ -27,21 +27,26 @@ from core.engine.activations import (  # noqa: F401  (public names)
     lerp,
     logsigmoid,
     mish,
+    prelu,
     relu6,
     selu,
     silu,
+    softmin,
     softplus,
     softsign,
+    tanhshrink,
 )
 from core.engine.attention import scaled_dot_product_attention  # noqa: F401  (public)
 from core.engine.conv import (  # noqa: F401  (public names)
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    avg_pool1d,
     avg_pool2d,
     conv1d,
     conv2d,
     conv_transpose2d,
     interpolate,
+    max_pool1d,
     max_pool2d,
     pad,
 )
@@ -59,6 +64,7 @@ from core.engine.losses import (  # noqa: F401  (public names)
     mse_loss_backward,
     nll_loss,
     normalize,
+    pairwise_distance,
     smooth_l1_loss,
 )
 from core.engine.modes import no_grad

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.engine.tensor import Tensor
 from core.errors import ShapeError
 from core.observe.source import where
+
+if TYPE_CHECKING:  # Tensor imports this module (Tensor.mm); the functions need only its methods
+    from core.engine.tensor import Tensor
 
 
 def _need(name: str, t: Tensor, ndim: int) -> None:

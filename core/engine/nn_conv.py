@@ -1,6 +1,5 @@
 """Convolution, pooling, resizing and padding modules with PyTorch's names
-(``core.nn`` exports them; ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` live
-in ``core.engine.nn``).
+(``core.nn`` exports them).
 
 >>> import core
 >>> from core import nn
@@ -17,20 +16,129 @@ import math
 from typing import Any
 
 from core.engine import functional as F
-from core.engine.nn import Conv2d, Module, _uniform
+from core.engine.nn import Module, _uniform
 from core.engine.tensor import Tensor
 
 __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
     "Conv1d",
+    "Conv2d",
     "ConvTranspose2d",
+    "MaxPool1d",
+    "MaxPool2d",
     "ReflectionPad2d",
     "ReplicationPad2d",
     "Unflatten",
     "Upsample",
     "ZeroPad2d",
 ]
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, C, H, W) inputs, with PyTorch's arguments
+    (``padding_mode`` "zeros", "reflect", "replicate" or "circular")."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: channels do not split into {groups} groups")
+        kernel = self._size(kernel_size)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.padding_mode = padding_mode
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        bound = 1.0 / math.sqrt(in_channels // groups * math.prod(kernel))
+        shape = (out_channels, in_channels // groups, *kernel)
+        self.weight = _uniform(shape, bound, device)
+        self.bias = _uniform((out_channels,), bound, device) if bias else None
+
+    _dims = 2
+
+    def _size(self, v: Any) -> tuple[int, ...]:
+        return (int(v),) * self._dims if isinstance(v, int) else tuple(int(a) for a in v)
+
+    def _padded(self, x: Tensor) -> tuple[Tensor, Any]:
+        if self.padding_mode == "zeros" or isinstance(self.padding, str):
+            return x, self.padding
+        amounts = [p for p in self._size(self.padding)[::-1] for _ in (0, 1)]
+        return F.pad(x, amounts, mode=self.padding_mode), 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._padded(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class MaxPool2d(Module):
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
+
+
+class AvgPool2d(Module):
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class Conv1d(Conv2d):
@@ -82,6 +190,31 @@ class ConvTranspose2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+
+
+class MaxPool1d(MaxPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool1d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
+
+
+class AvgPool1d(AvgPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool1d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+        )
 
 
 class AdaptiveAvgPool2d(Module):

@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
+from core.device import to_device
 from core.engine import activations as A
 from core.engine import functional as F
-from core.engine.nn import Module
+from core.engine.nn import Module, Parameter
 from core.engine.tensor import Tensor
 
 __all__ = [
@@ -44,13 +47,17 @@ __all__ = [
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
+    "PReLU",
+    "ParameterList",
     "ReLU6",
     "SELU",
     "SiLU",
     "SmoothL1Loss",
     "Softmax",
+    "Softmin",
     "Softplus",
     "Softsign",
+    "Tanhshrink",
 ]
 
 # -- containers ----------------------------------------------------------------------
@@ -179,6 +186,44 @@ Hardswish = _activation("Hardswish", A.hardswish)
 GLU = _activation("GLU", A.glu, ("dim", -1))
 Softmax = _activation("Softmax", F.softmax, ("dim", -1))
 LogSoftmax = _activation("LogSoftmax", F.log_softmax, ("dim", -1))
+Softmin = _activation("Softmin", A.softmin, ("dim", -1))
+Tanhshrink = _activation("Tanhshrink", A.tanhshrink)
+
+
+class PReLU(Module):
+    """``max(0, x) + a * min(0, x)`` with a learned ``a`` (one, or one per channel)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device: str = "cpu"):
+        super().__init__()
+        values = np.full(num_parameters, init, np.float32)
+        self.weight = Parameter(to_device(values, device), device=device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return A.prelu(x, self.weight)
+
+
+class ParameterList(Module):
+    """A list of parameters owned by the module; named "0", "1", ..."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        for v in values or ():
+            self.append(v)
+
+    def append(self, value: Any) -> ParameterList:
+        p = value if isinstance(value, Parameter) else Parameter(value)
+        setattr(self, str(len(self._parameters)), p)
+        return self
+
+    def __getitem__(self, i: int) -> Parameter:
+        return list(self._parameters.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(list(self._parameters.values()))
+
 
 # -- losses --------------------------------------------------------------------------
 

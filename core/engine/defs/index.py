@@ -88,12 +88,13 @@ def _scatter_grad(ctx, g):
 
 
 def _argsort(xp, a, axis, descending):
+    kind = "stable" if xp is np else None  # CuPy's sort is always stable
     if not descending:
-        return xp.argsort(a, axis=axis, kind="stable").astype(np.int64)
+        return xp.argsort(a, axis=axis, kind=kind).astype(np.int64)
     # stable and descending, NaN first (as PyTorch): sort the reversed input
     # ascending, then reverse the order
     n = a.shape[axis]
-    flipped = xp.argsort(xp.flip(a, axis), axis=axis, kind="stable")
+    flipped = xp.argsort(xp.flip(a, axis), axis=axis, kind=kind)
     return xp.ascontiguousarray(n - 1 - xp.flip(flipped, axis)).astype(np.int64)
 
 
