@@ -38,7 +38,9 @@ from core.observe.source import where
 
 
 def pair(v: Any, n: int = 2) -> tuple[int, ...]:
-    if isinstance(v, int | np.integer):
+    if type(v) is int:
+        return (v,) * n
+    if isinstance(v, np.integer):
         return (int(v),) * n
     out = tuple(int(a) for a in v)
     if len(out) != n:
@@ -249,8 +251,10 @@ def max_pool2d(
     """The largest value of each window; padding is -inf, as PyTorch's."""
     kernel = pair(kernel_size)
     stride = kernel if stride is None else pair(stride)
-    if pair(dilation) != (1, 1) or return_indices:
+    if dilation not in (1, (1, 1)) or return_indices:
         raise ValueError("max_pool2d: dilation and return_indices are not supported")
+    if padding == 0 and not ceil_mode:  # the plain op as it is
+        return apply(Op.MAX_POOL2D, (input,), {"kernel": kernel, "stride": stride})
     pads = _pool_geometry(input.shape, kernel, stride, pair(padding), ceil_mode)
     if any(p != (0, 0) for p in pads):
         spec = ((0, 0),) * (input.ndim - 2) + tuple(pads)

@@ -30,6 +30,8 @@ from core.observe.source import where
 
 def norm_dim(dim: int, ndim: int, what: str = "dim") -> int:
     """``dim`` as a non-negative axis of an ``ndim``-d tensor, or a clear error."""
+    if 0 <= dim < ndim:  # the common case, first
+        return dim
     size = max(ndim, 1)
     if not -size <= dim < size:
         raise ShapeError(f"{what} {dim} is out of range for a {ndim}-d tensor{where()}")

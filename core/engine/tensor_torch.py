@@ -48,17 +48,11 @@ def reduce_args(dim: Any, keepdim: bool, axis: Any, keepdims: Any, ndim: int) ->
     keep = bool(keepdim if keepdims is None else keepdims)
     if dim is None:
         return None, keep
+    if type(dim) is int and 0 <= dim < ndim:  # the common case, first
+        return (dim,), keep
     if isinstance(dim, int | np.integer):
         return (norm_dim(int(dim), ndim),) if ndim else (int(dim),), keep
     return tuple(sorted(norm_dim(int(d), ndim) for d in dim)), keep
-
-
-def _one_dim(dim: Any, axis: Any) -> Any:
-    if axis is not None:
-        if dim is not None:
-            raise TypeError("give dim or its alias axis, not both")
-        return axis
-    return dim
 
 
 class TorchMethods(ShapeMethods):
