@@ -43,7 +43,7 @@ from core.engine.creation import (
 )
 from core.engine.dispatch import reset_ids
 from core.engine.gradcheck import GradcheckReport, gradcheck
-from core.engine.modes import enable_grad, is_grad_enabled, no_grad
+from core.engine.modes import enable_grad, inference_mode, is_grad_enabled, no_grad
 from core.engine.ops import Op
 from core.engine.tensor import Tensor, float32, float64, int64
 from core.engine.torch_api import namespace as _torch_namespace
@@ -82,6 +82,7 @@ __all__ = [
     "grad",
     "gradcheck",
     "int64",
+    "inference_mode",
     "is_grad_enabled",
     "manual_seed",
     "nn",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_op_grads import ROWS, make_inputs
 
 import core
 from core.engine.dispatch import write_count
@@ -155,3 +156,43 @@ def test_in_place_in_the_graph_compiles_to_the_same_values():
     compiled()
     assert compiled().item() == pytest.approx(eager)
     np.testing.assert_allclose(x.grad.numpy(), grad)
+
+
+def test_two_dropouts_in_one_step_leave_backward_alone():
+    core.manual_seed(0)
+    x = leaf(np.ones((4, 5)))
+    core.functional.dropout(core.functional.dropout(x * 2.0, 0.5), 0.5).sum().backward()
+    assert set(np.unique(x.grad.numpy())) <= {0.0, 8.0}
+
+
+@pytest.mark.parametrize("r", ROWS, ids=lambda r: r.name)
+def test_what_each_rule_reads_is_declared(r):
+    """An input the op says its gradient rule does not read (``saved_from``,
+    ``saved_to``) can be written under no_grad between forward and backward
+    without changing the gradients: the declaration the version check
+    relies on is true."""
+    inputs = make_inputs(r, "cpu")
+    out = r.fn(*inputs)
+    node = out.node
+    if node is None or node.opdef.op is not r.op:
+        pytest.skip("the row's op does not make its output")
+    opdef = node.opdef
+    unread = [
+        t
+        for i, t in enumerate(node.inputs)
+        if not opdef.saved_from <= i < opdef.saved_to and t.dtype.kind == "f"
+    ]
+    if not unread:
+        pytest.skip("the rule reads every input")
+    wanted = [t for t in inputs if t.requires_grad]
+    v = core.tensor(np.random.default_rng(0).standard_normal(out.shape), dtype=out.dtype)
+    before = core.grad((out * v).sum(), wanted, retain_graph=True, allow_unused=True)
+    with core.no_grad():
+        for t in unread:
+            t.mul_(1.5).add_(0.25)
+    after = core.grad((out * v).sum(), wanted, allow_unused=True)
+    for b, a in zip(before, after, strict=True):
+        if b is None:
+            assert a is None
+            continue
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=r.name)

@@ -230,3 +230,73 @@ def test_batch_norm_model_learns_and_evaluates():
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     assert F.mse_loss(model(x), y).item() < losses[0]
+
+
+def test_init_functions_fill_in_place_with_pytorch_bounds():
+    core.manual_seed(0)
+    w = nn.Linear(400, 300).weight
+    before = w.id
+    nn.init.xavier_uniform_(w)
+    bound = (6 / (400 + 300)) ** 0.5
+    values = w.numpy()
+    assert w.id == before and abs(values).max() <= bound and abs(values).max() > 0.9 * bound
+    nn.init.kaiming_normal_(w, nonlinearity="relu")
+    assert abs(w.numpy().std() - (2 / 400) ** 0.5) < 0.05 * (2 / 400) ** 0.5
+    nn.init.orthogonal_(w)
+    np.testing.assert_allclose(w.numpy() @ w.numpy().T, np.eye(300), atol=1e-5)
+    nn.init.constant_(w, 0.5)
+    assert set(np.unique(w.numpy())) == {0.5}
+    nn.init.trunc_normal_(w, std=1.0, a=-0.5, b=0.5)
+    assert abs(w.numpy()).max() <= 0.5
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx((2 / 1.04) ** 0.5)
+    assert w.requires_grad and w.is_leaf
+
+
+def test_no_grad_as_a_decorator_and_inference_mode():
+    w = core.tensor([1.0], requires_grad=True)
+
+    @core.no_grad()
+    def doubled(x):
+        return x * 2.0
+
+    assert not doubled(w).requires_grad and (w * 2.0).requires_grad
+    with core.inference_mode():
+        assert not (w * 2.0).requires_grad
+    with core.inference_mode(False):
+        assert (w * 2.0).requires_grad
+
+
+def test_embedding_padding_row_gets_no_gradient():
+    core.manual_seed(0)
+    emb = nn.Embedding(5, 3, padding_idx=-1)
+    assert emb.padding_idx == 4 and not emb.weight.numpy()[4].any()
+    emb(core.tensor([[4, 1], [1, 4]])).sum().backward()
+    grad = emb.weight.grad.numpy()
+    assert not grad[4].any() and (grad[1] == 2.0).all()
+
+
+def test_layer_norm_without_affine_and_dropout2d_channels():
+    norm = nn.LayerNorm(4, elementwise_affine=False)
+    assert norm.parameters() == []
+    y = norm(core.randn(3, 4)).numpy()
+    np.testing.assert_allclose(y.mean(1), 0.0, atol=1e-6)
+    core.manual_seed(0)
+    out = nn.Dropout2d(0.5)(core.ones(4, 6, 3, 3)).numpy()
+    per_channel = out.reshape(4, 6, -1)
+    assert all(len(set(c)) == 1 for c in per_channel.reshape(24, 9).tolist())
+    assert set(np.unique(out)) == {0.0, 2.0}
+
+
+def test_transformer_encoder_layers_are_independent_copies():
+    core.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 3)
+    ids = [p.id for p in enc.parameters()]
+    assert len(ids) == len(set(ids)) == 3 * len(layer.parameters())
+    first, second = enc.layers[0].linear1.weight, enc.layers[1].linear1.weight
+    np.testing.assert_array_equal(first.numpy(), second.numpy())
+    opt = optim.SGD(enc.parameters(), lr=0.1)
+    enc(core.randn(2, 5, 8)).square().mean().backward()
+    opt.step()
+    assert not np.array_equal(first.numpy(), layer.linear1.weight.numpy())
+    assert not np.array_equal(first.numpy(), second.numpy())

@@ -33,6 +33,10 @@ OPTIMIZERS = [
 ]
 SCHEDULES = [
     ("none", None),
+    ("ExponentialLR", lambda s, opt: s.ExponentialLR(opt, gamma=0.8)),
+    ("MultiStepLR", lambda s, opt: s.MultiStepLR(opt, milestones=[2, 5, 9], gamma=0.5)),
+    ("ConstantLR", lambda s, opt: s.ConstantLR(opt, factor=0.5, total_iters=4)),
+    ("LinearLR", lambda s, opt: s.LinearLR(opt, start_factor=0.2, total_iters=7)),
     ("StepLR", lambda s, opt: s.StepLR(opt, step_size=3, gamma=0.5)),
     ("CosineAnnealingLR", lambda s, opt: s.CosineAnnealingLR(opt, T_max=7, eta_min=0.001)),
     ("OneCycleLR", lambda s, opt: s.OneCycleLR(opt, max_lr=0.05, total_steps=12)),
@@ -156,7 +160,7 @@ def scheduled_step(make_opt, make_sched):
 @pytest.mark.parametrize("opt_name, make_opt", OPTIMIZERS[::2], ids=[o[0] for o in OPTIMIZERS[::2]])
 def test_state_is_made_up_front(opt_name, make_opt):
     """Steps 1, 2 and 10 run the same ops, schedule and clipping included."""
-    make_sched = SCHEDULES[2][1]
+    make_sched = dict(SCHEDULES)["CosineAnnealingLR"]
     step, _ = scheduled_step(make_opt, make_sched)
     shapes = []
     for i in range(10):
@@ -167,9 +171,7 @@ def test_state_is_made_up_front(opt_name, make_opt):
     assert shapes[0] == shapes[1] == shapes[2]
 
 
-@pytest.mark.parametrize(
-    "sched_name, make_sched", SCHEDULES[1:4], ids=[s[0] for s in SCHEDULES[1:4]]
-)
+@pytest.mark.parametrize("sched_name, make_sched", SCHEDULES[1:], ids=[s[0] for s in SCHEDULES[1:]])
 def test_compiled_step_follows_the_schedule(sched_name, make_sched):
     make_opt = OPTIMIZERS[0][1]
     eager, eager_model = scheduled_step(make_opt, make_sched)

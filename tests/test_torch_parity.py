@@ -481,3 +481,66 @@ def test_scaled_dot_product_attention_matches_pytorch():
             **{n: torch.tensor(m) if isinstance(m, np.ndarray) else m for n, m in kwargs.items()},
         )
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-12)
+
+
+MORE = [
+    ("tan sinh cosh", lambda t, F, x: x.tan() + x.sinh() + x.cosh(), [normal(3, 4)]),
+    (
+        "var_mean std_mean",
+        lambda t, F, x: t.var_mean(x, 1)[0] + t.std_mean(x, 1)[1],
+        [normal(3, 4)],
+    ),
+    (
+        "repeat_interleave",
+        lambda t, F, x: x.repeat_interleave(2, 1).sum(0)[:4] + x.repeat_interleave(3)[:4],
+        [normal(3, 4)],
+    ),
+    (
+        "diff diag",
+        lambda t, F, x: x.diff(dim=0).sum() + t.diag(x[0], 1).sum(1).sum() + x.diag().sum(),
+        [normal(4, 4)],
+    ),
+    (
+        "meshgrid",
+        lambda t, F, a, b: (
+            sum(g.sum() for g in t.meshgrid(a, b, indexing="xy"))
+            + t.meshgrid(a, b, indexing="ij")[0][1]
+        ),
+        [normal(3), normal(2)],
+    ),
+    ("pixel_shuffle", lambda t, F, x: F.pixel_shuffle(x, 2), [normal(2, 8, 3, 2)]),
+]
+
+
+@pytest.mark.parametrize("name, fn, specs", MORE, ids=[c[0] for c in MORE])
+def test_more_values_and_gradients_as_pytorch(name, fn, specs):
+    test_same_values_and_gradients_as_pytorch(name, fn, specs)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_encoder_matches_pytorch(norm_first, batch_first):
+    core.manual_seed(0)
+    kwargs = dict(dropout=0.0, batch_first=batch_first, norm_first=norm_first)
+    ours = cnn.TransformerEncoder(cnn.TransformerEncoderLayer(6, 2, 10, **kwargs), 2).double()
+    theirs = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(6, 2, 10, **kwargs), 2, enable_nested_tensor=False
+    ).double()
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            theirs.get_parameter(name).copy_(torch.tensor(p.numpy()))
+    x = np.random.default_rng(0).standard_normal((4, 3, 6))
+    mask = (
+        np.triu(np.ones((4, 4), bool), 1) if not batch_first else np.triu(np.ones((3, 3), bool), 1)
+    )
+    got = ours(core.tensor(x, dtype="float64"), mask=core.tensor(mask)).numpy()
+    theirs.eval()  # dropout 0 anyway; eval keeps PyTorch on its reference path
+    want = theirs(torch.tensor(x), mask=torch.tensor(mask)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_norm_3d_matches_pytorch():
+    x = np.random.default_rng(0).standard_normal((2, 3, 2, 2, 3))
+    got = cnn.BatchNorm3d(3).double()(core.tensor(x, dtype="float64")).numpy()
+    want = torch.nn.BatchNorm3d(3).double()(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

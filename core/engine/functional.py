@@ -300,13 +300,18 @@ def layer_norm(
     return apply(Op.LAYER_NORM, (x, weight, bias), {"dims": len(shape), "eps": float(eps)})
 
 
-def embedding(indices: Tensor, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` picked by integer ``indices`` (any shape)."""
+def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices`` (any shape); the
+    ``padding_idx`` row passes no gradient back."""
     if not isinstance(indices, Tensor):
         indices = Tensor(np.asarray(indices), device=weight.device)
     if indices.dtype.kind not in "iu":
         raise DtypeError(f"embedding: indices must be integers, got {indices.dtype}")
-    return apply(Op.EMBEDDING, (weight, indices))
+    out = apply(Op.EMBEDDING, (weight, indices))
+    if padding_idx is None or not out.requires_grad:
+        return out
+    padded = indices.eq(padding_idx % weight.shape[0]).unsqueeze(-1)
+    return where(padded, out.detach(), out)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
@@ -323,6 +328,29 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     with no_grad():
         seed.add_(1)
     return apply(Op.DROPOUT, (x, seed), {"p": float(p)})
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels of (N, C, ...) with probability ``p`` (the rest
+    scaled by 1/(1-p)): one mask value per (sample, channel)."""
+    if not training or p == 0.0:
+        return x
+    keep = dropout(constant(1.0, like=x).expand(*x.shape[:2], *([1] * (x.ndim - 2))), p)
+    return x * keep
+
+
+dropout1d = dropout2d
+
+
+def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
+    """(N, C r^2, H, W) -> (N, C, H r, W r), as PyTorch's."""
+    r = upscale_factor
+    n, c, h, w = x.shape[-4:]
+    lead = x.shape[:-4]
+    out = x.reshape(*lead, n, c // (r * r), r, r, h, w)
+    k = len(lead)
+    out = out.permute(*range(k), k, k + 1, k + 4, k + 2, k + 5, k + 3)
+    return out.reshape(*lead, n, c // (r * r), h * r, w * r)
 
 
 def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:

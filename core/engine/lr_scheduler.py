@@ -1,5 +1,6 @@
 """Learning-rate schedules with PyTorch's names (``optim.lr_scheduler``):
-``StepLR``, ``CosineAnnealingLR``, ``OneCycleLR``.
+``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``ConstantLR``, ``LinearLR``,
+``CosineAnnealingLR``, ``OneCycleLR``.
 
 State is explicit here too: a schedule turns the optimizer's rate into a
 state tensor and counts steps in another; ``step()`` advances the count and
@@ -84,6 +85,67 @@ class StepLR(LRScheduler):
     def rate(self, step: Tensor) -> Tensor:
         drops = apply(Op.FLOOR, (step / float(self.step_size),))
         return apply(Op.POW, (_number(self.gamma, step), drops)) * self.base_lr
+
+
+class ExponentialLR(LRScheduler):
+    """``base_lr * gamma ** epoch``."""
+
+    def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def rate(self, step: Tensor) -> Tensor:
+        return apply(Op.POW, (_number(self.gamma, step), step)) * self.base_lr
+
+
+class MultiStepLR(LRScheduler):
+    """``base_lr * gamma ** (number of milestones reached)``."""
+
+    def __init__(self, optimizer: Any, milestones: Any, gamma: float = 0.1, last_epoch=-1):
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def rate(self, step: Tensor) -> Tensor:
+        reached = _number(0.0, step)
+        for m in self.milestones:
+            reached = reached + (step >= float(m)).astype(step.dtype)
+        return apply(Op.POW, (_number(self.gamma, step), reached)) * self.base_lr
+
+
+class ConstantLR(LRScheduler):
+    """``base_lr * factor`` until ``total_iters``, then ``base_lr``."""
+
+    def __init__(
+        self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
+    ):
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def rate(self, step: Tensor) -> Tensor:
+        done = (step >= float(self.total_iters)).astype(step.dtype)
+        return (done * (1.0 - self.factor) + self.factor) * self.base_lr
+
+
+class LinearLR(LRScheduler):
+    """The factor moves linearly from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` steps, then stays."""
+
+    def __init__(
+        self,
+        optimizer: Any,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ):
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def rate(self, step: Tensor) -> Tensor:
+        progress = step.clamp(max=float(self.total_iters)) / float(self.total_iters)
+        factor = progress * (self.end_factor - self.start_factor) + self.start_factor
+        return factor * self.base_lr
 
 
 class CosineAnnealingLR(LRScheduler):

@@ -15,6 +15,7 @@ False
 
 from __future__ import annotations
 
+import functools
 from contextvars import ContextVar
 from typing import Any
 
@@ -41,10 +42,26 @@ class Mode:
     def __exit__(self, *exc: object) -> None:
         self._var.reset(self._token)
 
+    def __call__(self, fn: Any) -> Any:
+        """As a decorator (``@core.no_grad()``): ``fn`` runs inside the mode."""
+        var, value = self._var, self._value
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with Mode(var, value):
+                return fn(*args, **kwargs)
+
+        return run
+
 
 def no_grad() -> Mode:
     """Ops inside record no graph (as ``torch.no_grad``)."""
     return Mode(grad_enabled, False)
+
+
+def inference_mode(mode: bool = True) -> Mode:
+    """``no_grad`` under PyTorch's other name (``inference_mode(False)`` records)."""
+    return Mode(grad_enabled, not mode)
 
 
 def enable_grad() -> Mode:

@@ -385,14 +385,22 @@ class GELU(Module):
 
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape: Any, eps: float = 1e-5, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: str = "cpu",
+    ) -> None:
         super().__init__()
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
         self.normalized_shape, self.eps = shape, eps
-        self.weight = Parameter(np.ones(shape, dtype=np.float32), device="cpu")
-        self.bias = Parameter(np.zeros(shape, dtype=np.float32), device="cpu")
+        affine = elementwise_affine
+        self.weight = Parameter(np.ones(shape, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(shape, dtype=np.float32)) if affine and bias else None
         if device != "cpu":
             self.to(device)
 
@@ -401,13 +409,26 @@ class LayerNorm(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings: int, embedding_dim: int, device: str = "cpu") -> None:
+    """Rows of a learned table; the ``padding_idx`` row starts at zero and
+    gets no gradient, as PyTorch's."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        device: str = "cpu",
+    ) -> None:
         super().__init__()
         values = generator().standard_normal((num_embeddings, embedding_dim))
+        if padding_idx is not None:
+            padding_idx %= num_embeddings
+            values[padding_idx] = 0.0
+        self.padding_idx = padding_idx
         self.weight = Parameter(to_device(values.astype(np.float32), device), device=device)
 
     def forward(self, indices: Tensor) -> Tensor:
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
 
 class Dropout(Module):
@@ -420,6 +441,16 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels (``F.dropout2d``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training)
+
+
+Dropout1d = Dropout2d
 
 
 class Sequential(Module):
@@ -443,6 +474,7 @@ class Sequential(Module):
 
 
 # The rest of torch.nn, by family (each module imports Module from here).
+from core.engine import nn_init as init  # noqa: E402, F401  (nn.init.xavier_uniform_)
 from core.engine import nn_utils as utils  # noqa: E402, F401  (nn.utils.clip_grad_norm_)
 from core.engine.nn_attention import *  # noqa: E402, F403
 from core.engine.nn_conv import *  # noqa: E402, F403

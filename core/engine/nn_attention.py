@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -24,13 +25,14 @@ from core.device import to_device
 from core.engine import functional as F
 from core.engine.attention import _masked
 from core.engine.dispatch import constant, is_tensor
-from core.engine.nn import Linear, Module, Parameter
+from core.engine.nn import Dropout, LayerNorm, Linear, Module, Parameter
+from core.engine.nn_layers import ModuleList
 from core.engine.random import generator
 from core.engine.tensor import Tensor
 from core.errors import ShapeError
 from core.observe.source import where
 
-__all__ = ["MultiheadAttention"]
+__all__ = ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
 
 
 class MultiheadAttention(Module):
@@ -149,3 +151,103 @@ def _allowed(mask: Any, n: int, heads: int, scores: Tensor) -> Tensor:
     if mask.dtype == np.bool_:
         return mask.eq(False)
     return mask
+
+
+class TransformerEncoderLayer(Module):
+    """Self-attention and a feed-forward network, each with a residual
+    connection and layer norm (after by default, before with ``norm_first``),
+    as PyTorch's (its defaults: 2048 hidden units, dropout 0.1, ReLU)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: Any = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, device=device
+        )
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, device=device)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device)
+        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+        if isinstance(activation, str):
+            if activation not in ("relu", "gelu"):
+                raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+            activation = F.relu if activation == "relu" else F.gelu
+        object.__setattr__(self, "activation", activation)
+
+    def forward(
+        self,
+        src: Tensor,
+        src_mask: Any = None,
+        src_key_padding_mask: Any = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        x = src
+        if self.norm_first:
+            x = x + self._attend(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            return x + self._feed(self.norm2(x))
+        x = self.norm1(x + self._attend(x, src_mask, src_key_padding_mask, is_causal))
+        return self.norm2(x + self._feed(x))
+
+    def _attend(self, x: Tensor, mask: Any, padding: Any, is_causal: bool) -> Tensor:
+        out, _ = self.self_attn(
+            x,
+            x,
+            x,
+            attn_mask=mask,
+            key_padding_mask=padding,
+            need_weights=False,
+            is_causal=is_causal,
+        )
+        return self.dropout1(out)
+
+    def _feed(self, x: Tensor) -> Tensor:
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerEncoder(Module):
+    """``num_layers`` copies of ``encoder_layer`` (each with its own
+    parameters, as PyTorch's), then an optional ``norm``."""
+
+    def __init__(self, encoder_layer: Module, num_layers: int, norm: Module | None = None):
+        super().__init__()
+        self.layers = ModuleList([fresh_copy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers, self.norm = num_layers, norm
+
+    def forward(
+        self,
+        src: Tensor,
+        mask: Any = None,
+        src_key_padding_mask: Any = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        x = src
+        for layer in self.layers:
+            x = layer(x, mask, src_key_padding_mask, is_causal)
+        return x if self.norm is None else self.norm(x)
+
+
+def fresh_copy(module: Module) -> Module:
+    """A deep copy of ``module`` whose parameters and buffers are new tensors
+    (new ids, the same values)."""
+    twin = copy.deepcopy(module)
+    for m in twin.modules():
+        for name, p in list(m._parameters.items()):
+            setattr(m, name, Parameter(p.data.copy(), device=p.device))
+        for name, b in list(m._buffers.items()):
+            if b is not None:
+                m.register_buffer(name, Tensor(b.data.copy(), device=b.device))
+    return twin

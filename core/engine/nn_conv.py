@@ -29,6 +29,7 @@ __all__ = [
     "ConvTranspose2d",
     "MaxPool1d",
     "MaxPool2d",
+    "PixelShuffle",
     "ReflectionPad2d",
     "ReplicationPad2d",
     "Unflatten",
@@ -264,6 +265,15 @@ class ReflectionPad2d(_Pad2d):
 
 class ReplicationPad2d(_Pad2d):
     mode = "replicate"
+
+
+class PixelShuffle(Module):
+    def __init__(self, upscale_factor: int) -> None:
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pixel_shuffle(x, self.upscale_factor)
 
 
 class Unflatten(Module):

@@ -275,9 +275,37 @@ READS_NO_VALUES = frozenset(
         Op.CLONE,
         Op.COPY,
         Op.DETACH,
+        Op.CAST,
+        # these read only side outputs (a mask, a difference) and shapes
+        Op.MSE_LOSS,
+        Op.UNFOLD,
+        Op.FOLD,
+        Op.MAX_POOL2D,
+        Op.AVG_POOL2D,
+        Op.DROPOUT,
     }
 )
-READS_INDICES = frozenset({Op.GETITEM, Op.SCATTER_ADD, Op.GATHER})
+# ops whose gradient rules read their own output (``ctx.output``)
+READS_OUTPUT = frozenset(
+    {
+        Op.POW,
+        Op.EXP,
+        Op.SQRT,
+        Op.TANH,
+        Op.SIGMOID,
+        Op.RELU,
+        Op.EXPM1,
+        Op.EXP2,
+        Op.SOFTMAX,
+        Op.LOG_SOFTMAX,
+        Op.MAX,
+        Op.MIN,
+    }
+)
+# (cross_entropy reads its targets, conv2d its weight, embedding its indices)
+READS_INDICES = frozenset(
+    {Op.GETITEM, Op.SCATTER_ADD, Op.GATHER, Op.SCATTER, Op.CROSS_ENTROPY, Op.CONV2D, Op.EMBEDDING}
+)
 
 
 @dataclass(slots=True)
@@ -312,7 +340,7 @@ class OpDef:
     # when one of them was written in place since the node was made
     saved_from: int = 0
     saved_to: int = 1 << 16
-    saves_output: bool = True
+    saves_output: bool = False
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -349,11 +377,12 @@ def define(
         len(outputs) > 1,
     )
     if op in READS_NO_VALUES:
-        definition.saved_from, definition.saves_output = 1 << 16, False
+        definition.saved_from = 1 << 16
     elif op in READS_INDICES:
-        definition.saved_from, definition.saves_output = 1, False
+        definition.saved_from = 1
     elif op is Op.WHERE:  # the condition only
-        definition.saved_to, definition.saves_output = 1, False
+        definition.saved_to = 1
+    definition.saves_output = op in READS_OUTPUT
     REGISTRY[op] = definition
     return definition
 

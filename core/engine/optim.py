@@ -93,8 +93,9 @@ class Optimizer:
                 group[key] = _number(value)
         return [group]
 
-    def zero_grad(self) -> None:
-        """Forget every gradient (``.grad = None``, PyTorch's default)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every gradient (``.grad = None``, PyTorch's default; gradients
+        are values here, so ``set_to_none=False`` does the same)."""
         for p in self.params:
             p.grad = None
 

@@ -24,6 +24,7 @@ from core.device import xp_for
 from core.engine.dispatch import apply, apply_, constant, is_tensor, leaf, lift
 from core.engine.modes import no_grad
 from core.engine.ops import Op
+from core.engine.random import generator
 from core.errors import ShapeError
 from core.observe.source import where
 
@@ -132,6 +133,42 @@ class ShapeMethods:
         if len(dims) == 1 and isinstance(dims[0], tuple | list):
             dims = tuple(dims[0])
         return self.repeat(*((1,) * (self.ndim - len(dims)) + tuple(dims)))
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None):
+        """Each element (or slice of ``dim``) repeated ``repeats`` times in place."""
+        if dim is None:
+            return self.flatten().repeat_interleave(repeats, 0)
+        d = norm_dim(dim, self.ndim)
+        if is_tensor(repeats) or not isinstance(repeats, int):
+            counts = np.asarray(repeats.numpy() if is_tensor(repeats) else repeats)
+            index = np.repeat(np.arange(self.shape[d]), counts)
+            return self[(slice(None),) * d + (constant(index, device=self.device),)]
+        shape = list(self.shape)
+        spread = self.unsqueeze(d + 1).expand(*shape[: d + 1], repeats, *shape[d + 1 :])
+        return spread.flatten(d, d + 1)
+
+    def diff(self, n: int = 1, dim: int = -1):
+        """Differences of neighbours along ``dim``, ``n`` times."""
+        d = norm_dim(dim, self.ndim)
+        out = self
+        lead = (slice(None),) * d
+        for _ in range(n):
+            out = out[lead + (slice(1, None),)] - out[lead + (slice(None, -1),)]
+        return out
+
+    def diag(self, diagonal: int = 0):
+        """A 1-d tensor's values on a diagonal of a square matrix, or a 2-d
+        tensor's diagonal."""
+        if self.ndim == 2:
+            return self.diagonal(diagonal)
+        if self.ndim != 1:
+            raise ShapeError(f"diag: needs a 1-d or 2-d tensor, got shape {self.shape}{where()}")
+        n = self.shape[0] + abs(diagonal)
+        rows = np.arange(self.shape[0]) + max(-diagonal, 0)
+        cols = np.arange(self.shape[0]) + max(diagonal, 0)
+        index = (constant(rows, device=self.device), constant(cols, device=self.device))
+        spec = (("index", 0), ("index", 1))
+        return apply(Op.SCATTER_ADD, (self, *index), {"shape": (n, n), "index": spec})
 
     def narrow(self, dim: int, start: int, length: int):
         d = norm_dim(dim, self.ndim)
@@ -271,6 +308,18 @@ class ShapeMethods:
         if not is_tensor(value):
             value = constant(value, dtype=self.dtype, device=self.device)
         return self.copy_(value)
+
+    def _random_(self, values: np.ndarray):
+        with no_grad():
+            return self.copy_(constant(values.astype(self.dtype), device=self.device))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0):
+        """Values drawn uniformly from [a, b), in place (the global generator)."""
+        return self._random_(generator().uniform(a, b, self.shape))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0):
+        """Normal values, in place (the global generator)."""
+        return self._random_(generator().normal(mean, std, self.shape))
 
     def clamp_(self, min: float | None = None, max: float | None = None):
         apply_(Op.CLIP, self, (), {"lo": min, "hi": max})

@@ -88,6 +88,16 @@ class TorchMethods(ShapeMethods):
     def erf(self):
         return apply(Op.ERF, (self,))
 
+    def tan(self):
+        return self.sin() / self.cos()
+
+    def sinh(self):
+        """``(expm1(x) - expm1(-x)) / 2``: exact near 0."""
+        return (self.expm1() - (-self).expm1()) * 0.5
+
+    def cosh(self):
+        return (self.exp() + (-self).exp()) * 0.5
+
     def rsqrt(self):
         """``1 / sqrt(x)``."""
         return self**-0.5
@@ -258,6 +268,13 @@ class TorchMethods(ShapeMethods):
     def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kw):
         """Standard deviation, ``sqrt(var)``, with ``var``'s arguments."""
         return self.var(dim, unbiased, keepdim, **kw).sqrt()
+
+    def var_mean(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kw):
+        """(variance, mean) over ``dim``, as ``torch.var_mean``."""
+        return self.var(dim, unbiased, keepdim, **kw), self.mean(dim, keepdim)
+
+    def std_mean(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kw):
+        return self.std(dim, unbiased, keepdim, **kw), self.mean(dim, keepdim)
 
     def logsumexp(self, dim: Any, keepdim: bool = False):
         """``log(sum(exp(x)))`` over ``dim``, shifted by the (detached) maximum so

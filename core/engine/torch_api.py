@@ -29,7 +29,9 @@ METHODS = (
     "log2 logsumexp masked_fill max mean min movedim mul nan_to_num narrow neg negative "
     "norm permute pow prod reciprocal remainder reshape roll round "
     "rsqrt scatter scatter_add sigmoid sign sin sort split sqrt square squeeze std sub "
-    "sum swapaxes t tanh tile topk transpose tril triu trunc unbind unflatten unsqueeze var"
+    "sum swapaxes t tanh tile topk transpose tril triu trunc unbind unflatten unsqueeze var "
+    "tan sinh cosh var_mean std_mean repeat_interleave diff diag logical_and logical_or "
+    "logical_not"
 ).split()
 FUNCTIONS = {
     "cat": functional.cat,
@@ -72,11 +74,31 @@ def numel(input: Tensor) -> int:
     return input.numel()
 
 
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
+    """Grids of the 1-d tensors' values, as ``torch.meshgrid`` ("ij" or "xy")."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    sizes = [t.shape[0] for t in tensors]
+    if indexing == "xy" and len(tensors) >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    grids = []
+    for i, t in enumerate(tensors):
+        axis = i
+        if indexing == "xy" and i < 2 and len(tensors) >= 2:
+            axis = 1 - i
+        shape = [1] * len(tensors)
+        shape[axis] = t.shape[0]
+        grids.append(t.reshape(*shape).expand(*sizes))
+    return tuple(grids)
+
+
 def namespace() -> dict[str, Callable[..., Any]]:
     """Every top-level function, by name (``core`` takes them all)."""
     names = {name: _from_method(name) for name in METHODS if hasattr(Tensor, name)}
     names.update(FUNCTIONS)
-    names.update(is_tensor=is_tensor, numel=numel)
+    names.update(is_tensor=is_tensor, numel=numel, meshgrid=meshgrid)
     names.update(DTYPES)
     return names
 
