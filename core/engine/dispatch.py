@@ -91,7 +91,6 @@ def wrap(data: Any, device: str, requires_grad: bool = False) -> Tensor:
     t._node = None
     t.id = next(_tensor_ids)
     t.name = None
-    t._version = 0
     return t
 
 
@@ -116,7 +115,7 @@ class Node:
         self._out = weakref.ref(out)
         self.side: tuple[tuple[int, Any], ...] | None = None
         self.freed = False
-        # in-place writes made before this node: a saved tensor whose _version
+        # in-place writes made before this node: a saved tensor whose version
         # is larger was written after the node saved it (see ``check_saved``)
         self.epoch = _writes
 
@@ -147,7 +146,6 @@ class Node:
         t._slot = i
         t.id = tid
         t.name = None
-        t._version = 0
         return t
 
     def needs(self, i: int) -> bool:
@@ -336,7 +334,6 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     result._grad = None
     result.id = next(_tensor_ids)
     result.name = None
-    result._version = 0
     if requires:
         node = result._node = Node(nid, opdef, inputs, attrs, result)
         node.side = side
@@ -363,7 +360,7 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     grad, the write is part of the graph, as in PyTorch: the op runs as an
     ordinary node on the old value, and the tensor object takes the new value
     and the new node (and the new value's id). A leaf that requires grad
-    cannot be written so. Either way the tensor's ``_version`` moves on; a
+    cannot be written so. Either way the tensor's version moves on; a
     write in the graph keeps the old value for the nodes that took it, one
     outside does not, and a backward refuses a node that would read the new
     value instead (see ``check_saved``).
@@ -399,19 +396,36 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
         _hook("op", (nid, opdef, inputs, attrs, target, None, value_id))
     target.data = out
     _writes += 1
-    target._version = _writes
+    if not _writes & 0xFFFFF:
+        _forget_old_writes()
+    _written[target.id] = (_writes, opdef.label_)
     if target._node is not None and getattr(target, "_replaced", None):
         target._replaced.append((_writes, None))  # this old value is gone
-    _note_writer(target, opdef)
     if emit:
         _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
     return value_id
 
 
-# In-place writes so far: a written tensor's ``_version`` and a new node's
-# ``epoch`` take this count, so one comparison tells a write after a save.
+# In-place writes so far: a new node's ``epoch`` takes this count, and each
+# write stamps the tensor it wrote with it, so one comparison tells a write
+# after a save. Stamps live here, by tensor id, for the few tensors ever
+# written: the ops that make the rest pay nothing for them.
 _writes = 0
-_written_by: dict[int, str] = {}  # tensor id -> the in-place op that last wrote it
+_written: dict[int, tuple[int, str]] = {}  # tensor id -> (stamp, the in-place op's label)
+
+
+def version(t: Tensor) -> int:
+    """The stamp of the last in-place write to ``t`` (0: never written)."""
+    entry = _written.get(t.id)
+    return 0 if entry is None else entry[0]
+
+
+def _forget_old_writes() -> None:
+    """Drop the stamps of writes long past (a node older than a million
+    writes with a value written since would go unchecked)."""
+    horizon = _writes - (1 << 20)
+    for tid in [tid for tid, (stamp, _label) in _written.items() if stamp < horizon]:
+        del _written[tid]
 
 
 def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) -> int:
@@ -424,7 +438,7 @@ def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) ->
             f"{opdef.label}(){where()}"
         )
     old = _new_tensor(_Tensor)  # the old value, as the nodes that made and read it know it
-    for slot in ("data", "device", "requires_grad", "_grad", "_node", "id", "name", "_version"):
+    for slot in ("data", "device", "requires_grad", "_grad", "_node", "id", "name"):
         # (not ``_replaced``: nodes that took ``old`` itself are newer than its writes)
         setattr(old, slot, getattr(target, slot))
     if old._node is not None and old._node._out() is target:
@@ -437,19 +451,12 @@ def _apply_in_graph(opdef: OpDef, target: Tensor, others: tuple, attrs: dict) ->
     target.requires_grad = result.requires_grad
     target._node = result._node
     target.id = result.id
-    target._version = _writes
     # the old value, for nodes that took the tensor before this write
     target._replaced = [*(getattr(target, "_replaced", None) or ()), (_writes, old)]
     if result._node is not None:
         result._node._out = weakref.ref(target)
-    _note_writer(target, opdef)
+    _written[target.id] = (_writes, opdef.label_)
     return result.id
-
-
-def _note_writer(t: Tensor, opdef: OpDef) -> None:
-    if len(_written_by) > 65536:  # names for error messages only: forget old ones
-        _written_by.clear()
-    _written_by[t.id] = opdef.label_
 
 
 def check_saved(node: Node) -> None:
@@ -463,7 +470,7 @@ def check_saved(node: Node) -> None:
     inputs = node.inputs
     fixed = None
     for i, t in enumerate(inputs):
-        if t._version <= node.epoch:
+        if version(t) <= node.epoch:
             continue
         taken = _value_taken(t, node.epoch)
         if taken is not None:
@@ -475,7 +482,7 @@ def check_saved(node: Node) -> None:
         node.inputs = tuple(fixed)
     if opdef.saves_output:
         out = node._out()
-        if out is not None and out._version > node.epoch:
+        if out is not None and version(out) > node.epoch:
             _refuse_modified(node, "the output", out)
 
 
@@ -494,7 +501,7 @@ def write_count() -> int:
 
 
 def _refuse_modified(node: Node, which: str, t: Tensor) -> None:
-    by = _written_by.get(t.id, "an in-place op")
+    by = _written.get(t.id, (0, "an in-place op"))[1]
     raise GradError(
         f"backward: one of the values needed for gradient computation has been modified "
         f"by an in-place operation: {which} of {node.name} (shape {tuple(t.shape)}, "

@@ -65,11 +65,10 @@ def _targets(target: Any, like: Tensor) -> Tensor:
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """The mean (or sum, or each) of ``(input - target) ** 2``."""
+    if reduction == "mean":  # one op, first
+        return apply(Op.MSE_LOSS, (input, lift(target, input)))
     _check(reduction, "mse_loss")
-    target = lift(target, input)
-    if reduction == "mean":
-        return apply(Op.MSE_LOSS, (input, target))
-    diff = input - target
+    diff = input - lift(target, input)
     return reduce(diff * diff, reduction, "mse_loss")
 
 
@@ -189,6 +188,16 @@ def cross_entropy(
 
     The mean over class indices without weights or smoothing is one op.
     """
+    if (
+        reduction == "mean"
+        and weight is None
+        and not label_smoothing
+        and input.ndim == 2
+        and is_tensor(target)
+        and target.dtype.kind in "iu"
+    ):  # the common case, first: one op
+        attrs = {} if ignore_index == -100 else {"ignore_index": int(ignore_index)}
+        return apply(Op.CROSS_ENTROPY, (input, target), attrs)
     _check(reduction, "cross_entropy")
     target = _targets(target, input)
     if not 0.0 <= label_smoothing <= 1.0:

@@ -49,6 +49,7 @@ class Optimizer:
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"{type(self).__name__}: lr must be a positive number, got {lr}")
         self.lr: float | Tensor = lr
+        self._lr_is_number = True  # until a schedule makes it a state tensor
         self.state: dict[int, dict[str, Tensor]] = {
             p.id: {name: self._slot(p, name) for name in self.slots} for p in self.params
         }
@@ -72,6 +73,7 @@ class Optimizer:
         current = self.betas[0] if name == "beta1" else getattr(self, name)
         if isinstance(current, Tensor):
             return current
+        self._lr_is_number = self._lr_is_number and name != "lr"
         first = self.params[0]
         value = xp_for(first.device).asarray(current, dtype=first.dtype)
         t = leaf(value, first.device, False, "state", f"{type(self).__name__.lower()}.{name}")
@@ -157,7 +159,9 @@ class SGD(Optimizer):
         if self._uses_momentum:
             buf = state["momentum_buffer"].mul_(self.momentum).add_(g)
             g = g + buf * self.momentum if self.nesterov else buf
-        return descend(p, g, self.lr)
+        if self._lr_is_number:  # p -= lr * g, one op
+            return apply_(Op.ADD_SCALED, p, (g,), {"alpha": -float(self.lr)})
+        return apply_(Op.SUB, p, (g * self.lr,))
 
 
 class Adam(Optimizer):

@@ -36,6 +36,7 @@ from core.engine.dispatch import (
     lift,
     new_id,
     read,
+    version,
     wrap,
 )
 from core.engine.modes import no_grad
@@ -68,7 +69,6 @@ class Tensor(TorchMethods):
         "_node",
         "id",
         "name",
-        "_version",
         "_replaced",  # set by in-place writes in the graph: [(stamp, old value)]
         "__weakref__",
     )
@@ -90,7 +90,6 @@ class Tensor(TorchMethods):
         self._node: Node | None = None
         self.id = new_id()
         self.name: str | None = None
-        self._version = 0  # the engine's count of in-place writes at the last one here
 
     # -- facts ---------------------------------------------------------------
 
@@ -116,6 +115,12 @@ class Tensor(TorchMethods):
         self._grad = value
         if value is None:
             grad_reset(self)  # a tracer learns the step does not depend on the old one
+
+    @property
+    def _version(self) -> int:
+        """The engine's count of in-place writes when this tensor was last
+        written in place (0: never); it grows with every write, as PyTorch's."""
+        return version(self)
 
     @property
     def is_leaf(self) -> bool:
