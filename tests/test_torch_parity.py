@@ -544,3 +544,64 @@ def test_batch_norm_3d_matches_pytorch():
     got = cnn.BatchNorm3d(3).double()(core.tensor(x, dtype="float64")).numpy()
     want = torch.nn.BatchNorm3d(3).double()(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+EXTRA = [
+    (
+        "margin ranking triplet cosine embedding",
+        lambda t, F, a, b, c: (
+            F.margin_ranking_loss(a[:, 0], b[:, 0], t.sign(c[:, 0]), 0.2)
+            + F.triplet_margin_loss(a, b, c, swap=True)
+            + F.cosine_embedding_loss(a, b, t.sign(c[:, 1]), 0.1)
+        ),
+        [normal(5, 4), normal(5, 4), normal(5, 4)],
+    ),
+    (
+        "cdist",
+        lambda t, F, a, b: t.cdist(a, b) + t.cdist(a, b, p=1.0),
+        [normal(2, 3, 4), normal(2, 5, 4)],
+    ),
+    (
+        "cross kron",
+        lambda t, F, a, b: (
+            t.cross(a, b, dim=1).sum() + t.kron(a, b).sum() + t.kron(a[0], b[1]).sum()
+        ),
+        [normal(2, 3), normal(2, 3)],
+    ),
+    (
+        "median",
+        lambda t, F, x: x.median() + x.median(1).values.sum() + x.median(0, keepdim=True)[0].sum(),
+        [normal(4, 5)],
+    ),
+    (
+        "bilinear",
+        lambda t, F, a, b, w, c: F.bilinear(a, b, w, c),
+        [normal(3, 4), normal(3, 2), normal(5, 4, 2), normal(5)],
+    ),
+    (
+        "conv_transpose1d",
+        lambda t, F, x, w, b: F.conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1),
+        [normal(2, 3, 5), normal(3, 2, 3), normal(2)],
+    ),
+    (
+        "adaptive_max_pool2d",
+        lambda t, F, x: F.adaptive_max_pool2d(x, (2, 3)).sum() + F.adaptive_max_pool2d(x, 1).sum(),
+        [normal(2, 2, 5, 7)],
+    ),
+]
+
+
+@pytest.mark.parametrize("name, fn, specs", EXTRA, ids=[c[0] for c in EXTRA])
+def test_extra_values_and_gradients_as_pytorch(name, fn, specs):
+    test_same_values_and_gradients_as_pytorch(name, fn, specs)
+
+
+def test_parameters_to_vector_round_trip():
+    core.manual_seed(0)
+    model = cnn.Linear(3, 2)
+    vec = cnn.utils.parameters_to_vector(model.parameters())
+    assert vec.shape == (8,)
+    cnn.utils.vector_to_parameters(vec * 2.0, model.parameters())
+    np.testing.assert_allclose(
+        cnn.utils.parameters_to_vector(model.parameters()).numpy(), vec.numpy() * 2.0
+    )

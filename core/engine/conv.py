@@ -221,6 +221,23 @@ def conv_transpose2d(
     return out if bias is None else out + bias.reshape(-1, 1, 1)
 
 
+def conv_transpose1d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """``conv_transpose2d`` over (N, C, L) as an image of height 1."""
+    out = conv_transpose2d(
+        input.unsqueeze(2),
+        weight.unsqueeze(2),
+        bias,
+        (1, pair(stride, 1)[0]),
+        (0, pair(padding, 1)[0]),
+        (0, pair(output_padding, 1)[0]),
+        groups,
+        (1, pair(dilation, 1)[0]),
+    )
+    return out.squeeze(2)
+
+
 # -- pooling ---------------------------------------------------------------------------
 
 
@@ -349,6 +366,26 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     rows = constant(_average_matrix(h, oh), like=input)
     cols = constant(_average_matrix(w, ow).T, like=input)
     return rows @ input @ cols
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False):
+    """The largest value of each of PyTorch's adaptive windows."""
+    if return_indices:
+        raise ValueError("adaptive_max_pool2d: return_indices is not supported")
+    size = output_size if isinstance(output_size, tuple | list) else (output_size,) * 2
+    h, w = input.shape[-2:]
+    oh, ow = (h if size[0] is None else size[0]), (w if size[1] is None else size[1])
+    if h % oh == 0 and w % ow == 0 and input.ndim == 4:
+        return max_pool2d(input, (h // oh, w // ow))
+    rows = []
+    for i in range(oh):
+        top, bottom = (i * h) // oh, -(-((i + 1) * h) // oh)
+        cells = []
+        for j in range(ow):
+            left, right = (j * w) // ow, -(-((j + 1) * w) // ow)
+            cells.append(input[..., top:bottom, left:right].amax((-2, -1)))
+        rows.append(apply(Op.STACK, tuple(cells), {"axis": input.ndim - 2}))
+    return apply(Op.STACK, tuple(rows), {"axis": input.ndim - 2})
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.engine import indexing
+from core.engine import indexing, linalg
 from core.engine.activations import (  # noqa: F401  (public names)
     celu,
     elu,
@@ -40,10 +40,12 @@ from core.engine.attention import scaled_dot_product_attention  # noqa: F401  (p
 from core.engine.conv import (  # noqa: F401  (public names)
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     conv1d,
     conv2d,
+    conv_transpose1d,
     conv_transpose2d,
     interpolate,
     max_pool1d,
@@ -54,18 +56,21 @@ from core.engine.dispatch import apply, constant, lift
 from core.engine.losses import (  # noqa: F401  (public names)
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cosine_similarity,
     cross_entropy,
     cross_entropy_backward,
     huber_loss,
     kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
     mse_loss_backward,
     nll_loss,
     normalize,
     pairwise_distance,
     smooth_l1_loss,
+    triplet_margin_loss,
 )
 from core.engine.modes import no_grad
 from core.engine.norms import (  # noqa: F401  (public names)
@@ -248,6 +253,12 @@ def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -
 
 
 # -- networks --------------------------------------------------------------------
+
+
+def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x1^T A_o x2 + b_o`` for each output o (weight (out, in1, in2))."""
+    out = linalg.einsum("...i,oij,...j->...o", x1, weight, x2)
+    return out if bias is None else out + bias
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -282,6 +282,46 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     return reduce(loss, reduction, "kl_div")
 
 
+def margin_ranking_loss(
+    input1: Tensor, input2: Any, target: Any, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """``max(0, -y (x1 - x2) + margin)``."""
+    loss = (-lift(target, input1) * (input1 - lift(input2, input1)) + margin).clamp(min=0.0)
+    return reduce(loss, reduction, "margin_ranking_loss")
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with ``pairwise_distance``."""
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return reduce((d_pos - d_neg + margin).clamp(min=0.0), reduction, "triplet_margin_loss")
+
+
+def cosine_embedding_loss(
+    input1: Tensor, input2: Any, target: Any, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """``1 - cos`` where the target is 1, ``max(0, cos - margin)`` where it is -1."""
+    input2, target = lift(input2, input1), lift(target, input1)
+    tiny = 1e-12  # as PyTorch's EPSILON
+    dot = (input1 * input2).sum(-1)
+    norms = (((input1 * input1).sum(-1) + tiny) * ((input2 * input2).sum(-1) + tiny)).sqrt()
+    cos = dot / norms
+    positive = _select(target.eq(1.0), 1.0 - cos, 0.0)
+    negative = _select(target.eq(-1.0), (cos - margin).clamp(min=0.0), 0.0)
+    return reduce(positive + negative, reduction, "cosine_embedding_loss")
+
+
 def _clamped_norm(x: Tensor, dim: int, eps: float) -> Tensor:
     """``max(||x||_2, eps)`` over ``dim`` (kept), as ``sqrt(max(sum x^2, eps^2))``:
     the same values, and a finite gradient at a zero vector."""

@@ -1,6 +1,6 @@
 """Learning-rate schedules with PyTorch's names (``optim.lr_scheduler``):
 ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``ConstantLR``, ``LinearLR``,
-``CosineAnnealingLR``, ``OneCycleLR``.
+``CosineAnnealingLR``, ``CosineAnnealingWarmRestarts``, ``OneCycleLR``.
 
 State is explicit here too: a schedule turns the optimizer's rate into a
 state tensor and counts steps in another; ``step()`` advances the count and
@@ -157,6 +157,33 @@ class CosineAnnealingLR(LRScheduler):
 
     def rate(self, step: Tensor) -> Tensor:
         cosine = (step * (math.pi / self.T_max)).cos()
+        return (cosine + 1.0) * ((self.base_lr - self.eta_min) / 2.0) + self.eta_min
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing that restarts: periods of ``T_0``, ``T_0 * T_mult``, ...
+    (the period and the place in it are ops on the step count)."""
+
+    def __init__(
+        self, optimizer: Any, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1
+    ):
+        if T_0 <= 0 or T_mult < 1 or int(T_mult) != T_mult:
+            raise ValueError("CosineAnnealingWarmRestarts: T_0 > 0 and an integer T_mult >= 1")
+        self.T_0, self.T_mult, self.eta_min = T_0, int(T_mult), eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def rate(self, step: Tensor) -> Tensor:
+        if self.T_mult == 1:
+            place, period = step.remainder(float(self.T_0)), float(self.T_0)
+        else:  # restarts at T_0 (T_mult^k - 1) / (T_mult - 1), counted below 2^31
+            m, restarts, k = self.T_mult, _number(0.0, step), 1
+            while self.T_0 * (m**k - 1) // (m - 1) < 2**31:
+                restarts = restarts + (step >= float(self.T_0 * (m**k - 1) // (m - 1))).double()
+                k += 1
+            grown = apply(Op.POW, (_number(float(m), step), restarts))
+            place = step - (grown - 1.0) * (self.T_0 / (m - 1))
+            period = grown * float(self.T_0)
+        cosine = (place / period * math.pi).cos()
         return (cosine + 1.0) * ((self.base_lr - self.eta_min) / 2.0) + self.eta_min
 
 

@@ -22,10 +22,12 @@ from core.engine.tensor import Tensor
 __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
     "Conv1d",
     "Conv2d",
+    "ConvTranspose1d",
     "ConvTranspose2d",
     "MaxPool1d",
     "MaxPool2d",
@@ -152,6 +154,43 @@ class Conv1d(Conv2d):
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
+class ConvTranspose1d(Module):
+    """The transposed 1-D convolution (weight (C_in, C_out / groups, k))."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        device="cpu",
+    ) -> None:
+        super().__init__()
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+        bound = 1.0 / math.sqrt(out_channels // groups * kernel_size)
+        shape = (in_channels, out_channels // groups, kernel_size)
+        self.weight = _uniform(shape, bound, device)
+        self.bias = _uniform((out_channels,), bound, device) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose1d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
 class ConvTranspose2d(Module):
     """The transposed 2-D convolution (weight (C_in, C_out / groups, kh, kw))."""
 
@@ -225,6 +264,11 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_max_pool2d(x, self.output_size)
 
 
 class AdaptiveAvgPool1d(AdaptiveAvgPool2d):

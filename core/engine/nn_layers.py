@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,11 +24,14 @@ from core.device import to_device
 from core.engine import activations as A
 from core.engine import functional as F
 from core.engine.nn import Module, Parameter
+from core.engine.random import generator
 from core.engine.tensor import Tensor
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "Bilinear",
+    "CosineEmbeddingLoss",
     "CELU",
     "CosineSimilarity",
     "CrossEntropyLoss",
@@ -42,6 +46,7 @@ __all__ = [
     "L1Loss",
     "LogSigmoid",
     "LogSoftmax",
+    "MarginRankingLoss",
     "MSELoss",
     "Mish",
     "ModuleDict",
@@ -58,6 +63,7 @@ __all__ = [
     "Softplus",
     "Softsign",
     "Tanhshrink",
+    "TripletMarginLoss",
 ]
 
 # -- containers ----------------------------------------------------------------------
@@ -320,6 +326,50 @@ class KLDivLoss(_Loss):
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class MarginRankingLoss(_Loss):
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Any, target: Any) -> Tensor:
+        return F.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class CosineEmbeddingLoss(MarginRankingLoss):
+    def forward(self, input1: Tensor, input2: Any, target: Any) -> Tensor:
+        return F.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean") -> None:
+        super().__init__(reduction)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_loss(
+            anchor, positive, negative, self.margin, self.p, self.eps, self.swap, self.reduction
+        )
+
+
+class Bilinear(Module):
+    """``y = x1^T A x2 + b``, weight (out, in1, in2), PyTorch's initial bounds."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device="cpu"):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in1_features)
+        shape = (out_features, in1_features, in2_features)
+        self.weight = Parameter(to_device(_draw(shape, bound), device), device=device)
+        bias_values = _draw((out_features,), bound)
+        self.bias = Parameter(to_device(bias_values, device), device=device) if bias else None
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.bilinear(x1, x2, self.weight, self.bias)
+
+
+def _draw(shape: tuple, bound: float) -> np.ndarray:
+    return generator().uniform(-bound, bound, shape).astype(np.float32)
 
 
 class CosineSimilarity(Module):

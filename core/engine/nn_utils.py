@@ -70,3 +70,22 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
     with no_grad(), phase("update"):
         for g in _grads(parameters):
             g.clamp_(-clip_value, clip_value)
+
+
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
+    """Every parameter flattened, one after another, in one vector."""
+    return F.cat([p.reshape(-1) for p in parameters])
+
+
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
+    """Write consecutive pieces of ``vec`` into the parameters, in place."""
+    start = 0
+    with no_grad():
+        for p in parameters:
+            n = p.numel()
+            p.copy_(vec[start : start + n].reshape(*p.shape))
+            start += n
+    if start != vec.numel():
+        raise ValueError(
+            f"vector_to_parameters: the vector has {vec.numel()} values, the parameters {start}"
+        )

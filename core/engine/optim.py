@@ -313,3 +313,4 @@ def _number(value: Any) -> Any:
 
 
 from core.engine import lr_scheduler  # noqa: E402, F401  (optim.lr_scheduler)
+from core.engine.optim_more import *  # noqa: E402, F403

@@ -231,6 +231,31 @@ class TorchMethods(ShapeMethods):
     def outer(self, other: Any):
         return linalg.outer(self, other)
 
+    def cross(self, other: Any, dim: int | None = None):
+        """The cross product of 3-vectors along ``dim`` (the first dim of size 3
+        when not given, as ``torch.cross``)."""
+        if dim is None:
+            dim = next((i for i, n in enumerate(self.shape) if n == 3), None)
+            if dim is None:
+                raise ShapeError(f"cross: no dim of size 3 in shape {self.shape}")
+        d = norm_dim(dim, self.ndim)
+        a, b = self.unbind(d), lift(other, self).unbind(d)
+        parts = (
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        )
+        return apply(Op.STACK, parts, {"axis": d})
+
+    def kron(self, other: Any):
+        """The Kronecker product (blocks of ``self[i] * other``)."""
+        n = max(self.ndim, other.ndim)
+        a = self.reshape(*(1,) * (n - self.ndim), *self.shape)
+        b = other.reshape(*(1,) * (n - other.ndim), *other.shape)
+        spread_a = a.reshape(*[v for s in a.shape for v in (s, 1)])
+        spread_b = b.reshape(*[v for s in b.shape for v in (1, s)])
+        return (spread_a * spread_b).reshape(*[x * y for x, y in zip(a.shape, b.shape)])
+
     def long(self):
         return self.astype(np.int64)
 
@@ -332,6 +357,19 @@ class TorchMethods(ShapeMethods):
     def min(self, dim: Any = None, keepdim: bool = False, *, axis=None, keepdims=None):
         """The smallest value; see ``max``."""
         return self._extreme(Op.MIN, Op.ARGMIN, dim, keepdim, axis, keepdims)
+
+    def median(self, dim: int | None = None, keepdim: bool = False):
+        """The lower median (of everything, or (values, indices) along ``dim``)."""
+        if dim is None:
+            flat = self.flatten()
+            return flat.sort(0).values[(flat.shape[0] - 1) // 2]
+        d = norm_dim(dim, self.ndim)
+        ordered = self.sort(d)
+        middle = (slice(None),) * d + (slice((self.shape[d] - 1) // 2, (self.shape[d] + 1) // 2),)
+        values, indices = ordered.values[middle], ordered.indices[middle]
+        if not keepdim:
+            values, indices = values.squeeze(d), indices.squeeze(d)
+        return ValuesIndices(values, indices)
 
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = True):
         """Indices that sort ``dim``; stable, NaN sorted as the largest."""

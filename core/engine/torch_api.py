@@ -31,7 +31,7 @@ METHODS = (
     "rsqrt scatter scatter_add sigmoid sign sin sort split sqrt square squeeze std sub "
     "sum swapaxes t tanh tile topk transpose tril triu trunc unbind unflatten unsqueeze var "
     "tan sinh cosh var_mean std_mean repeat_interleave diff diag logical_and logical_or "
-    "logical_not"
+    "logical_not median cross kron"
 ).split()
 FUNCTIONS = {
     "cat": functional.cat,
@@ -94,11 +94,22 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
     return tuple(grids)
 
 
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """Distances between the rows of ``x1`` (..., P, M) and of ``x2`` (..., R, M);
+    a zero distance passes a zero gradient, as PyTorch's."""
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == 2.0:
+        squares = (diff * diff).sum(-1)
+        positive = squares > 0.0
+        return functional.where(positive, functional.where(positive, squares, 1.0).sqrt(), 0.0)
+    return diff.norm(p, -1)
+
+
 def namespace() -> dict[str, Callable[..., Any]]:
     """Every top-level function, by name (``core`` takes them all)."""
     names = {name: _from_method(name) for name in METHODS if hasattr(Tensor, name)}
     names.update(FUNCTIONS)
-    names.update(is_tensor=is_tensor, numel=numel, meshgrid=meshgrid)
+    names.update(is_tensor=is_tensor, numel=numel, meshgrid=meshgrid, cdist=cdist)
     names.update(DTYPES)
     return names
 
