@@ -300,3 +300,17 @@ def test_transformer_encoder_layers_are_independent_copies():
     opt.step()
     assert not np.array_equal(first.numpy(), layer.linear1.weight.numpy())
     assert not np.array_equal(first.numpy(), second.numpy())
+
+
+def test_gumbel_softmax_soft_and_hard():
+    core.manual_seed(0)
+    logits = core.tensor(np.log([[0.7, 0.2, 0.1]] * 2000), dtype="float64", requires_grad=True)
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(soft.numpy().sum(1), 1.0)
+    hard = F.gumbel_softmax(logits, hard=True)
+    values = hard.numpy()
+    assert set(np.unique(values)) == {0.0, 1.0} and (values.sum(1) == 1.0).all()
+    frequencies = values.mean(0)  # Gumbel-max samples the softmax's categories
+    np.testing.assert_allclose(frequencies, [0.7, 0.2, 0.1], atol=0.04)
+    (hard * core.tensor([1.0, 2.0, 3.0], dtype="float64")).sum().backward()
+    assert logits.grad is not None and np.abs(logits.grad.numpy()).sum() > 0

@@ -922,6 +922,12 @@ NO_GRAD = [
         id="argmin",
     ),
     pytest.param(
+        Op.NONZERO,
+        lambda a, b: (a > b).nonzero(),
+        lambda a, b: np.argwhere(a > b),
+        id="nonzero",
+    ),
+    pytest.param(
         Op.ARGSORT,
         lambda a, b: a.argsort(1, descending=True),
         lambda a, b: np.argsort(-a, 1, kind="stable"),

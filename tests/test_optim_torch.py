@@ -17,6 +17,7 @@ OPTIMIZERS = [
     ("Adadelta", lambda o, ps: o.Adadelta(ps, lr=0.5, weight_decay=0.01)),
     ("NAdam", lambda o, ps: o.NAdam(ps, lr=0.02)),
     ("RAdam", lambda o, ps: o.RAdam(ps, lr=0.02, weight_decay=0.01)),
+    ("Rprop", lambda o, ps: o.Rprop(ps, lr=0.02, step_sizes=(1e-4, 0.05))),
     ("SGD momentum nesterov", lambda o, ps: o.SGD(ps, lr=0.05, momentum=0.9, nesterov=True)),
     ("SGD weight decay", lambda o, ps: o.SGD(ps, lr=0.1, weight_decay=0.01)),
     ("Adam", lambda o, ps: o.Adam(ps, lr=0.01)),
@@ -42,6 +43,18 @@ SCHEDULES = [
     ("ConstantLR", lambda s, opt: s.ConstantLR(opt, factor=0.5, total_iters=4)),
     ("LinearLR", lambda s, opt: s.LinearLR(opt, start_factor=0.2, total_iters=7)),
     ("WarmRestarts", lambda s, opt: s.CosineAnnealingWarmRestarts(opt, 3, eta_min=0.001)),
+    ("LambdaLR", lambda s, opt: s.LambdaLR(opt, lambda e: 0.9**e / (e + 1.0))),
+    ("CyclicLR", lambda s, opt: s.CyclicLR(opt, 0.01, 0.1, 3, 2, cycle_momentum=False)),
+    (
+        "CyclicLR exp_range",
+        lambda s, opt: s.CyclicLR(
+            opt, 0.01, 0.1, 2, mode="exp_range", gamma=0.9, cycle_momentum=False
+        ),
+    ),
+    (
+        "CyclicLR triangular2 momentum",
+        lambda s, opt: s.CyclicLR(opt, 0.01, 0.1, 2, mode="triangular2"),
+    ),
     ("WarmRestarts T_mult 2", lambda s, opt: s.CosineAnnealingWarmRestarts(opt, 2, T_mult=2)),
     ("StepLR", lambda s, opt: s.StepLR(opt, step_size=3, gamma=0.5)),
     ("CosineAnnealingLR", lambda s, opt: s.CosineAnnealingLR(opt, T_max=7, eta_min=0.001)),
@@ -109,11 +122,12 @@ def train_torch(torch, make_opt, make_sched, steps, clip=None):
 @pytest.mark.parametrize("sched_name, make_sched", SCHEDULES, ids=[s[0] for s in SCHEDULES])
 def test_same_parameters_as_pytorch(opt_name, make_opt, sched_name, make_sched):
     torch = pytest.importorskip("torch")
-    if sched_name.startswith("OneCycle") and "SGD" in opt_name and "momentum" not in opt_name:
-        pytest.skip("OneCycleLR cycles momentum, which this SGD lacks (PyTorch refuses too)")
-    if sched_name.startswith("OneCycle") and opt_name.startswith(("Adagrad", "Adadelta")):
+    cycles = sched_name.startswith("OneCycle") or sched_name.endswith("momentum")
+    if cycles and "SGD" in opt_name and "momentum" not in opt_name:
+        pytest.skip("the schedule cycles momentum, which this SGD lacks (PyTorch refuses too)")
+    if cycles and opt_name.startswith(("Adagrad", "Adadelta", "Rprop")):
         pytest.skip(f"{opt_name} has no momentum to cycle (PyTorch refuses too)")
-    if sched_name.startswith("OneCycle") and opt_name == "RMSprop":
+    if cycles and opt_name.startswith("RMSprop") and "momentum" not in opt_name:
         pytest.skip("RMSprop without momentum: nothing to cycle")
     got = train_core(make_opt, make_sched, 12)
     want = train_torch(torch, make_opt, make_sched, 12)
@@ -191,3 +205,31 @@ def test_compiled_step_follows_the_schedule(sched_name, make_sched):
     for (name, p), q in zip(model.named_parameters(), eager_model.parameters(), strict=True):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-7, err_msg=name)
     assert compiled.eager_calls == 1, compiled.retraces
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "max", "patience": 1, "factor": 0.5, "cooldown": 1},
+        {"threshold_mode": "abs", "patience": 0, "min_lr": 0.02},
+    ],
+)
+def test_reduce_on_plateau_as_pytorch(kwargs):
+    torch = pytest.importorskip("torch")
+    metrics = [1.0, 0.9, 0.9, 0.95, 0.89995, 0.7, 0.8, 0.8, 0.8, 0.8] * 2
+    rates = []
+    for lib in (optim, torch.optim):
+        w = (
+            core.tensor([1.0], requires_grad=True)
+            if lib is optim
+            else torch.tensor([1.0], requires_grad=True)
+        )
+        opt = lib.SGD([w], lr=0.1)
+        sched = lib.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+        seen = []
+        for m in metrics:
+            sched.step(m)
+            seen.append(opt.param_groups[0]["lr"])
+        rates.append(seen)
+    np.testing.assert_allclose(rates[0], rates[1], rtol=1e-6)

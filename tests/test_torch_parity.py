@@ -605,3 +605,29 @@ def test_parameters_to_vector_round_trip():
     np.testing.assert_allclose(
         cnn.utils.parameters_to_vector(model.parameters()).numpy(), vec.numpy() * 2.0
     )
+
+
+def test_nonzero_index_add_scatter_in_place_as_pytorch():
+    x = np.array([[0.0, 1.5, -2.0], [3.0, 0.0, 0.0]])
+    for lib in (core, torch):
+        t = lib.tensor(x)
+        got = (
+            t.nonzero(),
+            t.nonzero(as_tuple=True),
+            lib.tensor(3.0).nonzero(),
+            lib.tensor(0.0).nonzero(),
+            t.clone().index_add_(
+                1, lib.tensor([0, 2, 0]), lib.ones(2, 3, dtype=t.dtype), alpha=2.0
+            ),
+            t.clone().scatter_(0, lib.tensor([[1, 0, 1]]), lib.full((1, 3), 9.0, dtype=t.dtype)),
+            t.ge(0.0) & t.lt(2.0),
+        )
+        if lib is core:
+            ours = got
+    for a, b in zip(ours, got, strict=True):
+        if isinstance(a, tuple):
+            for u, v in zip(a, b, strict=True):
+                np.testing.assert_array_equal(u.numpy(), v.numpy())
+        else:
+            assert a.shape == tuple(b.shape)
+            np.testing.assert_array_equal(a.numpy(), b.numpy())

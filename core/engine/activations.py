@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.engine.dispatch import apply, lift
+from core.engine.creation import rand
+from core.engine.dispatch import apply, constant, lift
 from core.engine.ops import Op
 from core.engine.tensor import Tensor
 from core.errors import ShapeError
@@ -104,6 +105,25 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
     if weight.numel() > 1 and x.ndim >= 2:
         weight = weight.reshape(-1, *([1] * (x.ndim - 2)))
     return x.relu() - (-x).relu() * weight
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1):
+    """``softmax((logits + g) / tau)`` with Gumbel noise ``g`` drawn from the
+    global generator (a random input, as ``core.rand``); with ``hard`` the
+    forward is the one-hot of the largest and the gradient the soft one's."""
+    uniform = rand(*logits.shape, dtype=logits.dtype, device=logits.device)
+    gumbels = -(-(uniform.clamp(min=1e-20)).log()).log()
+    soft = ((logits + gumbels) / tau).softmax(dim)
+    if not hard:
+        return soft
+    index = soft.argmax(dim, keepdim=True)
+    zeros = constant(0.0, like=soft).expand(*soft.shape)
+    one_hot = apply(
+        Op.SCATTER,
+        (zeros, index, constant(1.0, like=soft)),
+        {"axis": dim % soft.ndim, "add": False},
+    )
+    return one_hot - soft.detach() + soft
 
 
 def lerp(start: Tensor, end: Any, weight: Any) -> Tensor:

@@ -21,6 +21,7 @@ from core.engine.activations import (  # noqa: F401  (public names)
     celu,
     elu,
     glu,
+    gumbel_softmax,
     hardsigmoid,
     hardswish,
     hardtanh,

@@ -105,6 +105,7 @@ class Op(enum.IntEnum):
     GATHER = enum.auto()
     SCATTER = enum.auto()
     ARGSORT = enum.auto()
+    NONZERO = enum.auto()
     # linear algebra and networks
     MATMUL = enum.auto()
     LINEAR = enum.auto()
@@ -213,6 +214,7 @@ MOVEMENT = frozenset(
         Op.GATHER,
         Op.SCATTER,
         Op.ARGSORT,
+        Op.NONZERO,
     }
 )
 LOSS = frozenset({Op.CROSS_ENTROPY, Op.MSE_LOSS, Op.BCE_WITH_LOGITS})

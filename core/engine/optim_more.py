@@ -1,5 +1,5 @@
 """More optimizers with PyTorch's names, defaults and formulas: ``Adamax``,
-``Adadelta``, ``NAdam``, ``RAdam`` (``core.optim`` exports them). As in
+``Adadelta``, ``NAdam``, ``RAdam``, ``Rprop`` (``core.optim`` exports them). As in
 ``core.engine.optim``: every slot and step count is state made up front, and
 each update writes through in-place ops, so step 1 runs the same ops as step
 100 (RAdam's switch between its two rules is a ``where``, not an ``if``).
@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from core.engine.dispatch import apply, apply_
+from core.engine.dispatch import apply, apply_, lift
 from core.engine.ops import Op
 from core.engine.optim import Optimizer, descend
 from core.engine.tensor import Tensor
 
-__all__ = ["Adadelta", "Adamax", "NAdam", "RAdam"]
+__all__ = ["Adadelta", "Adamax", "NAdam", "RAdam", "Rprop"]
 
 
 class _Moments(Optimizer):
@@ -179,3 +179,40 @@ class RAdam(_Moments):
         scale = bc2_sqrt / (v.sqrt() + self.eps) * rect
         step = apply(Op.WHERE, (adaptive, m * scale, m)) * rate
         return apply_(Op.SUB, p, (step,))
+
+
+class Rprop(Optimizer):
+    """Resilient backpropagation, as PyTorch's: a step size per element grows
+    by ``etas[1]`` while the gradient keeps its sign and shrinks by
+    ``etas[0]`` when it flips (that element then skips a step)."""
+
+    slots = ("prev", "step_size")
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50.0),
+    ) -> None:
+        super().__init__(params, lr)
+        self.etas, self.step_sizes = etas, step_sizes
+        self.step_count = self._counter("rprop.step")
+        self._first: Any = None
+
+    def begin_step(self) -> None:
+        self._first = self.step_count.add_(1.0).eq(1.0)
+
+    def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> int:
+        minus, plus = self.etas
+        # the step sizes start at the rate of the first step (as PyTorch's,
+        # which makes them then): a where on the step count, every step
+        size = state["step_size"]
+        size.copy_(apply(Op.WHERE, (self._first, lift(self.lr, size), size)))
+        turn = (g * state["prev"]).sign()
+        factor = apply(Op.WHERE, (turn > 0.0, g.new_full((), plus), g.new_full((), 1.0)))
+        factor = apply(Op.WHERE, (turn < 0.0, g.new_full((), minus), factor))
+        step = state["step_size"].mul_(factor).clamp_(*self.step_sizes)
+        g = apply(Op.WHERE, (turn < 0.0, g.new_full((), 0.0), g))
+        state["prev"].copy_(g)
+        return apply_(Op.SUB, p, (g.sign() * step,))

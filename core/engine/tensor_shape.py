@@ -82,6 +82,37 @@ class ShapeMethods:
         """A copy with ``src`` added at ``index`` along ``dim`` (repeats summed)."""
         return self._scatter(dim, index, src, True)
 
+    def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None):
+        """``scatter``, in place."""
+        return self.copy_(self.scatter(dim, index, src, value=value))
+
+    def scatter_add_(self, dim: int, index: Any, src: Any):
+        return self.copy_(self.scatter_add(dim, index, src))
+
+    def index_add(self, dim: int, index: Any, source: Any, *, alpha: float = 1.0):
+        """A copy with ``source``'s slices added at ``index`` along ``dim`` (repeats summed)."""
+        d = norm_dim(dim, self.ndim)
+        if not is_tensor(index):
+            index = constant(np.asarray(index), device=self.device)
+        source = lift(source, self) * alpha if alpha != 1.0 else lift(source, self)
+        spec = ((slice(None),) * d) + (("index", 0),)
+        spec = tuple(("slice", None, None, None) if isinstance(p, slice) else p for p in spec)
+        attrs = {"shape": tuple(self.shape), "index": spec}
+        return self + apply(Op.SCATTER_ADD, (source, index), attrs)
+
+    def index_add_(self, dim: int, index: Any, source: Any, *, alpha: float = 1.0):
+        return self.copy_(self.index_add(dim, index, source, alpha=alpha))
+
+    def nonzero(self, *, as_tuple: bool = False):
+        """The indices of the nonzero elements, (count, ndim) int64 (or a tuple
+        of 1-d index tensors): a shape that depends on the values."""
+        out = apply(Op.NONZERO, (self,))
+        if not as_tuple:
+            return out
+        if self.ndim == 0:  # as PyTorch: one index per nonzero "element"
+            return (apply(Op.NONZERO, (self.reshape(1),))[:, 0],)
+        return tuple(out[:, i] for i in range(self.ndim))
+
     def index_select(self, dim: int, index: Any):
         """The slices ``index`` (a 1-d integer tensor) of ``dim``."""
         d = norm_dim(dim, self.ndim)

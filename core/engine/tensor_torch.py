@@ -198,6 +198,23 @@ class TorchMethods(ShapeMethods):
     logical_and, logical_or = __and__, __or__
     logical_not = __invert__
 
+    def gt(self, other: Any):
+        return self > other
+
+    def ge(self, other: Any):
+        return self >= other
+
+    def lt(self, other: Any):
+        return self < other
+
+    def le(self, other: Any):
+        return self <= other
+
+    greater, greater_equal, less, less_equal = gt, ge, lt, le
+
+    def matmul(self, other: Any):
+        return self @ other
+
     def maximum(self, other: Any):
         return apply(Op.MAXIMUM, (self, lift(other, self)))
 

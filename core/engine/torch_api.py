@@ -31,7 +31,7 @@ METHODS = (
     "rsqrt scatter scatter_add sigmoid sign sin sort split sqrt square squeeze std sub "
     "sum swapaxes t tanh tile topk transpose tril triu trunc unbind unflatten unsqueeze var "
     "tan sinh cosh var_mean std_mean repeat_interleave diff diag logical_and logical_or "
-    "logical_not median cross kron"
+    "logical_not median cross kron eq ne gt ge lt le nonzero index_add"
 ).split()
 FUNCTIONS = {
     "cat": functional.cat,

@@ -110,6 +110,18 @@ def _argsort_infer(shapes, dtypes, attrs):
     return tuple(shapes[0]), _INT64
 
 
+def _nonzero(xp, a):
+    if a.ndim == 0:  # as PyTorch: (1, 0) or (0, 0)
+        return xp.zeros((int(bool(a)), 0), np.int64)
+    return xp.stack(xp.nonzero(a), axis=-1).astype(np.int64)
+
+
+def _nonzero_infer(shapes, dtypes, attrs):
+    # the count depends on the values: -1, as a boolean mask's
+    return (-1, len(shapes[0])), _INT64
+
+
 define(Op.GATHER, _gather, _gather_grad, infer=_gather_infer, nondiff=(1,))
 define(Op.SCATTER, _scatter, _scatter_grad, infer=_scatter_infer, nondiff=(1,))
 define(Op.ARGSORT, _argsort, None, infer=_argsort_infer)
+define(Op.NONZERO, _nonzero, None, infer=_nonzero_infer)
