@@ -19,7 +19,7 @@ import pytest
 from test_op_grads import ROWS, make_inputs
 
 import core
-from core.engine.dispatch import write_count
+from core.engine.inplace import write_count
 
 
 def leaf(values, grad=True):

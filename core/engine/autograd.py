@@ -21,7 +21,8 @@ from time import perf_counter_ns
 from typing import Any
 
 from core.engine import modes
-from core.engine.dispatch import Node, apply, check_saved, constant, is_tensor, write_count
+from core.engine.dispatch import Node, apply, constant, is_tensor
+from core.engine.inplace import check_saved, write_count
 from core.engine.ops import Op
 from core.errors import GradError, ShapeError
 from core.observe.bus import BUS

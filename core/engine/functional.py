@@ -39,16 +39,12 @@ from core.engine.activations import (  # noqa: F401  (public names)
 )
 from core.engine.attention import scaled_dot_product_attention  # noqa: F401  (public)
 from core.engine.conv import (  # noqa: F401  (public names)
-    adaptive_avg_pool1d,
-    adaptive_avg_pool2d,
-    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     conv1d,
     conv2d,
     conv_transpose1d,
     conv_transpose2d,
-    interpolate,
     max_pool1d,
     max_pool2d,
     pad,
@@ -82,6 +78,12 @@ from core.engine.norms import (  # noqa: F401  (public names)
 )
 from core.engine.ops import Op
 from core.engine.random import dropout_seed
+from core.engine.resize import (  # noqa: F401  (public names)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    interpolate,
+)
 from core.engine.tensor import Tensor
 from core.engine.tensor_torch import norm_dim
 from core.errors import DtypeError, ShapeError

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.device import xp_for
-from core.engine.dispatch import apply_, leaf
+from core.engine.dispatch import leaf
+from core.engine.inplace import apply_
 from core.engine.modes import no_grad, phase
 from core.engine.ops import Op
 from core.engine.tensor import Tensor

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from core.engine.dispatch import apply, apply_, lift
+from core.engine.dispatch import apply, lift
+from core.engine.inplace import apply_
 from core.engine.ops import Op
 from core.engine.optim import Optimizer, descend
 from core.engine.tensor import Tensor

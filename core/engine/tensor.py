@@ -28,7 +28,6 @@ from core.engine import autograd, indexing
 from core.engine.dispatch import (
     Node,
     apply,
-    apply_,
     bind_tensor_type,
     constant,
     grad_reset,
@@ -36,9 +35,9 @@ from core.engine.dispatch import (
     lift,
     new_id,
     read,
-    version,
     wrap,
 )
+from core.engine.inplace import apply_, version
 from core.engine.modes import no_grad
 from core.engine.ops import Op
 from core.engine.tensor_torch import TorchMethods, norm_dim, reduce_args

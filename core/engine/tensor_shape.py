@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from core.device import xp_for
-from core.engine.dispatch import apply, apply_, constant, is_tensor, leaf, lift
+from core.engine.dispatch import apply, constant, is_tensor, leaf, lift
+from core.engine.inplace import apply_
 from core.engine.modes import no_grad
 from core.engine.ops import Op
 from core.engine.random import generator

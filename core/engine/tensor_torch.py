@@ -168,11 +168,11 @@ class TorchMethods(ShapeMethods):
     def isfinite(self):
         return self.abs() < math.inf
 
-    def __eq__(self, other: Any):  # elementwise, as PyTorch's
-        return self.eq(other)
+    def __eq__(self, other: Any):  # elementwise, as PyTorch's (None: plain False)
+        return False if other is None else self.eq(other)
 
     def __ne__(self, other: Any):
-        return self.ne(other)
+        return True if other is None else self.ne(other)
 
     __hash__ = object.__hash__
 
