@@ -37,7 +37,7 @@ from core.engine.dispatch import (
     read,
     wrap,
 )
-from core.engine.inplace import apply_, version
+from core.engine.inplace import version
 from core.engine.modes import no_grad
 from core.engine.ops import Op
 from core.engine.tensor_torch import TorchMethods, norm_dim, reduce_args
@@ -294,34 +294,6 @@ class Tensor(TorchMethods):
 
     def ne(self, other: Any) -> Tensor:
         return apply(Op.NE, (self, lift(other, self)))
-
-    # -- in place (for tensors outside the graph: optimizer state, no_grad) -------
-
-    def add_(self, other: Any, *, alpha: float = 1.0) -> Tensor:
-        """``self += alpha * other``, in place (see ``dispatch.apply_``)."""
-        other = lift(other, self)
-        if alpha == 1.0:
-            apply_(Op.ADD, self, (other,))
-        else:
-            apply_(Op.ADD_SCALED, self, (other,), {"alpha": float(alpha)})
-        return self
-
-    def sub_(self, other: Any) -> Tensor:
-        apply_(Op.SUB, self, (lift(other, self),))
-        return self
-
-    def mul_(self, other: Any) -> Tensor:
-        apply_(Op.MUL, self, (lift(other, self),))
-        return self
-
-    def div_(self, other: Any) -> Tensor:
-        apply_(Op.DIV, self, (lift(other, self),))
-        return self
-
-    def lerp_(self, end: Any, weight: Any) -> Tensor:
-        """``self += weight * (end - self)``, in place (as ``torch.Tensor.lerp_``)."""
-        apply_(Op.LERP, self, (lift(end, self), lift(weight, self)))
-        return self
 
     def lerp(self, end: Any, weight: Any) -> Tensor:
         return apply(Op.LERP, (self, lift(end, self), lift(weight, self)))

@@ -326,6 +326,34 @@ class ShapeMethods:
 
     # -- in place -----------------------------------------------------------------
 
+    def add_(self, other: Any, *, alpha: float = 1.0):
+        """``self += alpha * other``, in place (see ``core.engine.inplace``)."""
+        other = lift(other, self)
+        if alpha == 1.0:
+            apply_(Op.ADD, self, (other,))
+        else:
+            apply_(Op.ADD_SCALED, self, (other,), {"alpha": float(alpha)})
+        return self
+
+    def sub_(self, other: Any, *, alpha: float = 1.0):
+        if alpha != 1.0:
+            return self.add_(other, alpha=-alpha)
+        apply_(Op.SUB, self, (lift(other, self),))
+        return self
+
+    def mul_(self, other: Any):
+        apply_(Op.MUL, self, (lift(other, self),))
+        return self
+
+    def div_(self, other: Any):
+        apply_(Op.DIV, self, (lift(other, self),))
+        return self
+
+    def lerp_(self, end: Any, weight: Any):
+        """``self += weight * (end - self)``, in place (as ``torch.Tensor.lerp_``)."""
+        apply_(Op.LERP, self, (lift(end, self), lift(weight, self)))
+        return self
+
     def copy_(self, src: Any):
         """Take ``src``'s values (broadcast, converted to this dtype), in place."""
         if not is_tensor(src):
