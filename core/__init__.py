@@ -20,25 +20,36 @@ from core.engine import defs, functional, nn, optim  # noqa: F401  (defs registe
 from core.engine.autograd import grad
 from core.engine.creation import (
     arange,
+    empty,
+    empty_like,
+    eye,
     from_numpy,
     full,
+    full_like,
     generator,
+    linspace,
     manual_seed,
     ones,
     ones_like,
     rand,
+    rand_like,
     randint,
     randn,
+    randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
 from core.engine.dispatch import reset_ids
 from core.engine.gradcheck import GradcheckReport, gradcheck
-from core.engine.modes import enable_grad, is_grad_enabled, no_grad
+from core.engine.modes import enable_grad, inference_mode, is_grad_enabled, no_grad
 from core.engine.ops import Op
 from core.engine.tensor import Tensor, float32, float64, int64
+from core.engine.torch_api import namespace as _torch_namespace
 from core.errors import DeviceError, DtypeError, GradError, GradstepError, OpError, ShapeError
+
+globals().update(_torch_namespace())  # core.cat, core.sum, core.einsum... (PyTorch's names)
 
 __all__ = [
     "DeviceError",
@@ -51,6 +62,14 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "arange",
+    "empty",
+    "empty_like",
+    "eye",
+    "full_like",
+    "linspace",
+    "rand_like",
+    "randn_like",
+    "randperm",
     "compile",
     "cuda",
     "enable_grad",
@@ -63,6 +82,7 @@ __all__ = [
     "grad",
     "gradcheck",
     "int64",
+    "inference_mode",
     "is_grad_enabled",
     "manual_seed",
     "nn",

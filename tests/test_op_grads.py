@@ -541,6 +541,326 @@ ROWS += [
     row("dropout 0.5", Op.DROPOUT, lambda x: seeded_dropout(x * x, 0.5, 1), (2, 5)),
 ]
 
+# -- PyTorch coverage: the math, reductions, scans and indexing along an axis ------------
+
+UNARY_MATH = [
+    ("log1p", Op.LOG1P, lambda a: a.log1p(), positive),
+    ("expm1", Op.EXPM1, lambda a: a.expm1(), normal),
+    ("log2", Op.LOG2, lambda a: a.log2(), positive),
+    ("log10", Op.LOG10, lambda a: a.log10(), positive),
+    ("exp2", Op.EXP2, lambda a: a.exp2(), normal),
+    ("sin", Op.SIN, lambda a: a.sin(), normal),
+    ("cos", Op.COS, lambda a: a.cos(), normal),
+    ("softplus", Op.SOFTPLUS, lambda a: F.softplus(a * 3.0), normal),
+    ("nan_to_num", Op.NAN_TO_NUM, lambda a: a.nan_to_num(), normal),
+    ("clone", Op.CLONE, lambda a: a.clone(), normal),
+]
+ROWS += [
+    row(f"{name} {shape}", op, fn, gen(*shape))
+    for name, op, fn, gen in UNARY_MATH
+    for shape in [(2, 3), (0, 3)]
+]
+ROWS += [
+    row(f"{name} {sa}x{sb}", op, fn, normal(*sa), away(*sb))
+    for name, op, fn in [
+        ("fmod", Op.FMOD, lambda a, b: a.fmod(b)),
+        ("remainder", Op.REMAINDER, lambda a, b: a.remainder(b)),
+    ]
+    for sa, sb in [((2, 3), (2, 3)), ((3, 1), (1, 4)), ((0, 3), (3,))]
+]
+ROWS += [
+    row("softplus beta threshold", Op.SOFTPLUS, lambda a: F.softplus(a, 2.0, 1.5), (3, 4)),
+    row("fmod number", Op.FMOD, lambda a: a.fmod(0.7), (2, 3)),
+    row("remainder %", Op.REMAINDER, lambda a, b: a % b, (2, 3), away(3)),
+    row("rmod", Op.REMAINDER, lambda a: 1.3 % a, away(2, 3)),
+    row("copy_ broadcast", Op.COPY, lambda a, b: (a * 1.0).copy_(b), const((2, 3)), (3,)),
+    row("rsqrt", Op.POW_SCALAR, lambda a: a.rsqrt(), positive(2, 3)),
+    row("reciprocal", Op.POW_SCALAR, lambda a: a.reciprocal(), away(2, 3)),
+    row("square", Op.POW_SCALAR, lambda a: a.square(), (2, 3)),
+    row("clamp_min", Op.CLIP, lambda a: a.clamp_min(0.1), shifted(0.05)(3, 4)),
+    row("clamp_max", Op.CLIP, lambda a: a.clamp_max(0.1), shifted(0.05)(3, 4)),
+    row("masked_fill", Op.WHERE, lambda a, m: a.masked_fill(m, 0.5), (3, 4), mask(3, 4)),
+    row("lerp F", Op.LERP, lambda a, b: F.lerp(a, b, 0.3), (2, 3), (3,)),
+]
+ROWS += [
+    row(
+        f"prod dim={dim} keepdim={keep} {gen(1).label[:4]}",
+        Op.PROD,
+        lambda a, dim=dim, keep=keep: a.prod(dim, keepdim=keep),
+        gen(2, 3, 4),
+    )
+    for dim in [None, 1, (0, 2)]
+    for keep in (False, True)
+    for gen in (normal, grid)  # grid: zeros in the slices
+]
+ROWS += [
+    row("prod empty dim", Op.PROD, lambda a: a.prod(1), (2, 0, 3)),
+    row("prod 0-d", Op.PROD, lambda a: a.prod(), ()),
+    row("cumsum 0", Op.CUMSUM, lambda a: a.cumsum(0), (3, 4)),
+    row("cumsum -1", Op.CUMSUM, lambda a: a.cumsum(-1), (2, 3, 4)),
+    row("cumsum empty", Op.CUMSUM, lambda a: a.cumsum(1), (2, 0)),
+    row("cumprod 1", Op.CUMPROD, lambda a: a.cumprod(1), (3, 4)),
+    row("cumprod zeros", Op.CUMPROD, lambda a: a.cumprod(0), grid(4, 3)),
+    row("cumprod empty", Op.CUMPROD, lambda a: a.cumprod(0), (0, 3)),
+    row("std", Op.VAR, lambda a: a.std(1), (3, 4)),
+    row("std unbiased=False keepdim", Op.VAR, lambda a: a.std(0, False, True), (3, 4)),
+    row("var dim keepdim", Op.VAR, lambda a: a.var(dim=(0, 2), keepdim=True), (2, 3, 4)),
+    row("logsumexp", Op.EXP, lambda a: a.logsumexp(1), (3, 4)),
+    row("logsumexp keepdim", Op.EXP, lambda a: a.logsumexp((0, 1), keepdim=True), (2, 3)),
+    row("amax", Op.MAX, lambda a: a.amax(1), distinct(3, 4)),
+    row("amin tuple", Op.MIN, lambda a: a.amin((0, 1)), distinct(2, 3, 2)),
+    row("max dim values", Op.GATHER, lambda a: a.max(1).values, distinct(3, 4)),
+    row("min dim keepdim", Op.GATHER, lambda a: a.min(0, keepdim=True).values, distinct(3, 4)),
+    row("sort", Op.GATHER, lambda a: a.sort(1).values, distinct(3, 4)),
+    row("sort descending", Op.GATHER, lambda a: a.sort(0, descending=True)[0], distinct(3, 4)),
+    row("topk", Op.GATHER, lambda a: a.topk(2).values, distinct(3, 4)),
+    row("topk smallest", Op.GATHER, lambda a: a.topk(1, 0, largest=False)[0], distinct(3, 4)),
+    row("sum dim keepdim", Op.SUM, lambda a: a.sum(dim=1, keepdim=True), (2, 3)),
+    row("mean dim tuple", Op.MEAN, lambda a: a.mean((0, 2)), (2, 3, 4)),
+    row("norm p=1 dim", Op.ABS, lambda a: a.norm(1, dim=1), away(3, 4)),
+    row(
+        "gather 0",
+        Op.GATHER,
+        lambda a, i: a.gather(0, i),
+        (3, 4),
+        fixed([[0, 1, 2, 0], [2, 2, 1, 0]]),
+    ),
+    row(
+        "gather 1 repeats",
+        Op.GATHER,
+        lambda a, i: a.gather(1, i),
+        (3, 4),
+        fixed([[1, 1], [0, 3], [3, 3]]),
+    ),
+    row(
+        "gather empty", Op.GATHER, lambda a, i: a.gather(1, i), (3, 4), fixed(np.zeros((3, 0), int))
+    ),
+    row(
+        "scatter",
+        Op.SCATTER,
+        lambda a, i, b: a.scatter(1, i, b),
+        (3, 4),
+        fixed([[0, 2], [1, 3], [3, 0]]),
+        (3, 2),
+    ),
+    row(
+        "scatter number",
+        Op.SCATTER,
+        lambda a, i: a.scatter(0, i, value=0.5),
+        (3, 4),
+        fixed([[0, 2, 1, 1]]),
+    ),
+    row(
+        "scatter_add repeats",
+        Op.SCATTER,
+        lambda a, i, b: a.scatter_add(0, i, b),
+        (3, 2),
+        fixed([[0, 1], [0, 1], [2, 1]]),
+        (4, 3),
+    ),
+    row("index_select", Op.GETITEM, lambda a, i: a.index_select(1, i), (3, 4), fixed([3, 0, 3])),
+    row("flip", Op.GETITEM, lambda a: a.flip(0, 2), (2, 3, 4)),
+    row("roll", Op.CONCAT, lambda a: a.roll(1, 1), (2, 3)),
+    row("roll flat", Op.CONCAT, lambda a: a.roll(-2), (2, 3)),
+    row("roll two dims", Op.CONCAT, lambda a: a.roll((1, 2), (0, 1)), (3, 4)),
+    row("repeat", Op.EXPAND, lambda a: a.repeat(2, 1, 3), (2, 3)),
+    row("tile", Op.EXPAND, lambda a: a.tile((2,)), (2, 3)),
+    row("narrow", Op.GETITEM, lambda a: a.narrow(1, 1, 2), (2, 4)),
+    row("split", Op.GETITEM, lambda a: a.split(2, 1)[1], (2, 3)),
+    row("split sizes", Op.CONCAT, lambda a: F.cat(a.split([1, 3], 1)[::-1], 1), (2, 4)),
+    row("chunk", Op.GETITEM, lambda a: a.chunk(2)[0], (3, 2)),
+    row("unbind", Op.STACK, lambda a: F.stack(a.unbind(1)[::-1]), (2, 3)),
+    row("tril", Op.WHERE, lambda a: a.tril(), (3, 4)),
+    row("triu -1 batched", Op.WHERE, lambda a: a.triu(-1), (2, 3, 3)),
+    row("diagonal", Op.GETITEM, lambda a: a.diagonal(), (3, 4)),
+    row("diagonal offset dims", Op.GETITEM, lambda a: a.diagonal(1, 0, 2), (3, 2, 4)),
+    row("broadcast_to", Op.EXPAND, lambda a: a.broadcast_to((2, 3)), (3,)),
+    row("movedim", Op.PERMUTE, lambda a: a.movedim(0, -1), (2, 3, 4)),
+    row("flatten end_dim", Op.RESHAPE, lambda a: a.flatten(0, 1), (2, 3, 4)),
+    row("unflatten", Op.RESHAPE, lambda a: a.unflatten(1, (2, 2)), (3, 4)),
+    row("squeeze tuple", Op.RESHAPE, lambda a: a.squeeze((0, 2)), (1, 3, 1)),
+]
+
+
+# -- PyTorch coverage: compositions (losses, norms, attention, products, activations) -----
+
+ROWS += [
+    row(
+        "cross_entropy ignore_index",
+        Op.CROSS_ENTROPY,
+        F.cross_entropy,
+        (4, 3),
+        fixed([2, -100, 0, 1]),
+    ),
+    row(
+        "cross_entropy ignore_index 1",
+        Op.CROSS_ENTROPY,
+        lambda x, t: F.cross_entropy(x, t, ignore_index=1),
+        (4, 3),
+        fixed([2, 1, 0, 1]),
+    ),
+    row(
+        "cross_entropy_backward ignore",
+        Op.CROSS_ENTROPY_BACKWARD,
+        lambda x, t, g: F.cross_entropy_backward(x.softmax(1), t, g, ignore_index=0),
+        (4, 3),
+        fixed([2, 0, 0, 1]),
+        (),
+    ),
+    row(
+        "cross_entropy N-d",
+        Op.CROSS_ENTROPY,
+        lambda x, t: F.cross_entropy(x, t),
+        (2, 3, 2, 2),
+        fixed([[[0, 2], [1, 1]], [[2, 2], [0, 1]]]),
+    ),
+    row(
+        "cross_entropy weight smoothing",
+        Op.LOG_SOFTMAX,
+        lambda x, t, w: F.cross_entropy(x, t, w, label_smoothing=0.2),
+        (4, 3),
+        fixed([2, 0, -100, 1]),
+        const(positive(3)),
+    ),
+    row(
+        "cross_entropy probabilities",
+        Op.LOG_SOFTMAX,
+        lambda x, p: F.cross_entropy(x, p.softmax(1)),
+        (4, 3),
+        (4, 3),
+    ),
+    row(
+        "nll_loss sum",
+        Op.GATHER,
+        lambda x, t: F.nll_loss(x, t, reduction="sum"),
+        (4, 3),
+        fixed([2, 0, 0, 1]),
+    ),
+    row("l1_loss none", Op.ABS, lambda a, b: F.l1_loss(a, b, reduction="none"), (3, 4), away(4)),
+    row("smooth_l1_loss", Op.WHERE, lambda a, b: F.smooth_l1_loss(a, b, beta=0.5), (3, 4), (3, 4)),
+    row("huber_loss sum", Op.WHERE, lambda a, b: F.huber_loss(a, b, "sum", 0.7), (3, 4), (4,)),
+    row("mse_loss sum", Op.MUL, lambda a, b: F.mse_loss(a, b, reduction="sum"), (3, 4), (3, 4)),
+    row(
+        "binary_cross_entropy",
+        Op.LOG,
+        lambda p, t: F.binary_cross_entropy(p.sigmoid(), t),
+        (3, 4),
+        positive(3, 4),
+    ),
+    row(
+        "bce_with_logits pos_weight",
+        Op.LOG1P,
+        lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, pos_weight=w),
+        (3, 4),
+        positive(3, 4),
+        positive(4),
+    ),
+    row(
+        "kl_div batchmean",
+        Op.WHERE,
+        lambda x, t: F.kl_div(x.log_softmax(1), t.softmax(1), reduction="batchmean"),
+        (3, 4),
+        (3, 4),
+    ),
+    row("cosine_similarity", Op.SQRT, F.cosine_similarity, (3, 4), (3, 4)),
+    row(
+        "cosine_similarity broadcast",
+        Op.SQRT,
+        lambda a, b: F.cosine_similarity(a, b, dim=-1),
+        (2, 3, 4),
+        (4,),
+    ),
+    row("normalize", Op.SQRT, lambda a: F.normalize(a, dim=0), (3, 4)),
+    row(
+        "batch_norm training",
+        Op.VAR,
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        (4, 3, 2),
+        (3,),
+        (3,),
+    ),
+    row(
+        "batch_norm eval",
+        Op.DIV,
+        lambda x, m, v: F.batch_norm(x, m, v),
+        (4, 3),
+        const((3,)),
+        const(positive(3)),
+    ),
+    row("group_norm", Op.VAR, lambda x, w, b: F.group_norm(x, 2, w, b), (2, 4, 3), (4,), (4,)),
+    row("instance_norm", Op.VAR, lambda x: F.instance_norm(x), (2, 3, 4)),
+    row("rms_norm", Op.POW_SCALAR, lambda x, w: F.rms_norm(x, 4, w), (3, 4), (4,)),
+    row(
+        "scaled_dot_product_attention causal",
+        Op.SOFTMAX,
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        (2, 3, 4),
+        (2, 3, 4),
+        (2, 3, 2),
+    ),
+    row(
+        "einsum bij,bjk->bik",
+        Op.MATMUL,
+        lambda a, b: core.einsum("bij,bjk->bik", a, b),
+        (2, 3, 4),
+        (2, 4, 2),
+    ),
+    row("einsum trace outer", Op.MATMUL, lambda a, b: core.einsum("ii,j->j", a, b), (3, 3), (2,)),
+    row("bmm", Op.MATMUL, core.bmm, (2, 3, 4), (2, 4, 2)),
+    row("mm empty", Op.MATMUL, core.mm, (0, 3), (3, 2)),
+    row("mv", Op.MATMUL, core.mv, (3, 4), (4,)),
+    row("dot", Op.MATMUL, core.dot, (4,), (4,)),
+    row("outer", Op.MUL, core.outer, (3,), (2,)),
+    row("silu", Op.SIGMOID, F.silu, (3, 4)),
+    row("elu", Op.EXPM1, lambda x: F.elu(x, 0.7), away(3, 4)),
+    row("selu", Op.EXPM1, F.selu, away(3, 4)),
+    row("mish", Op.SOFTPLUS, F.mish, (3, 4)),
+    row("logsigmoid", Op.SOFTPLUS, F.logsigmoid, (3, 4)),
+    row("glu", Op.SIGMOID, F.glu, (3, 4)),
+    row("hardtanh", Op.CLIP, lambda x: F.hardtanh(x * 2.0), shifted(0.05)(3, 4)),
+    row("relu6", Op.CLIP, lambda x: F.relu6(x * 4.0 + 3.0), shifted(0.05)(3, 4)),
+    row(
+        "conv2d dilation groups",
+        Op.CONV2D,
+        lambda x, w: F.conv2d(x, w, padding=1, dilation=2, groups=2),
+        (1, 2, 5, 4),
+        (2, 1, 2, 2),
+    ),
+    row(
+        "conv1d", Op.CONV2D, lambda x, w, b: F.conv1d(x, w, b, stride=2), (2, 2, 5), (3, 2, 2), (3,)
+    ),
+    row(
+        "conv_transpose2d",
+        Op.FOLD,
+        lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+        (1, 2, 2, 3),
+        (2, 1, 3, 3),
+    ),
+    row(
+        "max_pool2d padding ceil",
+        Op.MAX_POOL2D,
+        lambda x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
+        distinct(1, 1, 4, 5),
+    ),
+    row(
+        "avg_pool2d ceil exclude pad",
+        Op.AVG_POOL2D,
+        lambda x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+        (1, 1, 4, 5),
+    ),
+    row("adaptive_avg_pool2d", Op.MATMUL, lambda x: F.adaptive_avg_pool2d(x, (2, 3)), (1, 2, 3, 5)),
+    row(
+        "interpolate bilinear",
+        Op.MATMUL,
+        lambda x: F.interpolate(x, (4, 3), mode="bilinear"),
+        (1, 1, 2, 3),
+    ),
+    row("pad reflect", Op.GETITEM, lambda x: F.pad(x, (2, 1), mode="reflect"), (2, 4)),
+    row(
+        "pad replicate negative", Op.GETITEM, lambda x: F.pad(x, (-1, 2), mode="replicate"), (2, 4)
+    ),
+]
+
 
 def describe(r: Row, inputs, device: str) -> str:
     shapes = ", ".join(
@@ -588,6 +908,31 @@ NO_GRAD = [
     pytest.param(Op.NE, lambda a, b: a.ne(b), np.not_equal, id="ne"),
     pytest.param(Op.SIGN, lambda a, b: a.sign(), lambda a, b: np.sign(a), id="sign"),
     pytest.param(Op.DETACH, lambda a, b: a.detach(), lambda a, b: a, id="detach"),
+    pytest.param(Op.FLOOR, lambda a, b: a.floor(), lambda a, b: np.floor(a), id="floor"),
+    pytest.param(Op.CEIL, lambda a, b: a.ceil(), lambda a, b: np.ceil(a), id="ceil"),
+    pytest.param(Op.ROUND, lambda a, b: a.round(), lambda a, b: np.round(a), id="round"),
+    pytest.param(Op.TRUNC, lambda a, b: a.trunc(), lambda a, b: np.trunc(a), id="trunc"),
+    pytest.param(Op.ANY, lambda a, b: (a > b).any(1), lambda a, b: (a > b).any(1), id="any"),
+    pytest.param(Op.ALL, lambda a, b: a.all(), lambda a, b: a.all(), id="all"),
+    pytest.param(Op.ARGMAX, lambda a, b: a.argmax(1), lambda a, b: a.argmax(1), id="argmax"),
+    pytest.param(
+        Op.ARGMIN,
+        lambda a, b: a.argmin(0, keepdim=True),
+        lambda a, b: a.argmin(0, keepdims=True),
+        id="argmin",
+    ),
+    pytest.param(
+        Op.NONZERO,
+        lambda a, b: (a > b).nonzero(),
+        lambda a, b: np.argwhere(a > b),
+        id="nonzero",
+    ),
+    pytest.param(
+        Op.ARGSORT,
+        lambda a, b: a.argsort(1, descending=True),
+        lambda a, b: np.argsort(-a, 1, kind="stable"),
+        id="argsort",
+    ),
     pytest.param(
         Op.ONE_HOT,
         lambda a, b: F.one_hot((a * 2 + 4).astype("int64"), 9),

@@ -106,6 +106,11 @@ ATTRS = {
     Op.GELU: [{"approximate": "none"}, {"approximate": "tanh"}],
     Op.CLIP: [{"lo": -0.5, "hi": 1.0}, {"lo": None, "hi": 1.0}, {"lo": -1.0, "hi": None}],
     Op.CAST: [{"dtype": "float64"}, {"dtype": "float32"}],
+    Op.SOFTPLUS: [{"beta": 1.0, "threshold": 20.0}, {"beta": 2.0, "threshold": 1.5}],
+    Op.NAN_TO_NUM: [
+        {"nan": 0.0, "posinf": 3.4028234663852886e38, "neginf": -3.4028234663852886e38},
+        {"nan": 1.5, "posinf": 7.0, "neginf": -0.0},
+    ],
 }
 CASES = [
     Case(op, attrs, dtype)

@@ -10,7 +10,8 @@ names each node from what a reader sees instead, in the spirit of torch.fx:
   repeated op: the second call of ``model.relu`` is the scope ``model.relu_1``
   and its op ``relu_1.relu``;
 - an update op (the optimizer's arithmetic): ``update.fc1.weight.mul_2``, under
-  the parameter it updates, in the scope ``update.fc1/weight``;
+  the parameter it updates, in the scope ``update.fc1/weight``; an update-phase
+  op in a function's scope (``clip_grad_norm_``) is named after that scope;
 - an op of a fused kernel of a compiled step (``core.deferred.narrate``): the
   kernel and the op, ``k3.tanh``, in the kernel's box ``kernel 3: fused_tanh``
   (an update op keeps its update name);
@@ -200,7 +201,7 @@ class Namer:
                 self._order.append(name)
 
     def _on_op(self, event: OpForward) -> str:
-        if event.phase == "update":
+        if event.phase == "update" and not event.scope:  # the optimizer's (not clipping's)
             owner = self._update_owner(event)
             scope = update_scope(owner) if owner else UPDATE_SCOPE
             base = f"{UPDATE_SCOPE}.{owner}.{event.op}" if owner else f"{UPDATE_SCOPE}.{event.op}"

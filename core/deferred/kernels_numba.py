@@ -25,7 +25,20 @@ import numpy as np
 from core.deferred.graph import Graph, Node, expr_from_json
 from core.engine import expr as E
 
-TRANSCENDENTAL = {"exp", "log", "tanh", "erf", "log1p", "expm1", "pow"}
+TRANSCENDENTAL = {
+    "exp",
+    "log",
+    "tanh",
+    "erf",
+    "log1p",
+    "expm1",
+    "pow",
+    "log2",
+    "log10",
+    "exp2",
+    "sin",
+    "cos",
+}
 MIN_SIZE = 4096  # elements: below this a kernel is all call overhead either way
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.engine import modes
 from core.engine.dispatch import Node, apply, constant, is_tensor
+from core.engine.inplace import check_saved, write_count
 from core.engine.ops import Op
 from core.errors import GradError, ShapeError
 from core.observe.bus import BUS
@@ -155,11 +156,14 @@ def _run(
     outer_rule = modes.rule_node.set(None) if label_rules else None
     phase_token = modes.phase_name.set("backward")
     grad_token = modes.grad_enabled.set(create_graph)
+    writes = write_count()
     try:
         for node in order:
             g = grads.pop(node, None)
             if g is None:
                 continue
+            if node.epoch < writes:  # something was written in place since the node
+                check_saved(node)
             t0 = perf_counter_ns() if emit else 0
             if label_rules:  # the backward's own ops name the node whose rule ran them
                 modes.rule_node.set(node.id)

@@ -94,3 +94,40 @@ def rand(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu"
 def randint(low: int, high: int, shape: Any, *, device: str = "cpu") -> Tensor:
     values = generator().integers(low, high, size=_shape((shape,)), dtype=np.int64)
     return _leaf(values, device, False, "random")
+
+
+def empty(*shape: Any, dtype: Any = np.float32, requires_grad=False, device="cpu") -> Tensor:
+    """A new tensor of ``shape`` (zeros here: the engine never hands out garbage)."""
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def empty_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
+    return zeros_like(t, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, value: float, *, requires_grad: bool = False) -> Tensor:
+    xp = xp_for(t.device)
+    return leaf(xp.full(t.shape, value, dtype=t.dtype), t.device, requires_grad, "input")
+
+
+def eye(n: int, m: int | None = None, *, dtype: Any = np.float32, device: str = "cpu") -> Tensor:
+    """The identity matrix (ones on the diagonal) of n rows and m columns."""
+    return _leaf(np.eye(n, m, dtype=dtype), device, False)
+
+
+def linspace(start: float, end: float, steps: int, *, dtype: Any = np.float32, device="cpu"):
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
+    return _leaf(np.linspace(start, end, steps).astype(dtype), device, False)
+
+
+def randn_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
+    return randn(*t.shape, dtype=t.dtype, requires_grad=requires_grad, device=t.device)
+
+
+def rand_like(t: Tensor, *, requires_grad: bool = False) -> Tensor:
+    return rand(*t.shape, dtype=t.dtype, requires_grad=requires_grad, device=t.device)
+
+
+def randperm(n: int, *, device: str = "cpu") -> Tensor:
+    """A random permutation of 0..n-1 (int64) from the global generator."""
+    return _leaf(generator().permutation(n).astype(np.int64), device, False, "random")

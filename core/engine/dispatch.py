@@ -3,7 +3,8 @@
 ``apply(op, inputs, attrs)`` checks the inputs, runs the registered forward,
 records a graph ``Node`` when a gradient is wanted, tells the trace hook (the
 deferred compiler's tracer) and emits ``OpForward`` when someone listens.
-``apply_(...)`` is the same op in place: the target tensor takes the new value.
+``core.engine.inplace.apply_`` is the same op in place: the target tensor
+takes the new value.
 Every value the engine makes is an op's output or comes from ``constant`` (or
 a creation function): nothing reaches a gradient rule as a bare array.
 
@@ -110,7 +111,7 @@ class Node:
     the node never sits in a reference cycle.
     """
 
-    __slots__ = ("id", "opdef", "inputs", "attrs", "_out", "side", "freed")
+    __slots__ = ("id", "opdef", "inputs", "attrs", "_out", "side", "freed", "epoch")
 
     def __init__(self, nid: int, opdef: OpDef, inputs: tuple, attrs: dict, out: Tensor) -> None:
         self.id = nid
@@ -120,6 +121,9 @@ class Node:
         self._out = weakref.ref(out)
         self.side: tuple[tuple[int, Any], ...] | None = None
         self.freed = False
+        # in-place writes made before this node: a saved tensor whose version
+        # is larger was written after the node saved it (see ``check_saved``)
+        self.epoch = _writes
 
     @property
     def output(self) -> Tensor:
@@ -287,6 +291,10 @@ def dtype_name(dtype: Any) -> str:
 
 # -- apply ------------------------------------------------------------------------------
 
+# In-place writes so far (``core.engine.inplace`` counts them): a new node's
+# ``epoch`` takes this count, so one comparison tells a write after it.
+_writes = 0
+
 
 def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     """Run one registered op eagerly: check, compute, record the node, emit.
@@ -351,53 +359,6 @@ def apply(op: Op, inputs: tuple[Tensor, ...], attrs: dict = _EMPTY) -> Tensor:
     return result
 
 
-def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EMPTY) -> int:
-    """Run ``op(target, *others)`` in place: ``target`` takes the result.
-
-    The tensor keeps its id and object; its new value gets a fresh id (the
-    ``output`` of the event, whose ``writes`` names the tensor), which is
-    returned. In place means for the tensor, not its array: the engine never
-    writes into an array it has handed out, so views and recorded values of
-    the old value are unchanged. Only tensors outside the autograd graph are
-    written (optimizer state, parameters under ``no_grad``).
-    """
-    opdef = REGISTRY[op]
-    inputs = (target, *others)
-    device = target.device
-    data = target.data
-    if _grad_enabled.get():
-        _refuse_in_place(opdef, inputs)
-    for t in others:
-        if t.device != device or (opdef.same_dtype and t.data.dtype is not data.dtype):
-            _check_inputs(opdef, inputs)
-    xp = np if device == "cpu" else xp_for(device)
-    emit = BUS.active and (BUS.want_backward_ops or _phase.get() != "backward")
-    if emit:
-        start = _clock_start(device)
-    try:
-        if len(others) == 1:
-            out = opdef.forward(xp, data, others[0].data, **attrs)
-        else:
-            out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
-    except (ValueError, IndexError, TypeError, ZeroDivisionError) as exc:
-        raise _op_error(opdef, inputs, attrs, exc) from None
-    if opdef.multi:
-        out = out[0]
-    if out.shape != data.shape or out.dtype is not data.dtype:
-        raise ShapeError(
-            f"{opdef.label_}: the result has shape {tuple(out.shape)} and dtype {out.dtype}, "
-            f"the tensor written has {tuple(target.shape)} and {target.dtype}{where()}"
-        )
-    nid = next(_node_ids)
-    value_id = next(_tensor_ids)
-    if _hook is not None:  # before the write: the hook may still read the old value
-        _hook("op", (nid, opdef, inputs, attrs, target, None, value_id))
-    target.data = out
-    if emit:
-        _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
-    return value_id
-
-
 # -- checks and errors ----------------------------------------------------------------------
 
 
@@ -406,16 +367,6 @@ def _clock_start(device: str) -> int:
     if BUS.want_sync and device != "cpu":
         synchronize(device)
     return perf_counter_ns()
-
-
-def _refuse_in_place(opdef: OpDef, inputs: Sequence[Tensor]) -> None:
-    """In-place writes stay outside the autograd graph."""
-    if any(t.requires_grad for t in inputs):
-        kind = "a leaf that requires grad" if inputs[0].is_leaf else "a tensor in the graph"
-        raise GradError(
-            f"{opdef.label_}: {kind} cannot be changed in place while gradients are "
-            f"recorded; wrap the update in core.no_grad() or use {opdef.label}(){where()}"
-        )
 
 
 def _check_inputs(opdef: OpDef, inputs: Sequence[Tensor]) -> None:

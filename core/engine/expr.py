@@ -142,6 +142,21 @@ FUNCS: dict[str, Func] = {
     "erf": Func(1, "scipy_special.erf({0})", "{T}(math.erf({0}))", "erf({0})"),
     "log1p": _math("log1p"),
     "expm1": _math("expm1"),
+    "log2": _math("log2"),
+    "log10": _math("log10"),
+    "exp2": _math("exp2"),
+    "sin": _math("sin"),
+    "cos": _math("cos"),
+    "floor": _math("floor"),
+    "ceil": _math("ceil"),
+    "trunc": _math("trunc"),
+    # round half to even, as NumPy's round and PyTorch's
+    "rint": _math("rint"),
+    "fmod": Func(2, "np.fmod({0}, {1})", "{T}(np.fmod({0}, {1}))", "fmod({0}, {1})"),
+    # the sign of the divisor, as Python's % (NumPy's remainder, PyTorch's)
+    "remainder": Func(
+        2, "np.remainder({0}, {1})", "{T}(gs_remainder({0}, {1}))", "gs_remainder({0}, {1})"
+    ),
     "where": Func(3, "np.where({0}, {1}, {2})", "({1} if {0} else {2})", "({0} ? {1} : {2})"),
     "gt": _compare(">"),
     "ge": _compare(">="),
@@ -168,6 +183,9 @@ def _call(fn: str) -> Callable[..., Expr]:
 
 exp, log, sqrt, tanh, erf = _call("exp"), _call("log"), _call("sqrt"), _call("tanh"), _call("erf")
 log1p, expm1, sign = _call("log1p"), _call("expm1"), _call("sign")
+log2, log10, exp2 = _call("log2"), _call("log10"), _call("exp2")
+sin, cos, fmod, remainder = _call("sin"), _call("cos"), _call("fmod"), _call("remainder")
+floor, ceil, trunc, rint = _call("floor"), _call("ceil"), _call("trunc"), _call("rint")
 abs_, pow_, maximum, minimum = _call("abs"), _call("pow"), _call("maximum"), _call("minimum")
 where, number = _call("where"), _call("number")
 gt, ge, lt, le, eq, ne = (_call(n) for n in ("gt", "ge", "lt", "le", "eq", "ne"))
@@ -253,7 +271,16 @@ def _printer(target: str, literal: Callable[[float, str], str]) -> Callable[...,
 
 
 _to_numpy = _printer("numpy", _literal_numpy)
-_to_numba = _printer("numba", _literal_numpy)
+
+
+def _literal_numba(value: float, dtype: str) -> str:
+    text = _float_text(value)
+    if text in ("inf", "-inf", "nan"):  # Numba converts no strings to floats
+        return f"np.{dtype}({text.replace('inf', 'np.inf').replace('nan', 'np.nan')})"
+    return f"np.{dtype}({text})"
+
+
+_to_numba = _printer("numba", _literal_numba)
 _to_c = _printer("c", _literal_c)
 
 
@@ -324,6 +351,20 @@ def gs_sign(a):
     if a < 0:
         return -1.0
     return a if a != a else 0.0
+
+
+@numba.njit(inline="always")
+def gs_remainder(a, b):
+    # NumPy's npy_divmod: fmod, moved to the divisor's sign; a zero takes its sign
+    mod = np.fmod(a, b)
+    if b == 0:
+        return mod
+    if mod != 0:
+        if (b < 0) != (mod < 0):
+            mod += b
+    else:
+        mod = math.copysign(0.0, b)
+    return mod
 """
 
 C_PRELUDE = """
@@ -338,5 +379,11 @@ template <typename T> GS_FN T gs_maximum(T a, T b) { return (a > b || a != a) ? 
 template <typename T> GS_FN T gs_minimum(T a, T b) { return (a < b || a != a) ? a : b; }
 template <typename T> GS_FN T gs_sign(T a) {
     return a > 0 ? (T)1 : (a < 0 ? (T)-1 : (a != a ? a : (T)0));
+}
+template <typename T> GS_FN T gs_remainder(T a, T b) {
+    T mod = fmod(a, b);
+    if (b == 0) return mod;
+    if (mod != 0) { if ((b < 0) != (mod < 0)) mod += b; } else { mod = copysign((T)0, b); }
+    return mod;
 }
 """

@@ -16,12 +16,76 @@ from typing import Any
 
 import numpy as np
 
-from core.engine import indexing
+from core.engine import indexing, linalg
+from core.engine.activations import (  # noqa: F401  (public names)
+    celu,
+    elu,
+    glu,
+    gumbel_softmax,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    lerp,
+    logsigmoid,
+    mish,
+    prelu,
+    relu6,
+    selu,
+    silu,
+    softmin,
+    softplus,
+    softsign,
+    tanhshrink,
+)
+from core.engine.attention import scaled_dot_product_attention  # noqa: F401  (public)
+from core.engine.conv import (  # noqa: F401  (public names)
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    max_pool1d,
+    max_pool2d,
+    pad,
+)
 from core.engine.dispatch import apply, constant, lift
+from core.engine.losses import (  # noqa: F401  (public names)
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
+    cosine_similarity,
+    cross_entropy,
+    cross_entropy_backward,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    mse_loss_backward,
+    nll_loss,
+    normalize,
+    pairwise_distance,
+    smooth_l1_loss,
+    triplet_margin_loss,
+)
 from core.engine.modes import no_grad
+from core.engine.norms import (  # noqa: F401  (public names)
+    batch_norm,
+    group_norm,
+    instance_norm,
+    rms_norm,
+)
 from core.engine.ops import Op
 from core.engine.random import dropout_seed
+from core.engine.resize import (  # noqa: F401  (public names)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    interpolate,
+)
 from core.engine.tensor import Tensor
+from core.engine.tensor_torch import norm_dim
 from core.errors import DtypeError, ShapeError
 
 
@@ -170,38 +234,34 @@ def index_add_spec(values: Tensor, shape: Sequence[int], spec: tuple, arrays: tu
     return apply(Op.SCATTER_ADD, (values, *arrays), attrs)
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """The tensors joined along ``dim`` (``axis`` is an alias), as ``torch.cat``."""
     tensors = tuple(tensors)
     if not tensors:
         raise ShapeError("concatenate: no tensors given")
-    return apply(Op.CONCAT, tensors, {"axis": axis % tensors[0].ndim})
+    dim = dim if axis is None else axis
+    return apply(Op.CONCAT, tensors, {"axis": norm_dim(dim, tensors[0].ndim)})
 
 
-concatenate = cat
+concatenate = concat = cat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """The tensors stacked along a new ``dim`` (``axis`` is an alias)."""
     tensors = tuple(tensors)
     if not tensors:
         raise ShapeError("stack: no tensors given")
-    return apply(Op.STACK, tensors, {"axis": axis % (tensors[0].ndim + 1)})
-
-
-def pad(x: Tensor, pad: Sequence[Any], value: float = 0.0) -> Tensor:
-    """Pad with a constant. ``pad`` is NumPy's ((before, after), ...) per axis,
-    or PyTorch's flat (left, right, top, bottom, ...) from the last axis."""
-    pad = list(pad)
-    if pad and not isinstance(pad[0], tuple | list):
-        pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
-        pairs = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
-    else:
-        pairs = [(int(a), int(b)) for a, b in pad]
-    if len(pairs) != x.ndim:
-        raise ShapeError(f"pad: {len(pairs)} pairs given for a {x.ndim}-d tensor")
-    return apply(Op.PAD, (x,), {"pad": tuple(pairs), "value": float(value)})
+    dim = dim if axis is None else axis
+    return apply(Op.STACK, tensors, {"axis": norm_dim(dim, tensors[0].ndim + 1)})
 
 
 # -- networks --------------------------------------------------------------------
+
+
+def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x1^T A_o x2 + b_o`` for each output o (weight (out, in1, in2))."""
+    out = linalg.einsum("...i,oij,...j->...o", x1, weight, x2)
+    return out if bias is None else out + bias
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -210,39 +270,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return apply(Op.LINEAR, inputs)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis)
+def softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    return x.softmax(dim if axis is None else axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis)
-
-
-def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """Mean negative log-likelihood of integer class ``target`` under softmax(logits)."""
-    if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target), device=logits.device)
-    return apply(Op.CROSS_ENTROPY, (logits, target))
-
-
-def cross_entropy_backward(probs: Tensor, target: Tensor, g: Tensor) -> Tensor:
-    """The gradient of ``cross_entropy`` at logits whose softmax is ``probs``,
-    scaled by the scalar ``g``: ``(probs - one_hot(target)) * g / batch``, as one op."""
-    return apply(Op.CROSS_ENTROPY_BACKWARD, (probs, target, g))
-
-
-def mse_loss_backward(diff: Tensor, g: Tensor) -> Tensor:
-    """The gradient of ``mse_loss`` with respect to its first input, given
-    ``diff = a - b`` and the scalar ``g``: ``diff * g * 2 / diff.size``, as one op."""
-    return apply(Op.MSE_LOSS_BACKWARD, (diff, g))
-
-
-def mse_loss(a: Tensor, b: Any) -> Tensor:
-    return apply(Op.MSE_LOSS, (a, lift(b, a)))
-
-
-def binary_cross_entropy_with_logits(logits: Tensor, target: Any) -> Tensor:
-    return apply(Op.BCE_WITH_LOGITS, (logits, lift(target, logits)))
+def log_softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    return x.log_softmax(dim if axis is None else axis)
 
 
 def unfold(x: Tensor, kernel: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
@@ -260,26 +293,6 @@ def fold(cols: Tensor, size: Any, kernel: Any, stride: Any = 1, padding: Any = 0
         "padding": _pair(padding),
     }
     return apply(Op.FOLD, (cols,), attrs)
-
-
-def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0
-) -> Tensor:
-    """2-D cross-correlation of (N, C, H, W) with (O, C, kh, kw), as PyTorch's."""
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(Op.CONV2D, inputs, {"stride": _pair(stride), "padding": _pair(padding)})
-
-
-def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    kernel = _pair(kernel_size)
-    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
-    return apply(Op.MAX_POOL2D, (x,), attrs)
-
-
-def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    kernel = _pair(kernel_size)
-    attrs = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride)}
-    return apply(Op.AVG_POOL2D, (x,), attrs)
 
 
 def layer_norm(
@@ -301,13 +314,18 @@ def layer_norm(
     return apply(Op.LAYER_NORM, (x, weight, bias), {"dims": len(shape), "eps": float(eps)})
 
 
-def embedding(indices: Tensor, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` picked by integer ``indices`` (any shape)."""
+def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` picked by integer ``indices`` (any shape); the
+    ``padding_idx`` row passes no gradient back."""
     if not isinstance(indices, Tensor):
         indices = Tensor(np.asarray(indices), device=weight.device)
     if indices.dtype.kind not in "iu":
         raise DtypeError(f"embedding: indices must be integers, got {indices.dtype}")
-    return apply(Op.EMBEDDING, (weight, indices))
+    out = apply(Op.EMBEDDING, (weight, indices))
+    if padding_idx is None or not out.requires_grad:
+        return out
+    padded = indices.eq(padding_idx % weight.shape[0]).unsqueeze(-1)
+    return where(padded, out.detach(), out)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
@@ -324,6 +342,29 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     with no_grad():
         seed.add_(1)
     return apply(Op.DROPOUT, (x, seed), {"p": float(p)})
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels of (N, C, ...) with probability ``p`` (the rest
+    scaled by 1/(1-p)): one mask value per (sample, channel)."""
+    if not training or p == 0.0:
+        return x
+    keep = dropout(constant(1.0, like=x).expand(*x.shape[:2], *([1] * (x.ndim - 2))), p)
+    return x * keep
+
+
+dropout1d = dropout2d
+
+
+def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
+    """(N, C r^2, H, W) -> (N, C, H r, W r), as PyTorch's."""
+    r = upscale_factor
+    n, c, h, w = x.shape[-4:]
+    lead = x.shape[:-4]
+    out = x.reshape(*lead, n, c // (r * r), r, r, h, w)
+    k = len(lead)
+    out = out.permute(*range(k), k, k + 1, k + 4, k + 2, k + 5, k + 3)
+    return out.reshape(*lead, n, c // (r * r), h * r, w * r)
 
 
 def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:

@@ -101,7 +101,7 @@ def gradcheck(
         worst = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
         reports.append(
             InputReport(
-                index=inputs.index(t),
+                index=next(i for i, u in enumerate(inputs) if u is t),
                 shape=tuple(t.shape),
                 worst_error=float(err.max()) if err.size else 0.0,
                 worst_element=tuple(int(i) for i in worst),

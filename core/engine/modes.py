@@ -15,8 +15,14 @@ False
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from core.observe.bus import BUS
+from core.observe.events import ModuleEnter, ModuleExit
 
 grad_enabled: ContextVar[bool] = ContextVar("gradstep_grad_enabled", default=True)
 scope_path: ContextVar[str] = ContextVar("gradstep_scope", default="")
@@ -41,10 +47,26 @@ class Mode:
     def __exit__(self, *exc: object) -> None:
         self._var.reset(self._token)
 
+    def __call__(self, fn: Any) -> Any:
+        """As a decorator (``@core.no_grad()``): ``fn`` runs inside the mode."""
+        var, value = self._var, self._value
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with Mode(var, value):
+                return fn(*args, **kwargs)
+
+        return run
+
 
 def no_grad() -> Mode:
     """Ops inside record no graph (as ``torch.no_grad``)."""
     return Mode(grad_enabled, False)
+
+
+def inference_mode(mode: bool = True) -> Mode:
+    """``no_grad`` under PyTorch's other name (``inference_mode(False)`` records)."""
+    return Mode(grad_enabled, not mode)
 
 
 def enable_grad() -> Mode:
@@ -72,3 +94,22 @@ def scope(path: str) -> Mode:
 
 def current_scope() -> str:
     return scope_path.get()
+
+
+@contextmanager
+def call_scope(name: str, kind: str = "function") -> Iterator[None]:
+    """Ops inside run in a scope of their own below the current one, announced
+    like a module's call (``kind`` says what it is): a function such as
+    ``clip_grad_norm_``, or one time step of a recurrent layer."""
+    outer = scope_path.get()
+    path = f"{outer}.{name}" if outer else name
+    token = scope_path.set(path)
+    announced = BUS.active
+    if announced:
+        BUS.emit(ModuleEnter(path=path, kind=kind))
+    try:
+        yield
+    finally:
+        if announced and BUS.active:
+            BUS.emit(ModuleExit(path=path, kind=kind))
+        scope_path.reset(token)

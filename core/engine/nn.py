@@ -27,7 +27,7 @@ import numpy as np
 
 from core.device import to_device, xp_for
 from core.engine import functional as F
-from core.engine.dispatch import announce
+from core.engine.dispatch import announce, leaf
 from core.engine.modes import scope_path
 from core.engine.random import generator
 from core.engine.tensor import Tensor
@@ -71,6 +71,7 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_name", "")
         object.__setattr__(self, "_paths", {})  # scope of the caller -> this call's path
         object.__setattr__(self, "training", True)
@@ -82,8 +83,14 @@ class Module:
                 "setting attributes"
             )
         params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        buffers = self.__dict__["_buffers"]
+        if name in buffers and (value is None or isinstance(value, Tensor)):
+            buffers[name] = value  # a buffer stays a buffer
+            object.__setattr__(self, name, value)
+            return
         params.pop(name, None)
         modules.pop(name, None)
+        buffers.pop(name, None)
         if isinstance(value, Parameter):
             params[name] = value
             if value.name is None:
@@ -143,8 +150,51 @@ class Module:
         for name, child in self._modules.items():
             yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
 
-    def parameters(self) -> list[Parameter]:
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        if not recurse:
+            return list(self._parameters.values())
         return [p for _name, p in self.named_parameters()]
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Keep ``tensor`` as state of the module that is not a parameter (batch
+        norm's running statistics): moved by ``to``, saved by ``state_dict``,
+        updated in place under ``no_grad``. A tensor the engine did not make as
+        state becomes a "state" leaf here, so a tracer and a debugger see it."""
+        if tensor is not None and tensor.node is None and not tensor.requires_grad:
+            tensor = leaf(tensor.data, tensor.device, False, "state", tensor.name or name)
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) pairs; also names each buffer so."""
+        for name, b in self._buffers.items():
+            if b is None:
+                continue
+            full = f"{prefix}.{name}" if prefix else name
+            b.name = full
+            yield full, b
+        for name, child in self._modules.items():
+            yield from child.named_buffers(f"{prefix}.{name}" if prefix else name)
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _name, b in self.named_buffers()]
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def apply(self, fn: Any) -> Module:
+        """Call ``fn`` on every submodule, then on this module; returns self."""
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, flag: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
 
     def announce_parameters(self) -> None:
         """Emit ``TensorCreated`` for every parameter (a Session does at run start)."""
@@ -159,29 +209,60 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, device: str) -> Module:
-        """Move every parameter to ``device`` in place; returns self."""
+    def to(self, device: Any = None, dtype: Any = None) -> Module:
+        """Move every parameter and buffer to ``device`` in place, or convert
+        the floating ones to ``dtype`` (``model.to(core.float64)``); returns self."""
+        if device is not None and not isinstance(device, str):
+            device, dtype = None, device
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            for t in self._tensors():
+                if t.dtype.kind == "f":
+                    t.data = t.data.astype(dtype)
+                    t.grad = None
+        if device is None:
+            return self
         xp_for(device)
-        for p in self.parameters():
-            p.data = to_device(p.data, device)
-            p.device = device
-            p.grad = None
+        for t in self._tensors():
+            t.data = to_device(t.data, device)
+            t.device = device
+            t.grad = None
         return self
+
+    def _tensors(self) -> list[Tensor]:
+        return self.parameters() + self.buffers()
+
+    def float(self) -> Module:
+        """Floating parameters and buffers to float32, in place."""
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        """Floating parameters and buffers to float64, in place."""
+        return self.to(np.float64)
+
+    def cpu(self) -> Module:
+        return self.to("cpu")
+
+    def cuda(self) -> Module:
+        return self.to("cuda")
 
     # -- state ----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter name -> host NumPy copy of its value."""
-        return {name: p.numpy().copy() for name, p in self.named_parameters()}
+        """Parameter and buffer name -> host NumPy copy of its value."""
+        state = {name: p.numpy().copy() for name, p in self.named_parameters()}
+        state.update((name, b.numpy().copy()) for name, b in self.named_buffers())
+        return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
         """Copy values from ``state`` into the parameters; all are checked first,
         so a bad entry leaves the model as it was."""
-        params = dict(self.named_parameters())
+        params: dict[str, Tensor] = dict(self.named_parameters())
+        params.update(self.named_buffers())
         if strict:
             missing = sorted(set(params) - set(state))
             unexpected = sorted(set(state) - set(params))
@@ -259,58 +340,13 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}"
 
 
-class Conv2d(Module):
-    """2-D convolution over (N, C, H, W) inputs."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        bias: bool = True,
-        device: str = "cpu",
-    ) -> None:
-        super().__init__()
-        kh, kw = F._pair(kernel_size)
-        self.stride, self.padding = stride, padding
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
-        bound = 1.0 / math.sqrt(in_channels * kh * kw)
-        self.weight = _uniform((out_channels, in_channels, kh, kw), bound, device)
-        self.bias = _uniform((out_channels,), bound, device) if bias else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-        )
-
-
-class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride)
-
-
-class AvgPool2d(MaxPool2d):
-    def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
-
-
 class Flatten(Module):
-    def __init__(self, start_dim: int = 1) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim)
+        return x.flatten(self.start_dim, self.end_dim)
 
 
 class ReLU(Module):
@@ -349,14 +385,22 @@ class GELU(Module):
 
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape: Any, eps: float = 1e-5, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: str = "cpu",
+    ) -> None:
         super().__init__()
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
         self.normalized_shape, self.eps = shape, eps
-        self.weight = Parameter(np.ones(shape, dtype=np.float32), device="cpu")
-        self.bias = Parameter(np.zeros(shape, dtype=np.float32), device="cpu")
+        affine = elementwise_affine
+        self.weight = Parameter(np.ones(shape, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(shape, dtype=np.float32)) if affine and bias else None
         if device != "cpu":
             self.to(device)
 
@@ -365,13 +409,26 @@ class LayerNorm(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings: int, embedding_dim: int, device: str = "cpu") -> None:
+    """Rows of a learned table; the ``padding_idx`` row starts at zero and
+    gets no gradient, as PyTorch's."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        device: str = "cpu",
+    ) -> None:
         super().__init__()
         values = generator().standard_normal((num_embeddings, embedding_dim))
+        if padding_idx is not None:
+            padding_idx %= num_embeddings
+            values[padding_idx] = 0.0
+        self.padding_idx = padding_idx
         self.weight = Parameter(to_device(values.astype(np.float32), device), device=device)
 
     def forward(self, indices: Tensor) -> Tensor:
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
 
 class Dropout(Module):
@@ -384,6 +441,16 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels (``F.dropout2d``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training)
+
+
+Dropout1d = Dropout2d
 
 
 class Sequential(Module):
@@ -404,3 +471,13 @@ class Sequential(Module):
         for m in self._modules.values():
             x = m(x)
         return x
+
+
+# The rest of torch.nn, by family (each module imports Module from here).
+from core.engine import nn_init as init  # noqa: E402, F401  (nn.init.xavier_uniform_)
+from core.engine import nn_utils as utils  # noqa: E402, F401  (nn.utils.clip_grad_norm_)
+from core.engine.nn_attention import *  # noqa: E402, F403
+from core.engine.nn_conv import *  # noqa: E402, F403
+from core.engine.nn_layers import *  # noqa: E402, F403
+from core.engine.nn_norm import *  # noqa: E402, F403
+from core.engine.rnn import *  # noqa: E402, F403

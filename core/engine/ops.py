@@ -32,6 +32,8 @@ class Op(enum.IntEnum):
     MAXIMUM = enum.auto()
     MINIMUM = enum.auto()
     ACCUMULATE_GRAD = enum.auto()
+    FMOD = enum.auto()
+    REMAINDER = enum.auto()
     # elementwise, unary
     NEG = enum.auto()
     POW_SCALAR = enum.auto()
@@ -53,6 +55,22 @@ class Op(enum.IntEnum):
     WHERE = enum.auto()
     LERP = enum.auto()
     CAST = enum.auto()
+    LOG1P = enum.auto()
+    EXPM1 = enum.auto()
+    LOG2 = enum.auto()
+    LOG10 = enum.auto()
+    EXP2 = enum.auto()
+    SIN = enum.auto()
+    COS = enum.auto()
+    SOFTPLUS = enum.auto()
+    NAN_TO_NUM = enum.auto()
+    CLONE = enum.auto()
+    COPY = enum.auto()
+    # elementwise, piecewise constant (no gradient)
+    FLOOR = enum.auto()
+    CEIL = enum.auto()
+    ROUND = enum.auto()
+    TRUNC = enum.auto()
     # comparisons (no gradient)
     GT = enum.auto()
     GE = enum.auto()
@@ -67,6 +85,13 @@ class Op(enum.IntEnum):
     MIN = enum.auto()
     VAR = enum.auto()
     SUM_TO = enum.auto()
+    PROD = enum.auto()
+    ANY = enum.auto()
+    ALL = enum.auto()
+    ARGMAX = enum.auto()
+    ARGMIN = enum.auto()
+    CUMSUM = enum.auto()
+    CUMPROD = enum.auto()
     # movement
     RESHAPE = enum.auto()
     PERMUTE = enum.auto()
@@ -77,6 +102,10 @@ class Op(enum.IntEnum):
     STACK = enum.auto()
     PAD = enum.auto()
     DETACH = enum.auto()
+    GATHER = enum.auto()
+    SCATTER = enum.auto()
+    ARGSORT = enum.auto()
+    NONZERO = enum.auto()
     # linear algebra and networks
     MATMUL = enum.auto()
     LINEAR = enum.auto()
@@ -117,6 +146,8 @@ BINARY = frozenset(
         Op.TANH_BACKWARD,
         Op.SIGMOID_BACKWARD,
         Op.RELU_BACKWARD,
+        Op.FMOD,
+        Op.REMAINDER,
     }
 )
 COMPARE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE, Op.EQ, Op.NE})
@@ -137,10 +168,38 @@ UNARY = frozenset(
         Op.GELU,
         Op.CLIP,
         Op.CAST,
+        Op.LOG1P,
+        Op.EXPM1,
+        Op.LOG2,
+        Op.LOG10,
+        Op.EXP2,
+        Op.SIN,
+        Op.COS,
+        Op.SOFTPLUS,
+        Op.NAN_TO_NUM,
+        Op.CLONE,
     }
 )
-ELEMENTWISE = BINARY | COMPARE | UNARY | {Op.WHERE, Op.LERP}
-REDUCE = frozenset({Op.SUM, Op.MEAN, Op.MAX, Op.MIN, Op.VAR, Op.SUM_TO})
+# rounding: elementwise, piecewise constant, so without a gradient rule
+ROUNDING = frozenset({Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC})
+ELEMENTWISE = BINARY | COMPARE | UNARY | ROUNDING | {Op.WHERE, Op.LERP, Op.COPY}
+REDUCE = frozenset(
+    {
+        Op.SUM,
+        Op.MEAN,
+        Op.MAX,
+        Op.MIN,
+        Op.VAR,
+        Op.SUM_TO,
+        Op.PROD,
+        Op.ANY,
+        Op.ALL,
+        Op.ARGMAX,
+        Op.ARGMIN,
+    }
+)
+# scans along one axis: the output has the input's shape
+SCAN = frozenset({Op.CUMSUM, Op.CUMPROD})
 MOVEMENT = frozenset(
     {
         Op.RESHAPE,
@@ -152,6 +211,10 @@ MOVEMENT = frozenset(
         Op.STACK,
         Op.PAD,
         Op.DETACH,
+        Op.GATHER,
+        Op.SCATTER,
+        Op.ARGSORT,
+        Op.NONZERO,
     }
 )
 LOSS = frozenset({Op.CROSS_ENTROPY, Op.MSE_LOSS, Op.BCE_WITH_LOGITS})
@@ -189,7 +252,62 @@ SAME_DTYPE = BINARY | {
     Op.BCE_WITH_LOGITS,
     Op.CROSS_ENTROPY_BACKWARD,
     Op.MSE_LOSS_BACKWARD,
+    Op.SCATTER,
 }
+# What a gradient rule reads, for the version check of in-place writes: ops
+# whose rules read only shapes (an in-place write keeps shape and dtype), and
+# ops whose rules read only their index inputs (every input after the first).
+READS_NO_VALUES = frozenset(
+    {
+        Op.ADD,
+        Op.SUB,
+        Op.NEG,
+        Op.ADD_SCALED,
+        Op.ACCUMULATE_GRAD,
+        Op.SUM,
+        Op.MEAN,
+        Op.SUM_TO,
+        Op.RESHAPE,
+        Op.PERMUTE,
+        Op.EXPAND,
+        Op.CONCAT,
+        Op.STACK,
+        Op.PAD,
+        Op.CUMSUM,
+        Op.CLONE,
+        Op.COPY,
+        Op.DETACH,
+        Op.CAST,
+        # these read only side outputs (a mask, a difference) and shapes
+        Op.MSE_LOSS,
+        Op.UNFOLD,
+        Op.FOLD,
+        Op.MAX_POOL2D,
+        Op.AVG_POOL2D,
+        Op.DROPOUT,
+    }
+)
+# ops whose gradient rules read their own output (``ctx.output``)
+READS_OUTPUT = frozenset(
+    {
+        Op.POW,
+        Op.EXP,
+        Op.SQRT,
+        Op.TANH,
+        Op.SIGMOID,
+        Op.RELU,
+        Op.EXPM1,
+        Op.EXP2,
+        Op.SOFTMAX,
+        Op.LOG_SOFTMAX,
+        Op.MAX,
+        Op.MIN,
+    }
+)
+# (cross_entropy reads its targets, conv2d its weight, embedding its indices)
+READS_INDICES = frozenset(
+    {Op.GETITEM, Op.SCATTER_ADD, Op.GATHER, Op.SCATTER, Op.CROSS_ENTROPY, Op.CONV2D, Op.EMBEDDING}
+)
 
 
 @dataclass(slots=True)
@@ -219,6 +337,12 @@ class OpDef:
     label: str = ""
     label_: str = ""
     multi: bool = False  # more than one output (computed from ``outputs``)
+    # the inputs the gradient rule reads the values of (positions saved_from up
+    # to saved_to) and whether it reads the output: a backward refuses to run the rule
+    # when one of them was written in place since the node was made
+    saved_from: int = 0
+    saved_to: int = 1 << 16
+    saves_output: bool = False
 
 
 REGISTRY: list[OpDef | None] = [None] * (max(Op) + 1)
@@ -254,6 +378,13 @@ def define(
         op.label + "_",
         len(outputs) > 1,
     )
+    if op in READS_NO_VALUES:
+        definition.saved_from = 1 << 16
+    elif op in READS_INDICES:
+        definition.saved_from = 1
+    elif op is Op.WHERE:  # the condition only
+        definition.saved_to = 1
+    definition.saves_output = op in READS_OUTPUT
     REGISTRY[op] = definition
     return definition
 

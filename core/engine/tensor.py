@@ -28,7 +28,6 @@ from core.engine import autograd, indexing
 from core.engine.dispatch import (
     Node,
     apply,
-    apply_,
     bind_tensor_type,
     constant,
     grad_reset,
@@ -38,8 +37,10 @@ from core.engine.dispatch import (
     read,
     wrap,
 )
+from core.engine.inplace import version
 from core.engine.modes import no_grad
 from core.engine.ops import Op
+from core.engine.tensor_torch import TorchMethods, norm_dim, reduce_args
 from core.errors import DtypeError, ShapeError
 from core.observe.source import where
 
@@ -48,7 +49,7 @@ float64 = np.float64
 int64 = np.int64
 
 
-class Tensor:
+class Tensor(TorchMethods):
     """An n-dimensional array on "cpu" or "cuda" that records how it was made.
 
     >>> import core
@@ -59,7 +60,17 @@ class Tensor:
     [[7.0, 10.0], [15.0, 22.0]]
     """
 
-    __slots__ = ("data", "device", "requires_grad", "_grad", "_node", "id", "name", "__weakref__")
+    __slots__ = (
+        "data",
+        "device",
+        "requires_grad",
+        "_grad",
+        "_node",
+        "id",
+        "name",
+        "_replaced",  # set by in-place writes in the graph: [(stamp, old value)]
+        "__weakref__",
+    )
     __array_ufunc__ = None  # NumPy defers to our reflected operators
 
     def __init__(
@@ -103,6 +114,12 @@ class Tensor:
         self._grad = value
         if value is None:
             grad_reset(self)  # a tracer learns the step does not depend on the old one
+
+    @property
+    def _version(self) -> int:
+        """The engine's count of in-place writes when this tensor was last
+        written in place (0: never); it grows with every write, as PyTorch's."""
+        return version(self)
 
     @property
     def is_leaf(self) -> bool:
@@ -167,13 +184,20 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def to(self, device: str) -> Tensor:
-        """A copy on ``device`` ("cpu" or "cuda").
+    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
+        """A copy on ``device`` ("cpu" or "cuda"), or converted to ``dtype``
+        (``t.to(core.float64)``; a dtype alone may come first, as PyTorch's).
 
-        The copy is a new leaf: gradients do not flow back across devices, so
-        move data and models (``Module.to``) before building the graph.
+        A copy on another device is a new leaf: gradients do not flow back
+        across devices, so move data and models (``Module.to``) before
+        building the graph.
         """
-        if device == self.device:
+        if device is not None and not isinstance(device, str):
+            device, dtype = None, device
+        if dtype is not None:
+            converted = self.astype(dtype)
+            return converted if device is None else converted.to(device)
+        if device is None or device == self.device:
             return self
         xp_for(device)  # fails with the reason when unavailable
         return wrap(to_device(self.data, device), device, self.requires_grad and self.is_leaf)
@@ -271,34 +295,6 @@ class Tensor:
     def ne(self, other: Any) -> Tensor:
         return apply(Op.NE, (self, lift(other, self)))
 
-    # -- in place (for tensors outside the graph: optimizer state, no_grad) -------
-
-    def add_(self, other: Any, *, alpha: float = 1.0) -> Tensor:
-        """``self += alpha * other``, in place (see ``dispatch.apply_``)."""
-        other = lift(other, self)
-        if alpha == 1.0:
-            apply_(Op.ADD, self, (other,))
-        else:
-            apply_(Op.ADD_SCALED, self, (other,), {"alpha": float(alpha)})
-        return self
-
-    def sub_(self, other: Any) -> Tensor:
-        apply_(Op.SUB, self, (lift(other, self),))
-        return self
-
-    def mul_(self, other: Any) -> Tensor:
-        apply_(Op.MUL, self, (lift(other, self),))
-        return self
-
-    def div_(self, other: Any) -> Tensor:
-        apply_(Op.DIV, self, (lift(other, self),))
-        return self
-
-    def lerp_(self, end: Any, weight: Any) -> Tensor:
-        """``self += weight * (end - self)``, in place (as ``torch.Tensor.lerp_``)."""
-        apply_(Op.LERP, self, (lift(end, self), lift(weight, self)))
-        return self
-
     def lerp(self, end: Any, weight: Any) -> Tensor:
         return apply(Op.LERP, (self, lift(end, self), lift(weight, self)))
 
@@ -357,20 +353,31 @@ class Tensor:
 
     # -- reductions ----------------------------------------------------------
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(Op.SUM, (self,), {"axis": _axis(axis, self.ndim), "keepdims": keepdims})
+    def sum(self, dim: Any = None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """The sum over ``dim`` (an int, a tuple, or None for all; ``axis`` is an alias)."""
+        axes, keep = reduce_args(dim, keepdim, axis, keepdims, self.ndim)
+        return apply(Op.SUM, (self,), {"axis": axes, "keepdims": keep})
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(Op.MEAN, (self,), {"axis": _axis(axis, self.ndim), "keepdims": keepdims})
+    def mean(self, dim: Any = None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        axes, keep = reduce_args(dim, keepdim, axis, keepdims, self.ndim)
+        return apply(Op.MEAN, (self,), {"axis": axes, "keepdims": keep})
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(Op.MAX, (self,), {"axis": _axis(axis, self.ndim), "keepdims": keepdims})
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(Op.MIN, (self,), {"axis": _axis(axis, self.ndim), "keepdims": keepdims})
-
-    def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        attrs = {"axis": _axis(axis, self.ndim), "keepdims": keepdims, "correction": correction}
+    def var(
+        self,
+        dim: Any = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: int | None = None,
+        axis: Any = None,
+        keepdims: Any = None,
+    ) -> Tensor:
+        """The variance over ``dim``, divided by ``n - correction`` (1 by default,
+        0 with ``unbiased=False``), as ``torch.var``."""
+        axes, keep = reduce_args(dim, keepdim, axis, keepdims, self.ndim)
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        attrs = {"axis": axes, "keepdims": keep, "correction": int(correction)}
         return apply(Op.VAR, (self,), attrs)
 
     def sum_to(self, shape: Sequence[int]) -> Tensor:
@@ -380,15 +387,25 @@ class Tensor:
             return self
         return apply(Op.SUM_TO, (self,), {"shape": shape})
 
-    def norm(self) -> Tensor:
-        """The L2 norm of all elements, ``sqrt(sum(x * x))``."""
-        return (self * self).sum().sqrt()
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The ``p``-norm over ``dim`` (all elements by default): 2 is
+        ``sqrt(sum(x * x))``, 1 ``sum(|x|)``, ``inf`` ``max(|x|)``, others
+        ``sum(|x|**p)**(1/p)``."""
+        if p == 2 or p == "fro":
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        if p == math.inf:
+            return self.abs().amax(() if dim is None else dim, keepdim)
+        return (self.abs() ** float(p)).sum(dim, keepdim) ** (1.0 / p)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return apply(Op.SOFTMAX, (self,), {"axis": axis % self.ndim})
+    def softmax(self, dim: int = -1, *, axis: int | None = None) -> Tensor:
+        dim = dim if axis is None else axis
+        return apply(Op.SOFTMAX, (self,), {"axis": norm_dim(dim, self.ndim)})
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply(Op.LOG_SOFTMAX, (self,), {"axis": axis % self.ndim})
+    def log_softmax(self, dim: int = -1, *, axis: int | None = None) -> Tensor:
+        dim = dim if axis is None else axis
+        return apply(Op.LOG_SOFTMAX, (self,), {"axis": norm_dim(dim, self.ndim)})
 
     # -- shape -----------------------------------------------------------------
 
@@ -404,21 +421,23 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self, start_dim: int = 0) -> Tensor:
-        start_dim %= max(self.ndim, 1)
-        return self.reshape(*self.shape[:start_dim], -1)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = norm_dim(start_dim, self.ndim), norm_dim(end_dim, self.ndim)
+        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1 :])
 
     def unsqueeze(self, dim: int) -> Tensor:
-        dim = dim % (self.ndim + 1)
+        dim = norm_dim(dim, self.ndim + 1)
         return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Without dims of size 1 (all, or those of ``dim``, an int or a tuple)."""
         if dim is None:
             return self.reshape(*[s for s in self.shape if s != 1])
-        dim %= self.ndim
-        if self.shape[dim] != 1:
-            return self
-        return self.reshape(*self.shape[:dim], *self.shape[dim + 1 :])
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        drop = {norm_dim(d, self.ndim) for d in dims}
+        return self.reshape(*[s for i, s in enumerate(self.shape) if not (i in drop and s == 1)])
 
     def permute(self, *axes: Any) -> Tensor:
         if len(axes) == 1 and isinstance(axes[0], tuple | list):
@@ -430,6 +449,7 @@ class Tensor:
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         axes = list(range(self.ndim))
+        dim0, dim1 = norm_dim(dim0, self.ndim), norm_dim(dim1, self.ndim)
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
 

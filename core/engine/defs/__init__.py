@@ -1,3 +1,3 @@
 """The op definitions, by family; importing this package registers every op."""
 
-from core.engine.defs import elementwise, nn, shape  # noqa: F401
+from core.engine.defs import elementwise, index, loss, math, nn, reduce, shape  # noqa: F401
