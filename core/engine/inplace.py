@@ -77,7 +77,10 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
             synchronize(device)
         start = perf_counter_ns()
     try:
-        out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
+        if len(others) == 1:  # the common case (an update's step), without a list
+            out = opdef.forward(xp, data, others[0].data, **attrs)
+        else:
+            out = opdef.forward(xp, data, *[t.data for t in others], **attrs)
     except (ValueError, IndexError, TypeError, ZeroDivisionError) as exc:
         raise _op_error(opdef, inputs, attrs, exc) from None
     if opdef.multi:
@@ -89,12 +92,12 @@ def apply_(op: Op, target: Tensor, others: tuple[Tensor, ...], attrs: dict = _EM
     if D._hook is not None:  # before the write: the hook may still read the old value
         D._hook("op", (nid, opdef, inputs, attrs, target, None, value_id))
     target.data = out
-    D._writes += 1
-    if not D._writes & 0xFFFFF:
+    writes = D._writes = D._writes + 1
+    if not writes & 0xFFFFF:
         _forget_old_writes()
-    _written[target.id] = (D._writes, opdef.label_)
+    _written[target.id] = (writes, opdef.label_)
     if target._node is not None and getattr(target, "_replaced", None):
-        target._replaced.append((D._writes, None))  # this old value is gone
+        target._replaced.append((writes, None))  # this old value is gone
     if emit:
         _emit_forward(nid, opdef, opdef.label_, inputs, attrs, target, None, value_id, start)
     return value_id

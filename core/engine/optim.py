@@ -157,6 +157,10 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self._uses_momentum = bool(momentum)
+        self._scaled: dict | None = None  # this step's attributes of p -= lr * g
+
+    def begin_step(self) -> None:
+        self._scaled = {"alpha": -float(self.lr)} if self._lr_is_number else None
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor]) -> int:
         if self.weight_decay:
@@ -164,8 +168,8 @@ class SGD(Optimizer):
         if self._uses_momentum:
             buf = state["momentum_buffer"].mul_(self.momentum).add_(g)
             g = g + buf * self.momentum if self.nesterov else buf
-        if self._lr_is_number:  # p -= lr * g, one op
-            return apply_(Op.ADD_SCALED, p, (g,), {"alpha": -float(self.lr)})
+        if self._scaled is not None:  # p -= lr * g, one op
+            return apply_(Op.ADD_SCALED, p, (g,), self._scaled)
         return apply_(Op.SUB, p, (g * self.lr,))
 
 
