@@ -112,6 +112,16 @@ def test_inspector_header_shows_op_attrs_scope_and_source(qtbot):
     assert inspector.field_text("source").startswith("mlp.py:23")
 
 
+def test_inspector_writes_an_index_as_python_does(qtbot):
+    from core.engine import indexing
+
+    spec, _arrays = indexing.encode((slice(None), slice(0, 48), None, np.array([1, 2])))
+    inspector = shown(
+        qtbot, Inspector(node(np.ones(3, np.float32), op="getitem", attrs=(("index", spec),)))
+    )
+    assert inspector.field_text("attributes") == "index=[:, 0:48, None, idx0]"
+
+
 def test_inspector_shows_the_given_stats_not_recomputed_ones(qtbot):
     value = np.arange(12, dtype=np.float32).reshape(3, 4)
     given = Stats(min=-1.25, max=1e-7, mean=0.123456789, std=2.5, norm=1234567.0,

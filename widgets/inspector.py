@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.engine import indexing
 from widgets.data import MUTED_COLOR, OK_COLOR, WARNING_COLOR, NodeInfo, format_number
 from widgets.histogram import ASYNC_THRESHOLD
 from widgets.tensor_panel import (
@@ -163,7 +164,7 @@ class Inspector(QWidget):
 
     def _update_header(self, info: NodeInfo) -> None:
         self._title.setText(info.title)
-        attrs = ", ".join(f"{name}={value!r}" for name, value in info.attrs)
+        attrs = ", ".join(_attr_text(name, value) for name, value in info.attrs)
         engine = f" · engine node {info.node_id}" if info.node_id is not None else ""
         self._fields["kind"].setText(info.kind + engine)
         self._fields["op"].setText(info.op or "—")
@@ -240,3 +241,10 @@ class Inspector(QWidget):
         self._check_result.setText("Checking…")
         self._check_result.setStyleSheet(f"color: {MUTED_COLOR};")
         self.sig_check_gradient.emit(self._info.node_id)
+
+
+def _attr_text(name: str, value: object) -> str:
+    """One attribute as the inspector shows it; an index as it is written."""
+    if name == "index" and indexing.is_spec(value):
+        return f"index={indexing.describe(value)}"
+    return f"{name}={value!r}"

@@ -7,6 +7,8 @@ arrays (op inputs, so a tracer sees them as values).
 (('slice', 1, None, None), ('newaxis',), ('ellipsis',), 2)
 >>> decode(spec, []) == (slice(1, None), None, Ellipsis, 2)
 True
+>>> describe(spec)
+'[1:, None, ..., 2]'
 """
 
 from __future__ import annotations
@@ -60,6 +62,37 @@ def decode(spec: tuple, arrays: list[Any] | tuple) -> tuple:
         else:
             out.append(arrays[part[1]])
     return tuple(out)
+
+
+def describe(spec: tuple) -> str:
+    """A spec as the index a user writes: ``[:, 0:48]``, ``[idx0, ::2]``."""
+
+    def bound(v: Any) -> str:
+        return "" if v is None else str(v)
+
+    parts = []
+    for part in spec:
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif part[0] == "slice":
+            text = f"{bound(part[1])}:{bound(part[2])}"
+            parts.append(text + (f":{part[3]}" if part[3] is not None else ""))
+        elif part[0] == "newaxis":
+            parts.append("None")
+        elif part[0] == "ellipsis":
+            parts.append("...")
+        else:
+            parts.append(f"idx{part[1]}")  # the op's index array input
+    return f"[{', '.join(parts)}]"
+
+
+def is_spec(value: Any) -> bool:
+    """True when ``value`` has the form of an index spec (for displaying it)."""
+    return isinstance(value, tuple) and all(
+        isinstance(p, int)
+        or (isinstance(p, tuple) and p and p[0] in ("slice", "newaxis", "ellipsis", "index"))
+        for p in value
+    )
 
 
 def is_basic(spec: tuple) -> bool:
