@@ -885,8 +885,36 @@ STRICT_V1 = {
 }
 
 
+@pytest.fixture(params=["orjson", "stdlib"])
+def parser(request, monkeypatch):
+    """Each line parsed by orjson (the dependency) or by the standard library's
+    scanner (the path without it): the same events, the same errors."""
+    from core.debug import recfile_events
+
+    if request.param == "stdlib":
+        monkeypatch.setattr(recfile_events, "_ORJSON", None)
+        monkeypatch.setattr(recfile_events, "_ORJSON_DUMPS", None)
+    else:
+        assert recfile_events._ORJSON is not None, "orjson is a dependency"
+    return request.param
+
+
+def test_orjson_and_the_standard_library_write_and_read_the_same_events(mlp, tmp_path, monkeypatch):
+    from core.debug import recfile_events
+
+    fast_path, slow_path = tmp_path / "orjson.gsrec", tmp_path / "stdlib.gsrec"
+    save(mlp, fast_path)
+    fast = load(fast_path)
+    monkeypatch.setattr(recfile_events, "_ORJSON", None)
+    monkeypatch.setattr(recfile_events, "_ORJSON_DUMPS", None)
+    save(mlp, slow_path)
+    for path in (fast_path, slow_path):  # each file read by the standard library
+        assert_same(mlp, load(path))
+    assert_same(mlp, fast)
+
+
 @pytest.mark.parametrize("case", sorted(STRICT) + [f"v1 {c}" for c in sorted(STRICT_V1)])
-def test_each_problem_is_named(corrupt, corrupt_v1, tmp_path, case):
+def test_each_problem_is_named(corrupt, corrupt_v1, tmp_path, case, parser):
     if case.startswith("v1 "):
         base, _ = corrupt_v1
         make, message = STRICT_V1[case[3:]]
@@ -1034,7 +1062,7 @@ def _keys_in(value: typing.Any) -> int:
     return 0
 
 
-def test_a_line_with_a_repeated_key_takes_the_full_codec_and_is_refused(mlp, tmp_path):
+def test_a_line_with_a_repeated_key_takes_the_full_codec_and_is_refused(mlp, tmp_path, parser):
     path = tmp_path / "run.gsrec"
     save(mlp, path)
     with zipfile.ZipFile(path) as zf:
