@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from core.debug import recfile_fast as fast
@@ -155,17 +155,9 @@ def _fast_bytes(line: bytes) -> tuple[Any, int] | None:
     """``_fast_event`` for a line as bytes, parsed by orjson."""
     try:
         obj = _ORJSON(line)
-        if type(obj) is not dict:
-            return None
-        if obj.get("type") == DROPPED_TYPE and len(obj) == 2:
-            t = obj["t"]
-            return (DROPPED, t) if type(t) is int and fast.LO <= t <= fast.HI else None
-        event, t, keys = fast.decode(obj)
+        return _vouched(obj, lambda: line.count(b'":') - line.count(b'\\":'))
     except Exception:
         return None
-    if keys != line.count(b'":') - line.count(b'\\":'):  # two equal keys folded into one
-        return None
-    return event, t
 
 
 def _fast_event(text: str, start: int, end: int) -> tuple[Any, int] | None:
@@ -175,17 +167,22 @@ def _fast_event(text: str, start: int, end: int) -> tuple[Any, int] | None:
         obj, stop = _SCAN(text, start)
         if stop != end:
             return None
-        if obj.get("type") == DROPPED_TYPE and len(obj) == 2:
-            t = obj["t"]
-            return (DROPPED, t) if type(t) is int and fast.LO <= t <= fast.HI else None
-        event, t, keys = fast.decode(obj)
+        return _vouched(obj, lambda: text.count('":', start, end) - text.count('\\":', start, end))
     except Exception:
         return None
-    # the parse keeps one of two equal keys: count the keys in the text (a key is a
-    # string before a colon; a quote inside a string is escaped)
-    if keys != text.count('":', start, end) - text.count('\\":', start, end):
+
+
+def _vouched(obj: Any, keys_in_line: Callable[[], int]) -> tuple[Any, int] | None:
+    """(event, time) of a parsed line the fast path accepts, else None (may raise).
+    The parse keeps one of two equal keys, so the keys it saw must be all the keys
+    in the line (a key is a string before a colon; a quote in a string is escaped)."""
+    if type(obj) is not dict:
         return None
-    return event, t
+    if obj.get("type") == DROPPED_TYPE and len(obj) == 2:
+        t = obj["t"]
+        return (DROPPED, t) if type(t) is int and fast.LO <= t <= fast.HI else None
+    event, t, keys = fast.decode(obj)
+    return (event, t) if keys == keys_in_line() else None
 
 
 def _strict_event(line: bytes) -> tuple[Any, int]:

@@ -154,45 +154,10 @@ class Conv1d(Conv2d):
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
-class ConvTranspose1d(Module):
-    """The transposed 1-D convolution (weight (C_in, C_out / groups, k))."""
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        device="cpu",
-    ) -> None:
-        super().__init__()
-        self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.groups, self.dilation = groups, dilation
-        bound = 1.0 / math.sqrt(out_channels // groups * kernel_size)
-        shape = (in_channels, out_channels // groups, kernel_size)
-        self.weight = _uniform(shape, bound, device)
-        self.bias = _uniform((out_channels,), bound, device) if bias else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose1d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.groups,
-            self.dilation,
-        )
-
-
 class ConvTranspose2d(Module):
     """The transposed 2-D convolution (weight (C_in, C_out / groups, kh, kw))."""
+
+    _dims = 2
 
     def __init__(
         self,
@@ -208,7 +173,10 @@ class ConvTranspose2d(Module):
         device: str = "cpu",
     ) -> None:
         super().__init__()
-        kernel = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+        if isinstance(kernel_size, int):
+            kernel = (kernel_size,) * self._dims
+        else:
+            kernel = tuple(kernel_size)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
         self.groups, self.dilation = groups, dilation
@@ -217,7 +185,8 @@ class ConvTranspose2d(Module):
         self.bias = _uniform((out_channels,), bound, device) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose2d(
+        transpose = F.conv_transpose2d if self._dims == 2 else F.conv_transpose1d
+        return transpose(
             x,
             self.weight,
             self.bias,
@@ -230,6 +199,12 @@ class ConvTranspose2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """The transposed 1-D convolution (weight (C_in, C_out / groups, k))."""
+
+    _dims = 1
 
 
 class MaxPool1d(MaxPool2d):

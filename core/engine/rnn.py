@@ -185,9 +185,9 @@ class _RNNBase(Module):
             outputs = []
             for d, suffix in enumerate(("", "_reverse")[:directions]):
                 state = states[layer * directions + d]
-                where_ = f"l{layer}{suffix}_" if self.num_layers > 1 or d else ""
+                prefix = f"l{layer}{suffix}_" if self.num_layers > 1 or d else ""
                 weights = self._weights(layer, suffix)
-                out, state = self._run(x, state, *weights, reverse=d == 1, name=where_)
+                out, state = self._run(x, state, *weights, reverse=d == 1, name=prefix)
                 outputs.append(out)
                 finals.append(state)
             x = outputs[0] if directions == 1 else F.cat(outputs, -1)
