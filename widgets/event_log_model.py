@@ -12,7 +12,7 @@ the filtered row -> event index mapping grows with each batch, without
 from __future__ import annotations
 
 import os
-from itertools import islice
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -116,9 +116,15 @@ class EventLogModel(QAbstractTableModel):
     sig_total_changed = Signal(int)
     """New events were taken in (``extend``, ``reset``): the new total, shown or not."""
 
-    def __init__(self, events: list | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        events: list | None = None,
+        parent: QObject | None = None,
+        forward: Mapping[int, int] | None = None,
+    ) -> None:
         super().__init__(parent)
         self._events: list = events if events is not None else []
+        self._forward = forward
         self._start()
         self._phases: set[str] | None = None
         self._op_text = ""
@@ -163,10 +169,13 @@ class EventLogModel(QAbstractTableModel):
         self.sig_total_changed.emit(stop)
         return added
 
-    def reset(self, events: list | None = None) -> None:
-        """Start over on ``events`` (a new run); the filter stays."""
+    def reset(self, events: list | None = None, forward: Mapping[int, int] | None = None) -> None:
+        """Start over on ``events`` (a new run); the filter stays. ``forward``: where
+        each node's OpForward is (a Recording's ``nodes``), kept up to date by the
+        list's owner; without it the model finds them itself, a pass per event."""
         self.beginResetModel()
         self._events = events if events is not None else []
+        self._forward = forward
         self._start()
         self._refilter()
         self.endResetModel()
@@ -182,7 +191,7 @@ class EventLogModel(QAbstractTableModel):
         codes, names = self._codes, self._names
         phase_out = []
         name_out = []
-        for event in islice(self._events, start, stop):
+        for event in self._events[start:stop]:
             phase, name = _classify(event)
             code = codes.get(name)
             if code is None:
@@ -200,11 +209,14 @@ class EventLogModel(QAbstractTableModel):
         return _classify(self._events[i])
 
     def _note_forward(self, start: int, stop: int) -> None:
-        """Remember where each node's OpForward is (its backward rows show its line)."""
+        """Remember where each node's OpForward is (its backward rows show its line),
+        unless the list's owner keeps that map (``forward``)."""
+        if self._forward is not None:
+            return
         forward = ev.OpForward
         found = [
             (e.node_id, i)
-            for i, e in enumerate(islice(self._events, start, stop), start)
+            for i, e in enumerate(self._events[start:stop], start)
             if type(e) is forward and e.kernel is None  # a compiled op has no backward rows
         ]
         if not found:
@@ -219,6 +231,9 @@ class EventLogModel(QAbstractTableModel):
 
     def forward_of(self, node_id: int) -> int | None:
         """The index of node ``node_id``'s OpForward event, when the model has seen it."""
+        if self._forward is not None:
+            found = self._forward.get(node_id)
+            return found if found is not None and found < self._count else None
         if not 0 <= node_id < len(self._forward_at):
             return None
         found = int(self._forward_at[node_id])
@@ -319,16 +334,33 @@ class EventLogModel(QAbstractTableModel):
         if role == _DISPLAY:
             return self._row_cells(self.event_index(row))[index.column()]
         if role == _FOREGROUND:
-            i = self.event_index(row)
-            if self._row_cells(i)[-1]:
-                return NONFINITE_COLOR
-            if index.column() == COL_PHASE:
-                return PHASE_COLORS[self._phase_name(i)[0]]
-            return None
+            return self._foreground(self.event_index(row), index.column())
         if role == _ALIGNMENT:
             return _RIGHT if index.column() in _NUMERIC else None
         if role == _TOOLTIP:
             return self._tooltip(self._events[self.event_index(row)], index.column())
+        return None
+
+    def cells(self, row: int) -> list[tuple[str, QColor | None, Any, str | None]]:
+        """Row ``row`` as the view draws it: per column its text, colour, alignment
+        and tooltip, all that ``data`` answers (for a copy of rows kept elsewhere)."""
+        i = self.event_index(row)
+        texts, event = self._row_cells(i), self._events[i]
+        return [
+            (
+                texts[col],
+                self._foreground(i, col),
+                _RIGHT if col in _NUMERIC else None,
+                self._tooltip(event, col),
+            )
+            for col in range(len(COLUMNS))
+        ]
+
+    def _foreground(self, i: int, col: int) -> QColor | None:
+        if self._row_cells(i)[-1]:
+            return NONFINITE_COLOR
+        if col == COL_PHASE:
+            return PHASE_COLORS[self._phase_name(i)[0]]
         return None
 
     def _row_cells(self, i: int) -> tuple[Any, ...]:
