@@ -165,7 +165,7 @@ class FilesMixin:
         else:
             self.source.set_source("", "")
             self.source.setPlaceholderText(NO_SOURCE_TEXT)
-        self.event_log.reset(rec.events)
+        self.event_log.reset(rec.events, forward=rec.nodes)
         self.event_log.extend()
         self.loss.set_losses([s for s, _ in rec.losses], [v for _, v in rec.losses])
         self.param_series = ParamSeries()

@@ -57,7 +57,7 @@ class RunControlMixin:
         self.recording = session.recording
         self.graph.clear()
         self._graph_fed = self._graph_due = 0
-        self.event_log.reset(session.recording.events)
+        self.event_log.reset(session.recording.events, forward=session.recording.nodes)
         self.loss.set_losses([], [])
         self._losses_shown = 0
         self.param_series = ParamSeries()
@@ -315,6 +315,8 @@ class RunControlMixin:
             self.actions_by_id[action_id].setEnabled(bool(on))
         self.device.setEnabled(not running and not paused)
         self.mode.setEnabled(not running)
+        self.event_log.set_live(running)
+        self.loss.set_live(running)
         for action_id in (A.PROFILE, A.COMPARE):
             # a run going on would share the engine's event flags with the profile
             on = have_program and not running and not self.analysis.busy

@@ -47,3 +47,29 @@ def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_
     assert "Shift+F10" in window.graph.note, "the big step's graph is not drawn live"
     qtbot.keyClick(window, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
     assert window.graph.note == "" and len(window.graph.model.nodes) > 5000
+
+
+def test_a_running_model_is_drawn_from_copies_that_need_no_python(qtbot, window):
+    """Responsive while a model runs (issue 12, item 8): beside the run's thread every
+    call from Qt into Python waits for the GIL, so while a run goes on the event log
+    draws its newest rows from a Qt-held copy and the loss plot redraws less often;
+    a pause (F6) gives back the whole log at the paused event."""
+    from widgets.loss_plot import LIVE_REDRAW_MS, REDRAW_MS
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples", "mlp_moons.py")
+    window.steps.setValue(100_000)
+    assert window.open_program(sample, then="run")
+    rec, log = window.recording, window.event_log
+    qtbot.waitUntil(lambda: len(rec) > 5_000 and log.model().total() > 1_000, timeout=30_000)
+    assert window.bridge.session.state == "running"
+    assert log.tail_shown() and log.tail_events()[-1] < len(rec)
+    assert window.loss._redraw.interval() == LIVE_REDRAW_MS
+    qtbot.keyClick(window, Qt.Key.Key_F6)
+    qtbot.waitUntil(lambda: window.bridge.session.state == "paused", timeout=5_000)
+    assert not log.tail_shown() and log.tail_events() == []
+    assert window.loss._redraw.interval() == REDRAW_MS
+    view = log.view()
+    assert log.model().total() == len(rec)  # everything up to the pause is in the log
+    assert view.currentIndex().row() == log.model().row_of(rec.position)
+    qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: window.bridge.session.state == "stopped", timeout=5_000)

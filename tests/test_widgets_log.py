@@ -246,6 +246,68 @@ def test_set_cursor_is_quiet_and_clicks_send_the_event_index(qtbot, step_events)
     assert moves == [14, 15, back[2]]
 
 
+def test_a_live_log_draws_its_newest_rows_from_a_copy_without_python(
+    qtbot, step_events, monkeypatch
+):
+    """While a run goes on the newest rows come from a Qt-held copy: drawing them
+    calls no Python (beside a running model each call waits for the GIL); the copy
+    keeps the rows it has, and leaving it (scroll up, click) goes to the whole log."""
+    calls = []
+    original = EventLogModel.data
+    monkeypatch.setattr(EventLogModel, "data", lambda *a: calls.append(1) or original(*a))
+    events, _ = step_events
+    live = list(events) * 4
+    log = make_log(qtbot, live)
+    model = log.model()
+    log.set_live(True)
+    assert log.tail_shown()
+    tail = log.tail_events()
+    assert tail == list(range(len(live) - len(tail), len(live))) and len(tail) >= 32
+    copy = log._tail_view.model()
+    for row in (0, len(tail) - 1):  # every column as the lazy model formats it
+        assert [copy.item(row, c).text() for c in range(len(COLUMNS))] == [
+            original(model, model.index(model.row_of(tail[row]), c)) for c in range(len(COLUMNS))
+        ]
+    calls.clear()
+    log._tail_view.viewport().grab()
+    assert calls == []  # the copy drew itself
+    log.view().viewport().grab()
+    assert calls  # the lazy table asks Python for every cell it draws
+
+    first_item = copy.item(len(tail) - 1, 0)
+    live.extend(events[:5])
+    log.extend()
+    assert log.tail_events() == tail[5:] + list(range(len(live) - 5, len(live)))
+    assert copy.item(len(tail) - 6, 0) is first_item  # rows already there are kept
+
+    log.set_filter({"backward"}, "")  # the copy shows the filtered rows too
+    backward = shown(model)
+    assert len(backward) < len(live) and log.tail_events() == backward[-len(log.tail_events()) :]
+    log.set_filter(None, "")
+
+    view = log._tail_view
+    row = len(log.tail_events()) - 3
+    chosen_event = log.tail_events()[row]
+    rect = view.visualRect(copy.index(row, 3))
+    with qtbot.waitSignal(log.sig_event_selected) as chosen:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert chosen.args == [chosen_event]
+    assert not log.follow() and not log.tail_shown()
+    assert log.view().currentIndex().row() == model.row_of(chosen_event)
+
+    log.set_follow(True)
+    assert log.tail_shown()
+    log._tail_view.verticalScrollBar().triggerAction(
+        log._tail_view.verticalScrollBar().SliderAction.SliderPageStepSub
+    )
+    assert not log.follow() and not log.tail_shown()  # scrolled up: the whole log
+    log.set_follow(True)
+    log.set_live(False)  # paused or ended: the whole log, at its end
+    assert not log.tail_shown() and log.tail_events() == []
+    bottom = log.view().rowAt(log.view().viewport().height() - 2)
+    assert bottom in (model.rowCount() - 1, -1)
+
+
 def test_model_reset_starts_a_new_run():
     model = EventLogModel([StepStarted(0), StepStarted(1)])
     assert model.rowCount() == 2

@@ -1,8 +1,12 @@
 """The loss per training step, with a cursor at the step being inspected.
 
 ``append`` is cheap: points go into a buffer and one timer redraws the curve at
-most every ``REDRAW_MS``. NaN and Inf losses break the curve and show as warning
-markers pinned to the top of the view, in linear and log scale alike.
+most every ``REDRAW_MS``, or every ``LIVE_REDRAW_MS`` while a run goes on
+(``set_live``): each redraw of a pyqtgraph plot makes a few hundred calls from Qt
+into Python (bounding rectangles, axis ticks), and beside a running model each
+such call waits for the run's thread to hand over the GIL (about 30 ms a redraw).
+NaN and Inf losses break the curve and show as warning markers pinned to the top
+of the view, in linear and log scale alike.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from widgets.empty_state import empty_stack
 from widgets.tensor_panel import style_plot
 
 REDRAW_MS = 50  # appended points reach the screen within this time
+LIVE_REDRAW_MS = 400  # ... while a run goes on
 EMPTY_TEXT = "No losses yet: run a program to see its loss per step"
 
 
@@ -134,6 +139,12 @@ class LossPlot(QWidget):
 
     def cursor_step(self) -> int | None:
         return int(self._cursor.value()) if self._cursor.isVisible() else None
+
+    def set_live(self, on: bool) -> None:
+        """A run goes on: redraw at most every LIVE_REDRAW_MS (else REDRAW_MS)."""
+        self._redraw.setInterval(LIVE_REDRAW_MS if on else REDRAW_MS)
+        if not on and self._redraw.isActive():
+            self._redraw.start()  # what is pending shows within REDRAW_MS
 
     def is_empty(self) -> bool:
         return self._stack.currentIndex() == 0
