@@ -304,6 +304,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         toolbar.addWidget(self.mode)
         toolbar.addWidget(QLabel(" Steps "))
         self.steps = A.steps_choice()
+        self.steps.valueChanged.connect(self.steps_changed)
         toolbar.addWidget(self.steps)
         self.addToolBar(toolbar)
 

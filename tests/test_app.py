@@ -328,6 +328,22 @@ def test_source_line_click_selects_its_node(qtbot, window):
     assert window.graph.model.nodes[window.graph.selected].source.line == tanh.source.line
 
 
+def test_steps_set_after_a_program_opens_paused_apply_to_its_run(qtbot, window):
+    """Opened paused (the program's own number of steps), the user types a
+    number into Steps and presses F5: the run does that many steps."""
+    assert window.open_program(sample("thermometer.py"))
+    wait_paused(qtbot, window)
+    window.steps.setFocus()
+    window.steps.selectAll()
+    qtbot.keyClicks(window.steps, "4")
+    qtbot.keyClick(window.steps, Qt.Key.Key_Return)
+    assert window.steps.value() == 4
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    wait_done(qtbot, window)
+    assert state(window) == "finished"
+    assert window.loss.data()[0].tolist() == [0, 1, 2, 3]
+
+
 def test_samples_browser_opens_a_sample_paused_and_f5_runs_it(qtbot, window):
     window.steps.setValue(1)
     paths = [s[0] for s in window.samples.samples()]

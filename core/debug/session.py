@@ -106,7 +106,7 @@ class Session:
         self.program = program
         self.device = device
         self.mode = mode  # "compiled": the step runs through core.compile
-        self.steps = steps
+        self.steps = steps  # None: the program's own; read before each step, so it may change
         meta = {
             "program": program.path,
             "title": program.title,
@@ -369,9 +369,12 @@ class Session:
         self.recording.meta["kernel_code"] = code
 
     def _steps(self, run: programs.Run) -> None:
-        steps = run.steps if self.steps is None else self.steps
+        """Runs steps until ``self.steps`` (or the program's own number) is reached;
+        the number is read before each step, so the app's Steps field changes a
+        run that is under way (set below the step reached, the run ends there)."""
         frozen_at = 0
-        for i in range(steps):
+        i = 0
+        while i < (run.steps if self.steps is None else self.steps):
             self.step_index = i
             BUS.emit(StepStarted(step=i))
             loss = run.step(run.batches(i)) if run.batches is not None else run.step()
@@ -382,6 +385,7 @@ class Session:
                 # half a second in long runs). _finish unfreezes.
                 gc.freeze()
                 frozen_at = len(self.recording)
+            i += 1
 
     def _loss(self, loss: Any, run: programs.Run) -> float | None:
         value, problem = lifecycle.loss_value(loss)
