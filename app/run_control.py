@@ -33,6 +33,8 @@ LIVE_NODES = 5000  # a running step's graph is not drawn past this many nodes
 MAX_QUEUED_STEPS = 8  # step keys kept while a step is under way
 FEED_INTERVAL_S = 0.1  # a running model's graph is redrawn at most this often
 FEED_NODES = 2000  # ... and one interval less often per this many nodes it has
+STOPPED_DRAW_EVENTS = 2000  # a run stopped in a step this small has that step drawn
+STOPPED_BIG = "Stopped in a big step: Shift+F10 draws its graph"
 READY = "Ready before the first op: F5 runs, F10 steps over, F11 steps into, Shift+F5 stops"
 
 
@@ -69,6 +71,13 @@ class RunControlMixin:
         self.clear_problem()
         self.bridge.start(session, paused=paused)
         self._update_controls()
+
+    def steps_changed(self, value: int) -> None:
+        """The Steps field applies to the run under way too (one opened paused
+        included): it ends after that many steps, or the program's own number."""
+        s = self._session()
+        if s is not None and not s.done:
+            s.steps = value or None
 
     def _session(self) -> Session | None:
         return self.bridge.session
@@ -174,15 +183,16 @@ class RunControlMixin:
         self._losses_shown = len(rec.losses)
         self._update_status()
 
-    def _feed_graph(self) -> None:
+    def _feed_graph(self, *, stopped: bool = False) -> None:
         """Bring the live graph up to the events that arrived, in slices of at most
         FEED_BUDGET_S of the GUI thread: what is left waits for the next turn of the
         event loop, so keys (Shift+F5) and repaints never wait behind a backlog. A
-        backlog spanning steps jumps to the last step's start (its graph is drawn)."""
+        backlog spanning steps jumps to the last step's start (its graph is drawn).
+        ``stopped``: the small step a stopped run ended in, all at once."""
         rec = self.recording
         began = self._graph_fed_at = time.perf_counter()
         s = self._session()
-        if s is not None and s.state == "stopped":
+        if s is not None and s.state == "stopped" and not stopped:
             return  # a stopped run's backlog is not drawn (Stop leaves an idle window)
         if self._too_big_to_draw_live():
             return
@@ -198,7 +208,7 @@ class RunControlMixin:
                 end = min(self._graph_due, start + FEED_SLICE)
             self.graph.feed(rec.events[start:end], start, draw=False)
             self._graph_fed = end
-            if time.perf_counter() - began > FEED_BUDGET_S:
+            if not stopped and time.perf_counter() - began > FEED_BUDGET_S:
                 break
         caught_up = self._graph_fed >= self._graph_due
         if caught_up or began - self._graph_drawn_at > self._feed_interval():
@@ -263,8 +273,8 @@ class RunControlMixin:
             # loss replays any event), however long the step the run was in
             self._graph_due = self._graph_fed
             if self.graph.note:
-                self.graph.set_note("Stopped in a big step: Shift+F10 draws its graph")
-            QTimer.singleShot(0, lambda: self._refresh_log(force=True))  # once idle
+                self.graph.set_note(STOPPED_BIG)
+            QTimer.singleShot(0, self._after_stop)  # once idle
         elif state in ("paused", "finished", "errored"):
             if state != "paused" or reason not in ("step", "paused"):
                 self._stepping = False  # a breakpoint or the end: what was pressed is moot
@@ -287,6 +297,22 @@ class RunControlMixin:
         self._update_status(state)
         if state == "paused" and self._queued_steps:
             self._queued_steps.pop(0)()
+
+    def _after_stop(self) -> None:
+        """Once Stop has left the window idle: the log takes the rest of the run,
+        and the step the run stopped in is drawn up to its last event when it is
+        small (STOPPED_DRAW_EVENTS); a bigger one keeps the graph as last drawn
+        (it could be a step of 100k ops), and says how to draw it."""
+        self._refresh_log(force=True)
+        rec = self.recording
+        if rec is None or not rec.live or self._graph_fed >= len(rec):
+            return
+        start = rec.steps[-1] if rec.steps else 0
+        if self.graph.note or len(rec) - start > STOPPED_DRAW_EVENTS:
+            self.graph.set_note(STOPPED_BIG)
+            return
+        self._graph_due = len(rec)
+        self._feed_graph(stopped=True)
 
     def _on_run_error(self, error: Any) -> None:
         where = f"{error.file}:{error.line}" if error.line else (error.file or "")

@@ -73,3 +73,27 @@ def test_a_running_model_is_drawn_from_copies_that_need_no_python(qtbot, window)
     assert view.currentIndex().row() == log.model().row_of(rec.position)
     qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: window.bridge.session.state == "stopped", timeout=5_000)
+
+
+def test_shift_f5_on_a_running_model_draws_the_step_it_stopped_in(qtbot, window):
+    """A run at full speed draws its graph at most every 0.1 s, so at Stop the graph
+    may show the start of an older step; once idle, the step the run stopped in
+    is drawn up to its last event (it is small)."""
+    sample = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples", "mlp_moons.py")
+    window.steps.setValue(100_000)
+    assert window.open_program(sample, then="run")
+    rec = window.recording
+    qtbot.waitUntil(lambda: len(rec.steps) > 20, timeout=30_000)
+    qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: window.bridge.session.state == "stopped", timeout=5_000)
+
+    def last_step_ops() -> set[int]:
+        return {
+            e.node_id
+            for e in rec.events[rec.steps[-1] :]
+            if type(e).__name__ == "OpForward" and e.phase == "forward"
+        }
+
+    qtbot.waitUntil(lambda: last_step_ops() <= set(window.graph.model.by_node_id), timeout=5_000)
+    assert window.graph.model.step == len(rec.steps) - 1
+    assert window.graph.note == ""
