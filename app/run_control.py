@@ -22,7 +22,7 @@ from core.debug.session import Breakpoint, Session
 from widgets.breakpoints import to_json
 
 LOG_REFRESH_S = 0.1  # while running; every pause and step refreshes at once
-LOG_CHUNK = 5000  # events taken into the log per refresh while running (about 2 ms)
+LOG_CHUNK = 5000  # events a filtered log classifies per refresh while running (about 2 ms)
 FEED_BUDGET_S = 0.008  # GUI-thread time for drawing arrived events per turn of the loop
 FEED_SLICE = 250  # events given to the graph at once (about 10 ms of laying out)
 FEED_PAUSE_MS = 15  # the rest of a backlog waits this long: other work gets its turn
@@ -264,7 +264,10 @@ class RunControlMixin:
             self.event_log.extend()
         elif self.on_screen("events") and now - self._log_refreshed >= LOG_REFRESH_S:
             self._log_refreshed = now
-            self.event_log.extend(LOG_CHUNK)
+            # unfiltered, taking events in only counts them: all, so Follow keeps up
+            # with a run making 60k events a second (LOG_CHUNK a turn fell behind)
+            filtered = self.event_log.model().is_filtered()
+            self.event_log.extend(LOG_CHUNK if filtered else None)
 
     def _on_state(self, state: str, reason: str) -> None:
         self.reason = READY if reason == "ready" else reason
