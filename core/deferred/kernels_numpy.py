@@ -45,7 +45,7 @@ UFUNCS = {
     "abs": "np.absolute",
     "sign": "np.sign",
     "tanh": "np.tanh",
-    "erf": "scipy_special.erf",
+    "erf": "special.erf",
     "log1p": "np.log1p",
     "expm1": "np.expm1",
     "log2": "np.log2",
@@ -229,7 +229,7 @@ def _blocked(g, n, trees, dtype, shape, in_shapes, lit) -> list[str]:
             if slot == len(kinds):
                 kinds.append(kind)
             slot_of[key] = slot
-        for a in args:
+        for a in dict.fromkeys(args):  # once each: x + x must not free x's slot twice
             if last_use.get(a) == k and a in slot_of:
                 free.setdefault(kinds[slot_of[a]], []).append(slot_of[a])
     for s, kind in enumerate(kinds):
