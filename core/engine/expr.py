@@ -139,7 +139,7 @@ FUNCS: dict[str, Func] = {
     "abs": Func(1, "np.abs({0})", "{T}(np.abs({0}))", "fabs({0})"),
     "sign": Func(1, "np.sign({0})", "{T}(gs_sign({0}))", "gs_sign({0})"),
     "tanh": _math("tanh"),
-    "erf": Func(1, "scipy_special.erf({0})", "{T}(math.erf({0}))", "erf({0})"),
+    "erf": Func(1, "special.erf({0})", "{T}(math.erf({0}))", "erf({0})"),
     "log1p": _math("log1p"),
     "expm1": _math("expm1"),
     "log2": _math("log2"),
@@ -286,7 +286,7 @@ _to_c = _printer("c", _literal_c)
 
 def to_numpy(expr: Expr, names: Sequence[str], dtype: str) -> str:
     """A NumPy expression over arrays named ``names`` (``np`` and
-    ``scipy_special`` in scope)."""
+    ``special``, which is ``special(np)``, in scope)."""
     return _to_numpy(expr, names, dtype)
 
 
@@ -310,18 +310,21 @@ def evaluate(expr: Expr, arrays: Sequence[Any], xp: Any, dtype: Any) -> Any:
     """Compute ``expr`` on arrays with ``xp`` (numpy or cupy): the reference the
     printed forms are checked against."""
     dt = np.dtype(dtype)
-    scope = {"np": xp, "scipy_special": _special(xp)}
+    scope = {"np": xp, "special": special(xp)}
     names = [f"_a{i}" for i in range(len(arrays))]
     scope.update(zip(names, arrays))
     code = to_numpy(expr, names, dt.name)
     return xp.asarray(eval(code, scope))  # noqa: S307  (printed from the tree above)
 
 
-def _special(xp: Any) -> Any:
+def special(xp: Any) -> Any:
+    """The module whose ``erf`` every erf of ``xp``'s arrays calls, eager ops
+    and printed kernels alike: ``core.engine.erf32`` on the CPU (its own
+    float32 erf, SciPy's for other dtypes), ``cupyx.scipy.special`` on the GPU."""
     if xp is np:
-        import scipy.special
+        from core.engine import erf32
 
-        return scipy.special
+        return erf32
     import cupyx.scipy.special
 
     return cupyx.scipy.special
