@@ -350,8 +350,8 @@ class GraphModel:
     def scopes(self) -> list[str]:
         """Every module path with at least one node, parents included, sorted."""
         found: set[str] = set()
-        for n in self.nodes:
-            parts = n.scope.split(".") if n.scope else []
+        for scope in {n.scope for n in self.nodes}:  # a few distinct ones among many nodes
+            parts = scope.split(".") if scope else []
             for i in range(1, len(parts) + 1):
                 found.add(".".join(parts[:i]))
         return sorted(found)

@@ -74,10 +74,8 @@ def scope_boxes(
         r = rects[order[runs]]
         lo = np.minimum.reduceat(r[:, :2], starts)
         hi = np.maximum.reduceat(r[:, 2:], starts)
-        pieces = [
-            (int(in_layer[runs[start]]), [lo[k, 0], lo[k, 1], hi[k, 0], hi[k, 1]])
-            for k, start in enumerate(starts.tolist())
-        ]
+        # Python floats, not NumPy scalars: fewer, cheaper objects in a first paint
+        pieces = list(zip(in_layer[runs[starts]].tolist(), np.hstack([lo, hi]).tolist()))
         by_layer: dict[int, list[list[float]]] = {}
         for layer, rect in pieces:
             by_layer.setdefault(layer, []).append(rect)
