@@ -37,6 +37,11 @@ making it: ``--gc-freeze N`` (the worker calls ``gc.freeze()`` every N events),
 ``--switch-interval S`` (``sys.setswitchinterval``), ``--hide events loss``
 (those docks hidden, so never repainted). The line then has a ``whatif`` field.
 
+By default the process gets the allocator and GC settings of gradstep's entry
+point (``core.memory``: glibc keeps freed memory, young GC collections every
+10,000 allocations instead of 700); ``--process default`` leaves CPython's and
+glibc's own, and each line says which (``process``).
+
 Timings depend on the machine and its load: each line carries the 1-minute load
 average, the CPU count and the CPU model. The live run is bimodal: the worker thread and the
 GUI thread share the GIL, and once the GUI thread falls behind, its batches grow
@@ -95,7 +100,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+PROCESS = {"settings": "default"}  # main() sets it: whose allocator and GC settings
+
+
 def emit(record: dict) -> None:
+    record["process"] = PROCESS["settings"]
     record["load_avg_1m"] = round(os.getloadavg()[0], 2)
     record["cpus"] = os.cpu_count()
     record["cpu_model"] = cpu_model()
@@ -630,7 +639,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DOCK",
         help="hide these docks first (events, loss, inspector, ...)",
     )
+    parser.add_argument(
+        "--process",
+        choices=("app", "default"),
+        default="app",
+        help="app: the allocator and GC settings gradstep's entry point makes "
+        "(core.memory); default: glibc's and CPython's own",
+    )
     args = parser.parse_args(argv)
+    if args.process == "app":
+        from core.memory import collect_less_often, keep_freed_memory
+
+        keep_freed_memory()
+        collect_less_often()
+    PROCESS["settings"] = args.process
     app()
     if "layout" in args.only:
         for n in args.sizes:
