@@ -233,3 +233,16 @@ def test_going_back_then_forward_gives_the_graph_fed_straight_through(qtbot):
     assert [n.label for n in travelled.model.nodes] == [n.label for n in straight.model.nodes]
     assert travelled.model.edges == straight.model.edges
     assert len(travelled.layout) == len(straight.layout), "the layout's nodes were reused"
+
+
+def test_names_are_drawn_on_nodes_twelve_and_a_half_pixels_high(qapp):
+    """The digits conv net at fit in the default window has nodes 12.5 px high: an
+    8 px name fits them (the font was cut to 7 px, and no names were drawn)."""
+    from PySide6.QtGui import QFont
+
+    from widgets.graph_labels import MIN_PIXELS, pixel_font
+
+    font = QFont()
+    assert pixel_font(font, 12.5).pixelSize() == MIN_PIXELS == 8
+    assert pixel_font(font, 11.0) is None  # 7 px: too small to read
+    assert pixel_font(font, 40.0).pixelSize() == 11  # never bigger than the scene's

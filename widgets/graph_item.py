@@ -254,7 +254,7 @@ class GraphItem(QGraphicsItem):
             kind = view.scope_kinds.get(scope, "")
             titles.append((box.header, f"▾ {scope_title(scope)}" + (f" ({kind})" if kind else "")))
         far = lod * NODE_HEIGHT < 14
-        font = pixel_font(self._small, 15.0) if far else self._small  # 9 px when far
+        font = pixel_font(self._small, 13.6) if far else self._small  # 9 px when far
         paint_titles(painter, titles, font, far, exposed.intersects)
 
     def _node_cache(self, rects: np.ndarray, colours: list[int]) -> dict[str, Any]:

@@ -37,8 +37,10 @@ def paint_scene_labels(painter: QPainter, labels: list[Label], font: QFont, smal
 
 def pixel_font(font: QFont, node_pixels: float) -> QFont | None:
     """The font for names drawn in view pixels on nodes ``node_pixels`` high;
-    None when even the smallest would not fit."""
-    size = int(min(MAX_PIXELS, node_pixels * 0.62))
+    None when even the smallest would not fit. Rounded, not cut: the digits
+    conv net at fit in the default window has nodes 12.5 px high, and an 8 px
+    name fits them (cut, 0.62 of the height gave 7 px, and no names at all)."""
+    size = round(min(MAX_PIXELS, node_pixels * 0.66))
     if size < MIN_PIXELS:
         return None
     far = QFont(font)
