@@ -35,7 +35,15 @@ def stop_once(qtbot, window, path) -> float:
         timeout=10_000,
     )
     assert not window.actions_by_id[A.STOP].isEnabled()
-    return (time.perf_counter() - start) * 1000
+    took = (time.perf_counter() - start) * 1000
+    # the followed log shows its end: the whole log, no longer the copy of its
+    # newest rows, scrolled to the last event
+    log = window.event_log
+    qtbot.waitUntil(lambda: log.model().total() == len(rec), timeout=5_000)
+    bar = log.view().verticalScrollBar()
+    assert not log.tail_shown()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=5_000)
+    return took
 
 
 def test_shift_f5_stops_an_endless_tensor_step_within_200_ms(qtbot, window, tmp_path):

@@ -391,6 +391,11 @@ class EventLog(QWidget):
                 for col in range(len(COLUMNS)):  # the widths the user gave stay
                     header.resizeSection(col, shown_now.columnWidth(col))
             self._stack.setCurrentWidget(wanted)
+            if wanted is self._view and shown_now is self._tail_view and self._follow:
+                # the run paused or ended while followed: the whole log at its end
+                # (it kept the place it had when the copy took over)
+                self._view.scrollToBottom()
+                self._update_selection()
         if shown == total:
             self._count_label.setText(f"{total:,} events")
         else:
