@@ -338,7 +338,7 @@ def test_random_programs_agree_compiled_and_eager(program, specials, seed) -> No
 def test_an_op_reading_one_value_twice_in_a_row_blocked_kernel() -> None:
     """``u + u`` frees u's scratch block once: freed twice, it was handed to two
     values alive at once in a kernel large enough to run in row blocks."""
-    x = core.tensor(np.linspace(-2.0, 2.0, 200 * 250, dtype=np.float32).reshape(200, 250))
+    x = core.tensor(np.linspace(-2.0, 2.0, 600 * 500, dtype=np.float32).reshape(600, 500))
 
     def step():
         u = x * 3.0
@@ -347,7 +347,7 @@ def test_an_op_reading_one_value_twice_in_a_row_blocked_kernel() -> None:
     eager = step().numpy()
     compiled = core.compile(step)
     compiled()
-    assert "for r in range(0, 200," in compiled.latest.program.source  # row blocks
+    assert "for r in range(0, 600," in compiled.latest.program.source  # row blocks
     np.testing.assert_array_equal(compiled().numpy(), eager)
 
 
