@@ -158,6 +158,8 @@ class FilesMixin:
     def _show_recording(self, rec: Recording, title: str) -> None:
         self.recording = rec
         self.setWindowTitle(f"{title} — Gradstep")
+        self.samples.set_current_path("")  # no program is open now
+        self.about.hide()
         # the text the recording holds, never a file its (untrusted) path names
         stored = rec.program_source()
         if stored is not None:

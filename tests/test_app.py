@@ -207,6 +207,10 @@ def test_saved_recording_reopens_with_the_same_graph(qtbot, window, tmp_path):
     assert window.loss.data()[1].tolist() == losses
     assert window.event_log.model().total() == len(original)
     assert path in window.recent_files()
+    # no program is open: the Samples list no longer marks the one opened before,
+    # nor does its description stay above the graph
+    assert window.samples.list_widget().selectedItems() == []
+    assert not window.about.isVisible()
     # the source shown is the text the recording holds, not the file named in it
     with open(sample("mlp_moons.py"), encoding="utf-8") as f:
         assert window.source.toPlainText() == f.read()
