@@ -39,6 +39,7 @@ from app.files import FilesMixin
 from app.help import FIRST_STEPS, shortcut_sheet, show_page
 from app.jobs import Jobs
 from app.param_series import METRICS, ParamSeries
+from app.retire import Retirer
 from app.run_control import PARAMS_BACKLOG_MS, RunControlMixin
 from core.debug import program as programs
 from core.debug.recording import Recording
@@ -102,6 +103,7 @@ class MainWindow(RunControlMixin, CursorMixin, FilesMixin, CompiledMixin, QMainW
         self.bridge = SessionBridge(self)
         self.reason = ""
         self.jobs = Jobs()
+        self.retirer = Retirer(self)  # frees a replaced run's recording bit by bit
         self._load_token = 0
         self._log_refreshed = 0.0
         self._stepping = False  # the run moves because of a step key, not F5

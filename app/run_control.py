@@ -49,6 +49,7 @@ class RunControlMixin:
             return
         device = self.device.currentData() or "cpu"
         steps = self.steps.value() or None
+        old, old_session = self.recording, self._session()
         session = Session(
             self.program,
             device=device,
@@ -70,6 +71,9 @@ class RunControlMixin:
             self._code_beside_source()
         self.clear_problem()
         self.bridge.start(session, paused=paused)
+        appended = old_session is not None and old_session.recording is old
+        if old is not None and not (appended and not old_session.done) and not len(self.jobs):
+            self.retirer.retire(old)  # no run appends to it, no save reads it
         self._update_controls()
 
     def steps_changed(self, value: int) -> None:
