@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import core
+from app.param_series import update_ratio_at
 from core.debug.recording import Recording
 from core.engine.ops import REGISTRY, Op
 from core.engine.tensor import apply
@@ -44,13 +45,8 @@ def update_ratio(rec: Recording, tensor_id: int, at: int) -> tuple[float, Any] |
     for i in range(min(at, len(rec.events) - 1), start - 1, -1):
         event = rec.events[i]
         if type(event) is ParameterUpdated and event.tensor_id == tensor_id:
-            old, new = rec.value(tensor_id, i - 1), rec.value(tensor_id, i)
-            if old is None or new is None:
-                return None
-            with np.errstate(all="ignore"):
-                size = float(np.linalg.norm(old.astype(np.float64)))
-                step = float(np.linalg.norm(new.astype(np.float64) - old))
-            return (step / size if size > 0 else float("inf")), event
+            ratio = update_ratio_at(rec, event, i)
+            return None if ratio is None else (ratio, event)
     return None
 
 

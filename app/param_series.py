@@ -44,8 +44,7 @@ class ParamSeries:
                 self.data["gradient norm"][event.name][self.step] = event.stats.norm
             elif kind is ParameterUpdated:
                 # the value changed at the in-place op that wrote it, before this event
-                written = rec.producer.get(event.value_id, i)
-                ratio = _ratio(rec, event.tensor_id, written)
+                ratio = update_ratio_at(rec, event, i)
                 if ratio is not None:
                     self.data["update / weight"][event.name][self.step] = ratio
             self.read = i + 1
@@ -64,8 +63,12 @@ class ParamSeries:
         return out
 
 
-def _ratio(rec: Recording, tensor_id: int, index: int) -> float | None:
-    old, new = rec.value(tensor_id, index - 1), rec.value(tensor_id, index)
+def update_ratio_at(rec: Recording, event: ParameterUpdated, index: int) -> float | None:
+    """``|new - old| / |old|`` of the update ``event`` (at ``index``): the value
+    changed at the in-place op that wrote it, before the event (compared at the
+    event itself, old and new are the same value); None when a value was not kept."""
+    written = rec.producer.get(event.value_id, index)
+    old, new = rec.value(event.tensor_id, written - 1), rec.value(event.tensor_id, written)
     if old is None or new is None:
         return None
     with np.errstate(all="ignore"):
