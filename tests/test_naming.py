@@ -130,3 +130,35 @@ def test_update_ops_belong_to_the_parameter_updated_after_them_in_every_step(pat
                 elif type(event) is ParameterUpdated:
                     assert all(n.startswith(f"update.{event.name}.") for n in group), (k, group)
                     group = []
+
+
+@pytest.mark.parametrize("name", ["mlp_moons.py", "cnn_digits.py", "thermometer.py"])
+def test_a_compiled_step_s_update_ops_belong_to_the_parameter_they_end_writing(name):
+    """A compiled step tells its gradients and its updates only after all its update
+    ops, so its groups end where their parameter is written: every op up to that
+    write is named after that parameter, live and as time travel replays a step
+    (fused kernels' ops too, drawn in their kernel's box)."""
+    session = Session.from_file(os.path.join(ROOT, "samples", name), steps=4, mode="compiled")
+    session.start()
+    assert session.wait(120) and session.state == "finished", session.error
+    events = session.recording.events
+    parameters = {e.tensor_id: e.name for e in events if type(e) is ParameterUpdated}
+    starts = [i for i, e in enumerate(events) if type(e) is StepStarted]
+    for k in range(1, len(starts)):  # the first step runs eagerly, under the tracer
+        start, end = starts[k], starts[k + 1] if k + 1 < len(starts) else len(events)
+        before = events[: starts[0]] + events[starts[k - 1] : start]
+        for namer in (names_of_step(events[:start]), names_of_step([], before)):
+            group, ended = [], []
+            for event in events[start:end]:
+                label = namer.feed(event)
+                if type(event) is not OpForward or event.phase != "update":
+                    continue
+                group.append(label)
+                if event.writes in parameters:
+                    owner = parameters[event.writes]
+                    assert all(n.startswith(f"update.{owner}.") for n in group), (k, group)
+                    if not event.scope:
+                        assert namer.scopes[event.node_id] == update_scope(owner)
+                    ended.append(owner)
+                    group = []
+            assert sorted(ended) == sorted(set(parameters.values())), ended

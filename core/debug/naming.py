@@ -114,6 +114,7 @@ class Namer:
         self._owner: dict[int, str] = {}  # tensor id -> the parameter it belongs to
         self._updates: list[str] = []  # parameters updated so far this step
         self._group_owner = ""  # parameter of the update group under way
+        self._groups_done = 0  # update groups ended by their parameter's write
         self._graded: set[str] = set()  # parameters that got a gradient this step
         self._state: dict[int, str] = {}  # update op output -> its parameter, this step
         self._state_ops: list[OpForward] = []  # this step's update ops
@@ -201,19 +202,27 @@ class Namer:
                 self._order.append(name)
 
     def _on_op(self, event: OpForward) -> str:
-        if event.phase == "update" and not event.scope:  # the optimizer's (not clipping's)
+        # the optimizer's update ops (not clipping's, which has a scope of its own),
+        # in a box per parameter; those of a compiled step's fused kernels too, which
+        # are drawn in their kernel's box
+        fused = event.kernel is not None and event.scope.startswith(KERNEL_SCOPE)
+        if event.phase == "update" and (not event.scope or fused):
             owner = self._update_owner(event)
             scope = update_scope(owner) if owner else UPDATE_SCOPE
             base = f"{UPDATE_SCOPE}.{owner}.{event.op}" if owner else f"{UPDATE_SCOPE}.{event.op}"
             if owner:
                 self._owner[event.output] = self._state[event.output] = owner
+            if not self._graded and self.leaves.get(event.writes) in self._parameters:
+                # a compiled step tells its gradients and updates after all its
+                # update ops: a group ends where its parameter is written
+                self._groups_done += 1
+                self._group_owner = ""
             self._state_ops.append(event)
         else:
             scope = self._call_scope.get(event.scope, event.scope)
             prefix = display_scope(scope)
             base = f"{prefix}.{event.op}" if prefix else event.op
-        if event.kernel is not None and event.scope.startswith(KERNEL_SCOPE):
-            # an op of a fused compiled kernel: drawn in the kernel's box
+        if fused:  # an op of a fused compiled kernel: drawn in the kernel's box
             scope = event.scope
             if event.phase != "update":
                 base = f"k{event.kernel}.{event.op}"
@@ -235,8 +244,10 @@ class Namer:
                 self._group_owner = owner
                 return owner
         if not self._group_owner:
-            k = len(self._updates)
-            expected = [p for p in self._order if p in self._graded]
+            if self._graded:
+                k, expected = len(self._updates), [p for p in self._order if p in self._graded]
+            else:  # a compiled step: gradients and updates are told after the update ops
+                k, expected = self._groups_done, self._order
             if k < len(expected):
                 self._group_owner = expected[k]
         return self._group_owner
