@@ -38,9 +38,7 @@ class Retirer(QObject):
     def retire(self, rec: Recording) -> None:
         """Empty ``rec`` bit by bit: its events, values and indexes. The caller
         makes sure nothing reads it any more (no run appends to it, no save)."""
-        self._parts.extend(
-            (rec.events, rec.values, rec.nodes, rec.producer, rec.leaves, rec._step_values)
-        )
+        self._parts.extend(rec.containers())
         self._timer.start()
 
     def pending(self) -> int:

@@ -324,6 +324,12 @@ class Recording:
 
     # -- the cursor ----------------------------------------------------------------
 
+    def containers(self) -> tuple[Any, ...]:
+        """The lists and dicts that hold almost all it keeps (events, values, the
+        indexes over them): for whoever empties a recording no one reads any more
+        a slice at a time (``app.retire``) rather than freeing it all at once."""
+        return (self.events, self.values, self.nodes, self.producer, self.leaves, self._step_values)
+
     def __len__(self) -> int:
         return len(self.events)
 
