@@ -110,10 +110,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.memory import collect_less_often, keep_freed_memory
+    from core.memory import tune_process
 
-    keep_freed_memory()
-    collect_less_often()
+    tune_process()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         argv.insert(0, "gui")

@@ -71,8 +71,10 @@ class RunControlMixin:
             self._code_beside_source()
         self.clear_problem()
         self.bridge.start(session, paused=paused)
-        appended = old_session is not None and old_session.recording is old
-        if old is not None and not (appended and not old_session.done) and not len(self.jobs):
+        still_written = (
+            old_session is not None and old_session.recording is old and not old_session.done
+        )
+        if old is not None and not still_written and not len(self.jobs):
             self.retirer.retire(old)  # no run appends to it, no save reads it
         self._update_controls()
 

@@ -54,6 +54,7 @@ import core  # noqa: E402
 import core.functional as F  # noqa: E402
 from core import nn, optim  # noqa: E402
 from core.debug import program as programs  # noqa: E402
+from core.debug.compare import Agreement, agree  # noqa: E402
 from core.engine import dispatch  # noqa: E402
 
 FIGURES = ("tiny_mlp_step", "gelu_layernorm_mlp", "gelu_chain", "mlp_step", "samples", "first_call")
@@ -98,10 +99,14 @@ def speedup(name: str, dev, args, make_step, target: float) -> dict:
     (``max_rel_diff``, relative to the largest value, under 1e-4 in float32)."""
     eager_step = make_step(dev)
     compiled = core.compile(make_step(dev))
-    diff = max(_rel_diff(eager_step(), compiled()) for _ in range(3))
+    row = Agreement(name)
+    with np.errstate(all="ignore"):
+        for i in range(3):
+            agree(row, _host64(eager_step()), _host64(compiled()), i)
+    diff = row.max_rel
     res = interleaved(eager_step, compiled, dev, args.repeats, args.block_ms / 1e3)
     me, mc = _medians(res)
-    agrees = diff < 1e-4
+    agrees = diff < 1e-4 and not row.nan_mismatch
     return {
         "figure": name,
         "speedup": round(me / mc, 3),
@@ -117,12 +122,8 @@ def speedup(name: str, dev, args, make_step, target: float) -> dict:
     }
 
 
-def _rel_diff(a, b) -> float:
-    """Largest difference between two results (tensors), relative to the largest
-    magnitude in the first."""
-    x, y = core.device.to_host(a.data), core.device.to_host(b.data)
-    scale = max(float(np.max(np.abs(x))), 1e-30)
-    return float(np.max(np.abs(x.astype(np.float64) - y))) / scale
+def _host64(t) -> np.ndarray:
+    return core.device.to_host(t.data).astype(np.float64)
 
 
 def gelu_layernorm_mlp(dev):

@@ -648,10 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.process == "app":
-        from core.memory import collect_less_often, keep_freed_memory
+        from core.memory import tune_process
 
-        keep_freed_memory()
-        collect_less_often()
+        tune_process()
     PROCESS["settings"] = args.process
     app()
     if "layout" in args.only:

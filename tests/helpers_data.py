@@ -1,4 +1,4 @@
-"""Helpers for the engine tests: small seeded data sets, line markers, the GPU mark."""
+"""Helpers for the engine tests: seeded data sets, line markers, the GPU mark, a training step."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import core.functional as F
 from core import cuda, nn
 
 
@@ -96,3 +97,17 @@ def assert_stats(stats: Any, array: np.ndarray, what: str) -> None:
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=near * scale), (
             f"{what}: {key} {got[key]} != {expected[key]}"
         )
+
+
+def mse_step(model: nn.Module, opt: Any, x: Any, y: Any) -> Any:
+    """A training step as a program writes it (zero_grad, MSE loss, backward,
+    step), returning the loss: what the compile tests run eagerly and compiled."""
+
+    def step():
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers_data import mse_step
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -450,27 +451,11 @@ def test_numba_kernels_are_kept_only_where_they_win_and_cached_on_disk(tmp_path,
     model = nn.Linear(128, 64)
     opt = optim.Adam(model.parameters(), lr=1e-3)
     x, y = core.randn(32, 128), core.randn(32, 64)
-
-    def step():
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    compiled = core.compile(step)
+    compiled = core.compile(mse_step(model, opt, x, y))
     losses = [compiled().item() for _ in range(3)]
     core.manual_seed(0)
     model2 = nn.Linear(128, 64)
-    opt2 = optim.Adam(model2.parameters(), lr=1e-3)
-
-    def eager():
-        opt2.zero_grad()
-        loss = F.mse_loss(model2(x), y)
-        loss.backward()
-        opt2.step()
-        return loss
-
+    eager = mse_step(model2, optim.Adam(model2.parameters(), lr=1e-3), x, y)
     np.testing.assert_allclose(losses, [eager().item() for _ in range(3)], rtol=1e-6)
     np.testing.assert_allclose(model.weight.numpy(), model2.weight.numpy(), rtol=1e-5, atol=1e-7)
     assert list((tmp_path / "kernels").glob("gs_*.py")), "the candidate's source is cached"

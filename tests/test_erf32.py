@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import scipy.special
+from helpers_data import mse_step
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -244,15 +245,7 @@ def gelu_mlp():
     model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 1))
     opt = optim.SGD(model.parameters(), lr=0.05)
     x, y = core.randn(64, 32), core.randn(64, 1)
-
-    def step():
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, mse_step(model, opt, x, y)
 
 
 def test_gelu_mlp_training_steps_are_bitwise_equal_eager_and_compiled() -> None:

@@ -297,9 +297,9 @@ class EventLog(QWidget):
 
     def _tail_top(self) -> int | None:
         """The event at the top of the copy's visible rows."""
-        row = self._tail_view.rowAt(0)
         if not self._tail_events:
             return None
+        row = self._tail_view.rowAt(0)
         return self._tail_events[row if 0 <= row < len(self._tail_events) else 0]
 
     def _on_row_chosen(self, index: QModelIndex) -> None:

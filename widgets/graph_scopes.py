@@ -74,16 +74,15 @@ def scope_boxes(
         r = rects[order[runs]]
         lo = np.minimum.reduceat(r[:, :2], starts)
         hi = np.maximum.reduceat(r[:, 2:], starts)
-        # Python floats, not NumPy scalars: fewer, cheaper objects in a first paint
-        pieces = list(zip(in_layer[runs[starts]].tolist(), np.hstack([lo, hi]).tolist()))
+        # pieces by layer; Python floats, not NumPy scalars: fewer, cheaper objects
         by_layer: dict[int, list[list[float]]] = {}
-        for layer, rect in pieces:
+        for layer, rect in zip(in_layer[runs[starts]].tolist(), np.hstack([lo, hi]).tolist()):
             by_layer.setdefault(layer, []).append(rect)
         for child, theirs in made.items():
             if child.rpartition(".")[0] == scope:
                 for layer, rect in theirs:
-                    _take_in(pieces, by_layer, layer, rect)
-        made[scope] = _padded(pieces)
+                    _take_in(by_layer, layer, rect)
+        made[scope] = _padded([(layer, r) for layer, rs in by_layer.items() for r in rs])
     return {s: _box(made[s]) for s in sorted(made, key=lambda s: (s.count("."), s))}
 
 
@@ -102,16 +101,10 @@ def _effective_groups(layout: Layout, n: int) -> tuple[np.ndarray, list[str]]:
     return group, names
 
 
-def _take_in(
-    pieces: list[tuple[int, list[float]]],
-    by_layer: dict[int, list[list[float]]],
-    layer: int,
-    rect: list[float],
-) -> None:
+def _take_in(by_layer: dict[int, list[list[float]]], layer: int, rect: list[float]) -> None:
     """Grow the piece of ``layer`` that holds ``rect``'s middle to hold ``rect``
-    (``by_layer``: the pieces of each layer, in ``pieces``' order; looking in one
-    layer instead of all pieces took a 10,000-node graph's first paint from about
-    225 to 60 ms: bench/gui_responsiveness.py's repaint_10000_cold)."""
+    (looking in its layer only, not at every piece, took a 10,000-node graph's
+    first paint from about 225 to 60 ms: gui_responsiveness.py's repaint_10000_cold)."""
     middle = (rect[1] + rect[3]) / 2
     same = by_layer.setdefault(layer, [])
     for piece in same:
@@ -119,9 +112,7 @@ def _take_in(
             piece[0], piece[1] = min(piece[0], rect[0]), min(piece[1], rect[1])
             piece[2], piece[3] = max(piece[2], rect[2]), max(piece[3], rect[3])
             return
-    grown = list(rect)
-    same.append(grown)
-    pieces.append((layer, grown))
+    same.append(list(rect))
 
 
 def _padded(pieces: list[tuple[int, list[float]]]) -> list[tuple[int, list[float]]]:

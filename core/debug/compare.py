@@ -75,7 +75,7 @@ def compare(path: str, steps: int = 10, device: str = "cpu") -> Comparison:
             want = _step(eager_run, eager_run.step, i)
             got = _step(compiled_run, compiled, i)
             for name, (a, b) in _pair(want, got).items():
-                _agree(rows.setdefault(name, Agreement(name)), a, b, i)
+                agree(rows.setdefault(name, Agreement(name)), a, b, i)
     result.rows = list(rows.values())
     result.retraces = list(compiled.retraces)
     result.graphs = len(compiled.graphs)
@@ -109,7 +109,8 @@ def _pair(want: dict, got: dict) -> dict[str, tuple]:
     return {name: (want[name], got.get(name)) for name in want}
 
 
-def _agree(row: Agreement, want: np.ndarray, got: np.ndarray | None, step: int) -> None:
+def agree(row: Agreement, want: np.ndarray, got: np.ndarray | None, step: int) -> None:
+    """Take step ``step``'s eager ``want`` and compiled ``got`` (float64) into ``row``."""
     if got is None or got.shape != want.shape:
         row.nan_mismatch = True
         return
