@@ -38,29 +38,10 @@ import sys
 import time
 
 
-def _blas_threads_from_argv() -> None:
-    """Pin BLAS threads before NumPy loads (``--blas-threads N``; 0: leave as is).
-
-    Default 1: on a small, shared machine a second BLAS thread makes both sides'
-    times swing by 2x and more (busy-waiting workers compete with the Python
-    thread); an explicit OPENBLAS_NUM_THREADS in the environment is respected.
-    """
-    value = None
-    argv = sys.argv[1:]
-    for i, arg in enumerate(argv):
-        if arg == "--blas-threads" and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith("--blas-threads="):
-            value = arg.split("=", 1)[1]
-    if value is None:
-        value = os.environ.get("OPENBLAS_NUM_THREADS", "1")
-    if value != "0":
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = value
-
-
 if __name__ == "__main__":
-    _blas_threads_from_argv()
+    from blas_threads import pin_from_argv
+
+    pin_from_argv()
 
 import numpy as np  # noqa: E402
 
@@ -148,10 +129,15 @@ def _openblas_facts() -> dict:
             config = getattr(lib, pattern.format("config"), None)
             if core_name is not None and config is not None:
                 core_name.restype = config.restype = ctypes.c_char_p
-                return {
+                facts = {
                     "blas_kernels": core_name().decode(),
                     "blas_config": config().decode().strip(),
                 }
+                threads = getattr(lib, pattern.format("num_threads"), None)
+                if threads is not None:  # the count it really uses, not the one asked for
+                    threads.restype = ctypes.c_int
+                    facts["blas_threads"] = threads()
+                return facts
     return {"blas": "not OpenBLAS"}
 
 
