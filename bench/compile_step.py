@@ -303,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--block-ms", type=float, default=40.0)
     ap.add_argument("--only", choices=FIGURES, action="append")
-    ap.add_argument("--blas-threads", default=None, help="BLAS threads (default 1; 0: as the environment says), see blas_threads.py")
+    ap.add_argument(
+        "--blas-threads",
+        default=None,
+        help="BLAS threads (default 1; 0: as the environment says); see blas_threads.py",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not core.cuda.is_available():

@@ -37,7 +37,6 @@ import statistics
 import sys
 import time
 
-
 if __name__ == "__main__":
     from blas_threads import pin_from_argv
 

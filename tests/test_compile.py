@@ -352,6 +352,49 @@ def test_an_op_reading_one_value_twice_in_a_row_blocked_kernel() -> None:
     np.testing.assert_array_equal(compiled().numpy(), eager)
 
 
+@pytest.mark.parametrize("case", ["rows", "transposed", "batched"])
+def test_a_big_bias_gradient_sums_as_eager_does(case: str) -> None:
+    """A bias gradient over 128 rows of 64 sums through BLAS with a ones vector
+    made once, as the eager op does for a contiguous array (also over a batch of
+    matrices, a position bias), and with NumPy's reduction when the rows are a
+    transposed view: the same bits either way."""
+
+    def make():
+        core.manual_seed(3)
+        layer = nn.Linear(300, 64)
+        position = nn.Parameter(core.randn(32, 64).data)
+        opt = optim.SGD([*layer.parameters(), position], lr=0.1)
+        x, y = core.randn(128, 300), core.randn(128, 64)
+
+        def step():
+            opt.zero_grad()
+            out = layer(x)
+            if case == "transposed":
+                loss = F.mse_loss(out.T, y.T)
+            elif case == "batched":
+                loss = F.mse_loss(out.reshape(4, 32, 64) + position, y.reshape(4, 32, 64))
+            else:
+                loss = F.mse_loss(out, y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return layer, position, step
+
+    eager_layer, eager_position, eager_step = make()
+    layer, position, step = make()
+    compiled = core.compile(step)
+    for _ in range(3):
+        eager_step(), compiled()
+        np.testing.assert_array_equal(layer.bias.grad.numpy(), eager_layer.bias.grad.numpy())
+        np.testing.assert_array_equal(layer.bias.numpy(), eager_layer.bias.numpy())
+        np.testing.assert_array_equal(position.numpy(), eager_position.numpy())
+    assert "np.matmul(ONES128_float32" in compiled.code
+    if case == "batched":
+        assert "np.matmul(ONES4_float32" in compiled.code
+    assert compiled.eager_calls == 1
+
+
 # -- the GPU's code, checked here ----------------------------------------------------------
 
 

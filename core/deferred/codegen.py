@@ -100,6 +100,14 @@ class Literals:
             self.values[name] = getattr(np, dtype)(value)
         return name
 
+    def ones(self, length: int, dtype: str) -> str:
+        """A vector of ones on the step's device, made once (``ONES64_float32``):
+        the left operand of the matmul that sums a big array's rows."""
+        name = f"ONES{length}_{dtype}"
+        if name not in self.values:
+            self.values[name] = self.xp.ones(length, dtype=dtype)
+        return name
+
 
 KERNEL_CHOICES = ("numpy", "auto")
 

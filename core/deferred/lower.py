@@ -122,9 +122,19 @@ def _relu_backward(g, n, a, o, lit, dest=None):
 def _sum_to(g, n, a, o, lit, dest=None):
     shape, target = _shape(g, n.inputs[0]), tuple(n.attrs["shape"])
     lead = len(shape) - len(target)
-    if lead != 1 or shape[1:] != target or math.prod(shape) >= 4096:
-        return None  # the forward's BLAS path for big sums, or a keep-dims sum
-    return [f"{o[0]} = np.add.reduce({a[0]}, axis=0)"]
+    if lead != 1 or shape[1:] != target:
+        return None  # a keep-dims sum or several leading axes: the forward
+    if math.prod(shape) < 4096:
+        return [f"{o[0]} = np.add.reduce({a[0]}, axis=0)"]
+    dtype = _dtype(g, n.inputs[0])
+    if not dtype.startswith("float"):
+        return None
+    # the forward's BLAS path (``sum_leading``) with its ones vector made once;
+    # the forward's own reduction where the rows are not contiguous, as eager
+    ones = lit.ones(shape[0], dtype)
+    rows = a[0] if len(shape) == 2 else f"{a[0]}.reshape({shape[0]}, -1)"
+    summed = f"np.matmul({ones}, {rows})" + ("" if len(shape) == 2 else f".reshape({target})")
+    return [f"{o[0]} = {summed} if {a[0]}.flags.c_contiguous else {a[0]}.sum(axis=0)"]
 
 
 def _mse_loss(g, n, a, o, lit, dest=None):
