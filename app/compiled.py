@@ -83,13 +83,15 @@ class CompiledMixin:
 
     # -- the kernel of the cursor or selection ------------------------------------------------
 
-    def _show_kernel_at(self, index: int | None) -> None:
+    def _show_kernel_at(self, index: int | None, fallback: int | None = None) -> None:
         """The Compiled Code panel follows the event at ``index`` (a kernel, or an
-        op a kernel computed)."""
+        op a kernel computed); where that is none (the run's end, a step's
+        start), the kernel of the event at ``fallback``: the selected node's."""
         rec = self.recording
         run = None
-        if rec is not None and index is not None and 0 <= index < len(rec):
-            run = kernel_run_after(rec.events, index)
+        for at in (index, fallback):
+            if run is None and rec is not None and at is not None and 0 <= at < len(rec):
+                run = kernel_run_after(rec.events, at)
         if run is None:
             self.code_view.clear(compiled=self._compiled_recording())
             return

@@ -117,7 +117,10 @@ class CursorMixin:
         elif self.graph.selected is not None:
             self._show_node(self.graph.selected)
         self.event_log.set_cursor(i)
-        self._show_kernel_at(i)
+        selected = self.graph.selected
+        nodes = self.graph.model.nodes
+        chosen = nodes[selected] if selected is not None and selected < len(nodes) else None
+        self._show_kernel_at(i, chosen.event_index if chosen and chosen.kind == "op" else None)
         self.loss.set_cursor_step(step)
         self.params.set_cursor_step(step)
         source = source_of(rec, event)

@@ -113,6 +113,23 @@ def test_f11_in_a_compiled_step_goes_kernel_by_kernel(qtbot, window):
     assert window.code_view.kernel == fused.kernel
 
 
+def test_the_code_panel_keeps_the_selected_nodes_kernel_when_the_run_ends(qtbot, window):
+    """At the run's end (an event no kernel made) the inspector keeps the selected
+    node, and the Compiled Code panel its kernel's code, instead of asking for a
+    selection the window already shows."""
+    compiled_step_paused(qtbot, window)
+    event = press_f11(qtbot, window)
+    assert type(event) is KernelRun and event.name == "linear"
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.bridge.session.state == "finished", timeout=WAIT)
+    qtbot.waitUntil(lambda: window.status_phase.text().startswith("finished"), timeout=WAIT)
+    selected = window.graph.model.nodes[window.graph.selected]
+    assert selected.label == "fc1.linear" and window.inspector.node() is not None
+    assert window.code_view.kernel == 0
+    assert "kernel 0: linear" in window.code_view.header.text()
+    assert "np.matmul(" in window.code_view.code.toPlainText()
+
+
 def test_eager_mode_steps_op_by_op_and_the_code_panel_says_why_it_is_empty(qtbot, window):
     assert window.open_path(sample("mlp_moons.py"))
     paused_at(qtbot, window, -1)
