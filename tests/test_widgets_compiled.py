@@ -58,6 +58,10 @@ def test_compare_view_maps_ops_and_kernels_both_ways(qtbot, comparison) -> None:
     view = CompareView(comparison)
     qtbot.addWidget(view)
     assert view._ops.count() == len(comparison.entry.trace.graph.ops)
+    name = os.path.basename(comparison.program)
+    assert view._summary.text() == (
+        f"{name}: {comparison.steps} steps, eager and compiled agree; 1 graph traced"
+    )
     assert view._kernels.count() == len(comparison.entry.program.kernels)
     linear = next(n for n in comparison.entry.trace.graph.ops if n.op.label == "linear")
     with qtbot.waitSignal(view.sig_kernel_selected, timeout=1000) as signal:
@@ -66,6 +70,9 @@ def test_compare_view_maps_ops_and_kernels_both_ways(qtbot, comparison) -> None:
     assert view.selected_kernels() == [kernel]
     assert "computed by kernel" in view._where.text()
     view._kernels.setCurrentRow(kernel)
+    assert view._kernels.item(kernel).text() == f"{kernel}: linear  (1 op)"
+    fused = next(k for k in comparison.entry.program.kernels if len(k.covers) > 1)
+    assert view._kernels.item(fused.index).text().endswith(f"({len(fused.covers)} ops)")
     covered = set(comparison.entry.program.kernels[kernel].covers)
     assert linear.origin in covered and set(view.selected_ops()) == covered
     assert view._passes.topLevelItemCount() == len(comparison.entry.reports)

@@ -109,7 +109,16 @@ def test_inspector_header_shows_op_attrs_scope_and_source(qtbot):
     assert inspector.field_text("op") == "matmul"
     assert inspector.field_text("attributes") == "transpose_b=False"
     assert inspector.field_text("scope") == "model.fc1"
-    assert inspector.field_text("source").startswith("mlp.py:23")
+    assert inspector.field_text("source") == "mlp.py:23 in forward"
+
+
+def test_inspector_source_of_a_compiled_kernel_names_the_line_only(qtbot):
+    """A compiled step's kernels keep the user's line, not its function: no
+    dangling "in"."""
+    where = Source("/home/user/samples/mlp.py", 37, "")
+    inspector = shown(qtbot, Inspector(node(np.ones(3, np.float32), source=where)))
+    assert inspector.field_text("source") == "mlp.py:37"
+    assert str(where) == "/home/user/samples/mlp.py:37"
 
 
 def test_inspector_writes_an_index_as_python_does(qtbot):

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -54,6 +56,7 @@ class CompareView(QWidget):
         self._origins: list[int] = []
         self._summary = QLabel()
         self._summary.setWordWrap(True)
+        self._summary.setStyleSheet("padding: 2px 4px;")
         self._ops = QListWidget()
         self._ops.itemSelectionChanged.connect(self._on_op_selected)
         self._kernels = QListWidget()
@@ -123,10 +126,12 @@ class CompareView(QWidget):
         if comparison is None or comparison.entry is None:
             return
         verdict = "agree" if comparison.ok else "DISAGREE"
+        graphs = comparison.graphs
         self._summary.setText(
-            f"{comparison.program}: {comparison.steps} steps, eager and compiled {verdict}; "
-            f"{comparison.graphs} graph(s) traced"
+            f"{os.path.basename(comparison.program)}: {comparison.steps} steps, eager and "
+            f"compiled {verdict}; {graphs} graph{'s' * (graphs != 1)} traced"
         )
+        self._summary.setToolTip(comparison.program)
         self._update_mapping()
         self._update_graphs()
         self._update_passes()
@@ -258,7 +263,8 @@ class CompareView(QWidget):
             self._ops.addItem(item)
         self._kernels.clear()
         for kernel in entry.program.kernels:
-            item = QListWidgetItem(f"{kernel.index}: {kernel.name}  ({len(kernel.covers)} ops)")
+            ops = len(kernel.covers)
+            item = QListWidgetItem(f"{kernel.index}: {kernel.name}  ({ops} op{'s' * (ops != 1)})")
             item.setData(ORIGIN, kernel.index)
             item.setToolTip(kernel.source or "")
             self._kernels.addItem(item)

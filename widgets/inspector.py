@@ -175,8 +175,7 @@ class Inspector(QWidget):
             source.setText("—")
             source.setToolTip("")
         else:
-            name = Path(info.source.file).name
-            source.setText(f"{name}:{info.source.line} in {info.source.function}")
+            source.setText(info.source.where(Path(info.source.file).name))
             source.setToolTip(str(info.source))
         self._fields["update"].setText(info.update or "—")
         self._fields["update"].setToolTip(

@@ -98,7 +98,13 @@ class Source:
     function: str  # enclosing function name
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line} in {self.function}"
+        return self.where(self.file)
+
+    def where(self, file: str) -> str:
+        """``file:line in function``, or ``file:line`` where the function is not
+        known (a compiled step's kernels keep the line only)."""
+        inside = f" in {self.function}" if self.function else ""
+        return f"{file}:{self.line}{inside}"
 
 
 @event
