@@ -56,7 +56,12 @@ ACTIONS = (
     ),
     ActionSpec(STOP, "Stop", "Shift+F5", "End the run"),
     ActionSpec(RESTART, "Restart", "Ctrl+Shift+F5", "Stop and run again from the start"),
-    ActionSpec(OPEN, "Open…", "Ctrl+O", "Open a program (.py) or a recording (.gsrec)"),
+    ActionSpec(
+        OPEN,
+        "Open…",
+        "Ctrl+O",
+        "Open a program (.py), a saved graph (.gsgraph) or a recording (.gsrec)",
+    ),
     ActionSpec(SAVE, "Save Recording…", "Ctrl+S", "Save the recording of this run"),
     ActionSpec(FIT, "Fit Graph", "Ctrl+0", "Fit the whole graph in the view"),
     ActionSpec(FIND, "Find Node…", "Ctrl+F", "Find a node by name"),

@@ -1,11 +1,11 @@
 """The ``gradstep`` command line.
 
     gradstep                       the desktop app, on the last program or the neuron
-    gradstep PROGRAM.py|FILE.gsrec the desktop app on that file
+    gradstep PROGRAM.py|FILE.gsgraph|FILE.gsrec   the desktop app on that file
     gradstep run PROGRAM.py|FILE.gsgraph [--steps N] [--device cpu|cuda]
                             [--mode eager|compiled] [--record FILE]
                             [--trace FILE] [--break-on-nan] [--cap-mib N] [--force]
-    gradstep compile PROGRAM.py --out FILE.gsgraph [--device cpu|cuda]
+    gradstep compile PROGRAM.py --out FILE.gsgraph [--device cpu|cuda] [--batches N]
     gradstep profile PROGRAM.py [...] [--devices cpu,cuda] [--modes eager,compiled]
                             [--steps N] [--trace FILE] [--json FILE]
     gradstep compare PROGRAM.py [--steps N]
@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", required=True, help="the graph file to write (.gsgraph)")
     comp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     comp.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batches of the program kept in the file, for a run of the file alone "
+        "(default: one per step of the program, at most 64 MiB)",
+    )
+    comp.add_argument(
         "--show",
         choices=("none", "graph", "passes", "code"),
         default="none",
@@ -82,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", help="a .gsrec recording")
     sub.add_parser("doctor", help="check Python, NumPy, CuPy/GPU and Qt")
     gui = sub.add_parser("gui", help="open the desktop app (the default)")
-    gui.add_argument("file", nargs="?", help="a program (.py) or a recording (.gsrec)")
+    gui.add_argument(
+        "file", nargs="?", help="a program (.py), a saved graph (.gsgraph) or a recording (.gsrec)"
+    )
     shot = sub.add_parser("screenshot", help="render the main window offscreen to a PNG")
     shot.add_argument("program", help="a model program (.py)")
     shot.add_argument("--steps", type=int, required=True, help="steps to run first")

@@ -15,7 +15,30 @@ import numpy as np
 import core
 from core import cuda
 from core.debug import program as programs
+from core.deferred.runtime import flatten
 from core.errors import GradstepError
+
+BATCH_BUDGET = 64 << 20  # bytes of batches a graph file keeps at most
+
+
+def _batches(run: programs.Run, wanted: int | None) -> list:
+    """The program's first batches to keep: ``wanted`` of them (default: one per
+    step of the program), no more than BATCH_BUDGET bytes, at least one."""
+    count = run.steps if wanted is None else wanted
+    kept, size = [], 0
+    for i in range(max(1, count)):
+        batch = run.batches(i)
+        size += _nbytes(batch)
+        if kept and size > BATCH_BUDGET:
+            break
+        kept.append(batch)
+    return kept
+
+
+def _nbytes(value) -> int:
+    leaves: list = []
+    flatten(value, leaves)
+    return sum(t.data.nbytes for t in leaves)
 
 
 def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
@@ -35,8 +58,14 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
     with np.errstate(all="ignore"):
         compiled(run.batches(0)) if run.batches is not None else compiled()
     entry = compiled.latest
+    calls = _batches(run, args.batches) if run.batches is not None else []
     compiled.save(
-        args.out, initial=True, title=program.title, program=program.path, steps=run.steps
+        args.out,
+        initial=True,
+        calls=[((batch,), {}) for batch in calls],
+        title=program.title,
+        program=program.path,
+        steps=run.steps,
     )
     traced = entry.trace.graph
     print(f"{program.title} — {program.path}", file=out)
@@ -53,12 +82,10 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
         print(f"guards on values: {len(guards)} (a call that breaks one runs eagerly)", file=out)
     for note in entry.trace.notes:
         print(f"note: {note}", file=out)
-    if entry.graph.inputs:
-        print(
-            f"note: the step takes {len(entry.graph.inputs)} input(s) (its batches): "
-            "`gradstep run` on the file needs a program to give them",
-            file=out,
-        )
+    if calls:
+        size = sum(_nbytes(batch) for batch in calls) / 2**20
+        again = "; a longer run takes them again from the first" if len(calls) < run.steps else ""
+        print(f"batches: the first {len(calls)} kept ({size:.2f} MiB){again}", file=out)
     size = os.path.getsize(args.out) / 2**20
     print(f"graph: {args.out} ({size:.2f} MiB)", file=out)
     show = getattr(args, "show", "none")

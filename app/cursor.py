@@ -124,7 +124,8 @@ class CursorMixin:
         self.loss.set_cursor_step(step)
         self.params.set_cursor_step(step)
         source = source_of(rec, event)
-        self.source.highlight_line(source.line if source is not None else None)
+        shown = source is not None and source.file == self.source.path()  # not another file's
+        self.source.highlight_line(source.line if shown else None)
         scope = getattr(event, "scope", None)
         if node is not None:
             scope = self.graph.model.nodes[node].scope  # the call's own scope

@@ -14,8 +14,8 @@ from typing import Any
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.param_series import ParamSeries
+from core.debug import graphfile, recfile
 from core.debug import program as programs
-from core.debug import recfile
 from core.debug.recording import Recording
 from widgets.breakpoints import from_json
 
@@ -25,7 +25,11 @@ NO_SOURCE_TEXT = (
 )
 
 MAX_RECENT = 10
-FILE_FILTER = "Programs and recordings (*.py *.gsrec);;Programs (*.py);;Recordings (*.gsrec)"
+FILE_FILTER = (
+    "Programs, graphs and recordings (*.py *.gsgraph *.gsrec);;Programs (*.py);;"
+    "Saved compiled graphs (*.gsgraph);;Recordings (*.gsrec)"
+)
+OPENED = (".py", ".gsgraph", ".gsrec")  # what Open and a drop take
 
 
 class FilesMixin:
@@ -77,7 +81,7 @@ class FilesMixin:
         (what a user gets), "run" runs it, "load" only reads it. Its code runs in
         the run's worker (never here): an error there shows as the run's error."""
         try:
-            program = programs.read(path)
+            program = read_program(path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not open {path}", str(exc))
             return False
@@ -85,6 +89,10 @@ class FilesMixin:
         if self.program is not None and self.program.path != program.path:
             self.steps.setValue(self.steps.minimum())  # the program's own number
         self.program = program
+        if graphfile.is_graph_file(program.path):  # it runs compiled only
+            self.mode.blockSignals(True)
+            self.mode.setCurrentIndex(self.mode.findData("compiled"))
+            self.mode.blockSignals(False)
         self._watch(program.path)
         self.setWindowTitle(f"{program.title} — Gradstep")
         self.source.set_source(program.path, program.source)
@@ -103,7 +111,7 @@ class FilesMixin:
         """Read the open program's file again; on an error it says why and the
         program loaded before stays."""
         try:
-            program = programs.read(self.program.path)
+            program = read_program(self.program.path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not reload {self.program.path}", str(exc))
             return False
@@ -255,12 +263,20 @@ class FilesMixin:
 
     def dragEnterEvent(self, event) -> None:
         urls = event.mimeData().urls()
-        if any(u.toLocalFile().endswith((".py", ".gsrec")) for u in urls):
+        if any(u.toLocalFile().endswith(OPENED) for u in urls):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
         for url in event.mimeData().urls():
             path = url.toLocalFile()
-            if path.endswith((".py", ".gsrec")):
+            if path.endswith(OPENED):
                 self.open_path(path)
                 break
+
+
+def read_program(path: str) -> programs.Program:
+    """A program file read without running it, or a saved graph loaded (its
+    arrays and generated code; no code of the user's runs); else ProgramError."""
+    if graphfile.is_graph_file(path):
+        return graphfile.load_program(path)
+    return programs.read(path)

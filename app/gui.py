@@ -33,7 +33,7 @@ def run_gui(path: str | None = None) -> int:
     if path is None:
         path = os.path.join(SAMPLES_DIR, NEURON)
     window.show()
-    if os.path.exists(path) or path.endswith((".py", ".gsrec")):
+    if os.path.exists(path) or path.endswith((".py", ".gsgraph", ".gsrec")):
         window.open_path(path)
     return app.exec()
 

@@ -18,6 +18,7 @@ from app import actions as A
 from app.node_info import last_op
 from app.param_series import METRICS, ParamSeries
 from app.replay import next_stop, phase_at
+from core.debug import graphfile
 from core.debug.session import Breakpoint, Session
 from widgets.breakpoints import to_json
 
@@ -349,12 +350,14 @@ class RunControlMixin:
         for action_id, on in enable.items():
             self.actions_by_id[action_id].setEnabled(bool(on))
         self.device.setEnabled(not running and not paused)
-        self.mode.setEnabled(not running)
+        saved_graph = have_program and graphfile.is_graph_file(self.program.path)
+        self.mode.setEnabled(not running and not saved_graph)  # a saved graph: compiled
         self.event_log.set_live(running)
         self.loss.set_live(running)
         for action_id in (A.PROFILE, A.COMPARE):
             # a run going on would share the engine's event flags with the profile
-            on = have_program and not running and not self.analysis.busy
+            # both run the program's source, eager and compiled: a saved graph has none
+            on = have_program and not saved_graph and not running and not self.analysis.busy
             self.actions_by_id[action_id].setEnabled(on)
 
     def _update_status(self, state: str | None = None) -> None:

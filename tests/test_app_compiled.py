@@ -11,7 +11,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt
 
+import core
 from app.main_window import SAMPLES_DIR, MainWindow
+from core.debug import program as programs
 from core.debug.session import Breakpoint
 from core.observe.events import KernelRun, OpForward, StepStarted
 from widgets.kernel_code import EAGER_TEXT
@@ -128,6 +130,40 @@ def test_the_code_panel_keeps_the_selected_nodes_kernel_when_the_run_ends(qtbot,
     assert window.code_view.kernel == 0
     assert "kernel 0: linear" in window.code_view.header.text()
     assert "np.matmul(" in window.code_view.code.toPlainText()
+
+
+def test_a_saved_graph_opens_and_steps_kernel_by_kernel(qtbot, window, tmp_path):
+    """A .gsgraph with kept batches (attention.py's, saved as `gradstep compile`
+    saves it) opens in the window: Compiled, which it only runs as; F11 stops at
+    each kernel with its ops drawn, its output in the inspector and its code
+    beside the graph's text, where no line of the program is marked."""
+    core.reset_ids()
+    run = programs.load(sample("attention.py")).build("cpu")
+    compiled = core.compile(run.step)
+    compiled(run.batches(0))
+    path = str(tmp_path / "attention.gsgraph")
+    calls = [((run.batches(i),), {}) for i in range(3)]
+    compiled.save(path, initial=True, calls=calls, title="Attention, saved", steps=3)
+
+    assert window.open_path(path)
+    paused_at(qtbot, window, -1)
+    assert window.bridge.session.mode == "compiled"
+    assert window.mode.currentData() == "compiled" and not window.mode.isEnabled()
+    assert window.source.toPlainText().startswith("graph(")
+    kernels = []
+    while len(kernels) < 4:
+        event = press_f11(qtbot, window)
+        if type(event) is KernelRun:
+            kernels.append(event)
+    assert [k.kernel for k in kernels] == [0, 1, 2, 3]
+    node = window.graph.model.nodes[window.graph.selected]
+    assert node.kind == "op" and node.tensor_id == kernels[-1].outputs[0]
+    assert window.inspector.node().value is not None
+    assert window.code_view.kernel == 3 and window.code_view.code.toPlainText()
+    assert window.source.highlighted_line() is None  # the graph's text is not the program
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.bridge.session.state == "finished", timeout=WAIT)
+    assert len(window.recording.losses) == 3
 
 
 def test_eager_mode_steps_op_by_op_and_the_code_panel_says_why_it_is_empty(qtbot, window):

@@ -56,9 +56,48 @@ def test_compile_refuses_a_bad_out_path(tmp_path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
-def test_a_graph_that_needs_inputs_says_so(tmp_path) -> None:
+def test_a_program_with_batches_keeps_them_and_its_file_runs_alone(tmp_path) -> None:
+    """attention.py's step takes a batch each step: the file keeps the first 12
+    (--batches), a run of 20 steps takes them in turn and again from the first,
+    as a compiled run of the program given those batches does."""
+    sample = os.path.join(REPO, "samples", "attention.py")
+    made = gradstep("compile", sample, "--out", "a.gsgraph", "--batches", "12", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "batches: the first 12 kept" in made.stdout and "again from the first" in made.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    saved = gradstep(
+        "run", str(tmp_path / "a.gsgraph"), "--steps", "20", "--record", "a.gsrec", cwd=elsewhere
+    )
+    assert saved.returncode == 0, saved.stderr
+    script = (
+        "import core, sys\n"
+        "from core.debug import program\n"
+        f"run = program.load({sample!r}).build('cpu')\n"
+        "step = core.compile(run.step)\n"
+        "print(' '.join(repr(step(run.batches(i % 12)).item()) for i in range(20)))\n"
+    )
+    direct = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert losses(elsewhere / "a.gsrec") == [float(v) for v in direct.stdout.split()]
+
+
+def test_a_saved_graph_whose_guard_fails_says_why(tmp_path) -> None:
+    """control_flow.py's graph was traced for one branch: when a kept batch
+    takes the other, the run stops with the guard and its line, and the way
+    out, rather than a traceback."""
     sample = os.path.join(REPO, "samples", "control_flow.py")
     made = gradstep("compile", sample, "--out", "c.gsgraph", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    ran = gradstep("run", "c.gsgraph", "--steps", "2", cwd=tmp_path)
-    assert ran.returncode == 2 and "input" in ran.stderr and "c.gsgraph" in ran.stderr
+    ran = gradstep("run", "c.gsgraph", "--steps", "20", cwd=tmp_path)
+    assert ran.returncode == 1, ran.stderr
+    assert "c.gsgraph" in ran.stderr and "another path than the traced one" in ran.stderr
+    assert "control_flow.py:" in ran.stderr and "--mode compiled" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -3,10 +3,12 @@ programs, the guards, the text and file forms, and the events."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -17,8 +19,11 @@ from hypothesis import strategies as st
 import core
 import core.functional as F
 from core import nn, optim
+from core.debug import graphfile
 from core.debug import program as programs
+from core.debug.program import ProgramError
 from core.debug.recording import Recording
+from core.debug.session import Session
 from core.deferred import saved
 from core.deferred.graph import Graph
 from core.deferred.interpret import GuardFailed
@@ -193,6 +198,63 @@ def test_a_broken_graph_file_names_the_file(tmp_path) -> None:
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(saved.GraphFileError, match="not.gsgraph"):
         core.compile.load(path)
+
+
+def test_kept_calls_run_a_graph_with_inputs_alone(tmp_path) -> None:
+    """A step that takes batches, saved with its first calls' arguments: the
+    loaded step runs them in turn (the structure of the arguments rebuilt) and
+    gives what the compiled step gave; a wrong count of calls is refused."""
+    core.reset_ids()
+    run = programs.load(os.path.join(SAMPLES, "attention.py")).build("cpu")
+    compiled = core.compile(run.step)
+    batches = [run.batches(i) for i in range(3)]
+    path = tmp_path / "attention.gsgraph"
+    compiled(batches[0])
+    compiled.save(path, initial=True, calls=[((b,), {}) for b in batches[1:]])
+    want = [compiled(b).item() for b in batches[1:]]
+    step = core.compile.load(path)
+    assert len(step.calls) == 2 and len(step.calls[0]) == len(step.graph.inputs) > 0
+    # the file's state is the one before the traced call: run it up to the kept calls
+    step(batches[0])
+    got = [step(*args, **kwargs).item() for args, kwargs in map(step.saved_call, range(2))]
+    assert got == want
+    bare = tmp_path / "bare.gsgraph"
+    compiled.save(bare)  # no calls kept: it cannot run as a program alone
+    with pytest.raises(ProgramError, match=r"bare\.gsgraph: .*keeps none"):
+        graphfile.load_program(bare)
+    with pytest.raises(saved.GraphFileError, match="other arguments"):
+        compiled.save(tmp_path / "other.gsgraph", calls=[((batches[0], batches[1]), {})])
+    broken = tmp_path / "broken.gsgraph"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "graph.json":
+                meta = json.loads(data)
+                meta["calls"] = "two"
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    with pytest.raises(saved.GraphFileError, match=r"broken\.gsgraph: 'calls' is 'two'"):
+        core.compile.load(broken)
+
+
+def test_a_saved_graph_is_not_compiled_again(tmp_path) -> None:
+    """Its kernels work on arrays, so a trace of it would see no op and replay a
+    constant: ``core.compile`` of a loaded step refuses, and a debugging session
+    in compiled mode runs the file as it is (the same losses as in eager mode)."""
+    _, _, compiled = run_sample("neuron.py", "compiled", 1)
+    path = tmp_path / "neuron.gsgraph"
+    compiled.save(path, initial=True, title="neuron", steps=4)
+    again = core.compile(core.compile.load(path))
+    with pytest.raises(saved.GraphFileError, match="compiled step already"):
+        again()
+    losses = {}
+    for mode in ("eager", "compiled"):
+        session = Session.from_file(str(path), mode=mode, steps=4)
+        session.start()
+        assert session.wait(timeout=60)
+        assert session.state == "finished" and session.mode == "compiled"
+        losses[mode] = [loss for _step, loss in session.recording.losses]
+    assert losses["eager"] == losses["compiled"] and len(losses["eager"]) == 4
 
 
 # -- events ------------------------------------------------------------------------------

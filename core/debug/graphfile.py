@@ -40,22 +40,50 @@ def load_program(path: str | os.PathLike) -> Program:
     except saved.GraphFileError as exc:
         raise ProgramError(str(exc), path) from None
     info = step.info
-    if step.graph.inputs:
+    calls = len(step.calls)
+    if step.graph.inputs and not calls:
         raise ProgramError(
             f"{path}: this graph takes {len(step.graph.inputs)} input(s) each step (its "
-            "program's batches); a saved graph runs alone only when its step takes none",
+            "program's batches) and keeps none; `gradstep compile` keeps a program's "
+            "batches in the file",
             path,
         )
     title = info.get("title") or os.path.basename(path)
+    names = list(step.state)
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     description = (
         f"A compiled step saved from {info.get('program', 'a program')}: "
-        f"{len(step.graph.ops)} ops; state: {', '.join(step.state)}."
+        f"{len(step.graph.ops)} ops; state: {shown}."
     )
+    if calls:
+        description += f" Its {calls} kept batches are taken in turn, again from the first."
 
     def build(device: str = "cpu") -> Run:
         if device != step.bound.device:
             raise ProgramError(f"{path}: the graph was saved for {step.bound.device}", path)
         params = {name: t for name, t in step.state.items()}
-        return Run(step=step, steps=int(info.get("steps", 100)), params=params)
+        steps = int(info.get("steps", 100))
+        if not calls:
+            return Run(step=step, steps=steps, params=params, compiled=True)
+        return Run(
+            step=KeptCalls(step),
+            steps=steps,
+            params=params,
+            batches=lambda i: step.saved_call(i % calls),
+            compiled=True,
+        )
 
     return Program(path, title, description, str(step.graph), {"build": build})
+
+
+class KeptCalls:
+    """A loaded step as a run calls it, with one kept call's ``(args, kwargs)``
+    for a batch; its ``graphs`` are the step's (the debugger's kernel code)."""
+
+    def __init__(self, step: saved.LoadedStep) -> None:
+        self.step = step
+        self.graphs = step.graphs
+
+    def __call__(self, call: tuple[tuple, dict]) -> object:
+        args, kwargs = call
+        return self.step(*args, **kwargs)

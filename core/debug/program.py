@@ -75,7 +75,9 @@ class Run:
     With ``batches`` (a callable ``batches(step_index) -> batch``) the step is
     called as ``step(batch)``. ``evaluate`` (optional) returns a dict of metrics.
     ``model`` is an ``nn.Module`` or None; ``params`` names extra leaf tensors
-    (for programs without a Module, like the single neuron).
+    (for programs without a Module, like the single neuron). ``compiled``: the
+    step is a compiled one already (a saved graph), which runs as it is in
+    either mode.
     """
 
     step: Callable[..., Any]
@@ -84,6 +86,7 @@ class Run:
     batches: Callable[[int], Any] | None = None
     evaluate: Callable[[], dict[str, float]] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    compiled: bool = False
 
     def named_parameters(self) -> Iterable[tuple[str, Any]]:
         """The model's parameters, then ``params``, each with its name."""

@@ -103,6 +103,8 @@ class Session:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
+        if graphfile.is_graph_file(program.path):
+            mode = "compiled"  # a saved graph is a compiled step: it has no eager form
         self.program = program
         self.device = device
         self.mode = mode  # "compiled": the step runs through core.compile
@@ -324,7 +326,7 @@ class Session:
                 BUS.emit(RunStarted(program=self.program.path, device=self.device))
                 self.stage = "building"
                 self.run = self.program.build(self.device)
-                if self.mode == "compiled":
+                if self.mode == "compiled" and not self.run.compiled:
                     self.run.step = compile_step(self.run.step)
                 for name, t in self.run.named_parameters():
                     announce(t, "parameter", name)

@@ -37,7 +37,7 @@ from typing import Any
 from core.deferred import codegen, passes
 from core.deferred.graph import Graph
 from core.deferred.interpret import GuardFailed
-from core.deferred.narrate import Narrator
+from core.deferred.narrate import Narrator, run_told
 from core.deferred.runtime import Bound, flatten
 from core.deferred.tracer import Trace, trace
 from core.observe.bus import BUS
@@ -61,18 +61,9 @@ class Compiled:
     def run(self, leaves: list) -> Any:
         """One call of the generated code (or the interpreter), told op by op
         when a debugger listens (``core.deferred.narrate``)."""
-        program = self.bound.program
-        if program is None or not BUS.want_kernel_ops:
+        if self.bound.program is None or not BUS.want_kernel_ops:
             return self.bound.run(leaves)
-        narrator = self.narrator()
-        narrator.begin(leaves)
-        program.narration.narrator = narrator
-        try:
-            result = self.bound.run(leaves)
-        finally:
-            program.narration.narrator = None
-        narrator.end()
-        return result
+        return run_told(self.bound, self.narrator(), leaves)
 
     @property
     def merged(self) -> dict[int, int]:
@@ -167,13 +158,22 @@ class CompiledStep:
         """The generated Python source of the most recent trace."""
         return self.latest.program.source
 
-    def save(self, path: str | os.PathLike, *, initial: bool = False, **info: Any) -> None:
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        initial: bool = False,
+        calls: list[tuple[tuple, dict]] = (),
+        **info: Any,
+    ) -> None:
         """Write the latest graph, its generated code's inputs and its state to
         one file (JSON and .npy in a zip, no pickle); ``core.compile.load`` runs
-        it. ``initial``: the state as it was before the traced call."""
+        it. ``initial``: the state as it was before the traced call; ``calls``:
+        arguments ``(args, kwargs)`` of calls to keep in the file (a program's
+        batches), for a run of the file alone."""
         from core.deferred import saved
 
-        saved.save(self.latest, path, initial=initial, **info)
+        saved.save(self.latest, path, initial=initial, calls=calls, **info)
 
 
 def _device(traced: Trace, leaves: list) -> str:

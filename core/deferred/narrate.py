@@ -249,3 +249,17 @@ class Narrator:
                 )
             )
         self.arrays = {}
+
+
+def run_told(bound: Any, narrator: Narrator, leaves: list) -> Any:
+    """One call of ``bound``'s generated code, told kernel by kernel (op by op)
+    to the bus by ``narrator``."""
+    program = bound.program
+    narrator.begin(leaves)
+    program.narration.narrator = narrator
+    try:
+        result = bound.run(leaves)
+    finally:
+        program.narration.narrator = None
+    narrator.end()
+    return result

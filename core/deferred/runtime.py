@@ -29,6 +29,18 @@ def flatten(value: Any, out: list) -> Any:
     return {"plain": value}
 
 
+def unflatten(tree: Any, leaves: list[Any]) -> Any:
+    """The value ``flatten`` took apart: ``tree`` with its tensors from ``leaves``."""
+    if "input" in tree:
+        return leaves[tree["input"]]
+    if "seq" in tree:
+        items = [unflatten(t, leaves) for t in tree["seq"]]
+        return tuple(items) if tree["tuple"] else items
+    if "dict" in tree:
+        return {k: unflatten(v, leaves) for k, v in tree["dict"]}
+    return tree["plain"]
+
+
 def rebuild(tree: Any, outputs: list[Any], device: str) -> Any:
     """The step's return value from its recorded structure and output arrays."""
     if "output" in tree:

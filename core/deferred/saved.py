@@ -1,9 +1,13 @@
 """Saved graphs (``.gsgraph``): a compiled step that runs without its program.
 
 A ZIP archive: ``graph.json`` (format name and version, the graph, the state
-names, the notes), ``constants/<value id>.npy`` and ``state/<index>.npy``
-(each state tensor's value when saved). No pickle: arrays load with
-``allow_pickle=False`` and the JSON is checked before anything is built.
+names, the notes, and the graph as traced, from which a debugger is told the
+calls op by op), ``constants/<value id>.npy``, ``traced_constants/<value
+id>.npy``, ``state/<index>.npy`` (each state tensor's value when saved), and,
+for a step that takes inputs (a program's batches), the arguments of its first
+calls, ``calls/<call>/<input>.npy``, so that the file runs alone. No pickle:
+arrays load with ``allow_pickle=False`` and the JSON is checked before
+anything is built.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import numpy as np
 
 from core.deferred import codegen
 from core.deferred.graph import Graph
-from core.deferred.runtime import Bound, flatten
+from core.deferred.interpret import GuardFailed
+from core.deferred.narrate import Narrator, run_told
+from core.deferred.runtime import Bound, flatten, unflatten
 from core.device import to_host
-from core.engine.dispatch import leaf
+from core.engine.dispatch import leaf, tracing
 from core.errors import GradstepError
+from core.observe.bus import BUS
 
 FORMAT = "gradstep-graph"
 VERSION = 1
@@ -32,15 +39,25 @@ class GraphFileError(GradstepError):
     """A saved graph could not be written or read; the message names the file."""
 
 
-def save(compiled: Any, path: str | os.PathLike, *, initial: bool = False, **info: Any) -> None:
+def save(
+    compiled: Any,
+    path: str | os.PathLike,
+    *,
+    initial: bool = False,
+    calls: list[tuple[tuple, dict]] = (),
+    **info: Any,
+) -> None:
     """Write a ``Compiled`` entry (graph, constants, state values) to ``path``.
 
     With ``initial`` the state is saved as it was before the traced call (so
-    the file starts where the program started); ``info`` goes into the file
-    (a title, the program's step count).
+    the file starts where the program started); ``calls`` are the arguments
+    (``(args, kwargs)``) of the step's calls to keep, which a run of the file
+    goes through in turn; ``info`` goes into the file (a title, the program's
+    step count).
     """
     graph: Graph = compiled.graph
     bound: Bound = compiled.bound
+    kept = [_call_arrays(graph, args, kwargs, i) for i, (args, kwargs) in enumerate(calls)]
     names = list(bound.state)
     values = {
         name: compiled.trace.initial[name] if initial else bound.state[name].data for name in names
@@ -54,6 +71,9 @@ def save(compiled: Any, path: str | os.PathLike, *, initial: bool = False, **inf
         "device": bound.device,
         "notes": list(compiled.trace.notes),
         "info": info,
+        "calls": len(kept),
+        "traced": compiled.trace.graph.to_json(),
+        "merged": [[old, new] for old, new in compiled.merged.items()],
     }
     target = os.fspath(path)
     temporary = f"{target}.tmp-{os.getpid()}"
@@ -62,17 +82,32 @@ def save(compiled: Any, path: str | os.PathLike, *, initial: bool = False, **inf
             z.writestr("graph.json", json.dumps(meta, allow_nan=True))
             for vid, array in graph.constants.items():
                 z.writestr(f"constants/{vid}.npy", _npy(array))
+            for vid, array in compiled.trace.graph.constants.items():
+                z.writestr(f"traced_constants/{vid}.npy", _npy(array))
             for i, name in enumerate(names):
                 z.writestr(f"state/{i}.npy", _npy(values[name]))
             for name, owner in bound.grad_owners.items():
                 if owner.grad is not None and not initial:
                     z.writestr(f"grad/{name}.npy", _npy(owner.grad.data))
+            for i, arrays in enumerate(kept):
+                for j, array in enumerate(arrays):
+                    z.writestr(f"calls/{i}/{j}.npy", _npy(array))
         os.replace(temporary, target)
     except OSError as exc:
         raise GraphFileError(f"{target}: cannot write the graph: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _call_arrays(graph: Graph, args: tuple, kwargs: dict, index: int) -> list[Any]:
+    leaves: list = []
+    if flatten((args, kwargs), leaves) != graph.input_tree:
+        raise GraphFileError(
+            f"call {index} to keep has other arguments than the traced call: "
+            f"{_describe(graph.input_tree)}"
+        )
+    return [t.data for t in leaves]
 
 
 def _owner_name(bound: Bound, owner: Any) -> str:
@@ -95,16 +130,42 @@ class LoadedStep:
     """
 
     def __init__(
-        self, graph: Graph, state: dict[str, Any], grad_owners: dict, device: str, info: dict
+        self,
+        graph: Graph,
+        state: dict[str, Any],
+        grad_owners: dict,
+        device: str,
+        info: dict,
+        calls: list[list[np.ndarray]] = (),
+        traced: Graph | None = None,
+        merged: dict[int, int] | None = None,
     ):
         self.graph = graph
+        self.traced = traced  # as traced, before the passes: None in older files
         self.state = state
         self.info = info  # what the file says of itself: title, program, steps
-        program = codegen.generate(graph, device, tuple(grad_owners))
-        self.code = program.source
-        self.bound = Bound(graph, state, grad_owners, device, program)
+        self.calls = list(calls)  # the kept calls' input arrays, on the host
+        self.program = codegen.generate(graph, device, tuple(grad_owners))
+        self.code = self.program.source
+        self.bound = Bound(graph, state, grad_owners, device, self.program)
+        self.narrator = None
+        if traced is not None:
+            self.narrator = Narrator(
+                traced, graph, merged or {}, self.program.kernels, state, grad_owners, device
+            )
+
+    @property
+    def graphs(self) -> tuple[LoadedStep]:
+        """Its one graph, as a compiled step's cache lists them (each with its
+        ``program``): what a debugger reads a kernel's code from."""
+        return (self,)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if tracing():  # its kernels work on arrays: a trace would see no op of it
+            raise GraphFileError(
+                "a saved graph is a compiled step already: call it as it is, not "
+                "inside core.compile"
+            )
         leaves: list = []
         tree = flatten((args, kwargs), leaves)
         if tree != self.graph.input_tree:
@@ -112,7 +173,26 @@ class LoadedStep:
                 "the saved step was traced with other arguments: "
                 f"{_describe(self.graph.input_tree)}, called with {_describe(tree)}"
             )
-        return self.bound.run(leaves)
+        try:
+            if self.narrator is not None and BUS.want_kernel_ops:
+                return run_told(self.bound, self.narrator, leaves)
+            return self.bound.run(leaves)
+        except GuardFailed as exc:  # nothing was written: a program would trace again
+            raise GraphFileError(
+                f"this call takes another path than the traced one: {exc.guard.describe()} "
+                f"when traced, and this call gave {exc.seen!r}; a saved graph has no program "
+                "to trace it again: run the program itself with --mode compiled"
+            ) from None
+
+    def saved_call(self, index: int) -> tuple[tuple, dict]:
+        """The arguments of kept call ``index`` as the step takes them: fresh
+        input tensors on the step's device."""
+        device = self.bound.device
+        leaves = []
+        for j, array in enumerate(self.calls[index]):
+            t = leaf(array, "cpu", False, "input", f"in{j}")
+            leaves.append(t if device == "cpu" else t.to(device))
+        return unflatten(self.graph.input_tree, leaves)
 
 
 def _describe(tree: Any) -> str:
@@ -129,14 +209,28 @@ def load(path: str | os.PathLike, device: str | None = None) -> LoadedStep:
             arrays = {info.filename: _array(z, info, name) for info in z.infolist()}
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise GraphFileError(f"{name}: not a readable gradstep graph ({exc})") from None
-    graph = Graph.from_json(
-        meta["graph"],
-        {
-            int(key.split("/")[1][:-4]): value
-            for key, value in arrays.items()
-            if key.startswith("constants/")
-        },
-    )
+    try:
+        return _build(meta, arrays, name, device)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise GraphFileError(
+            f"{name}: not a readable gradstep graph ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _constants(arrays: dict[str, Any], folder: str) -> dict[int, Any]:
+    return {
+        int(key.split("/")[1][:-4]): value
+        for key, value in arrays.items()
+        if key.startswith(f"{folder}/")
+    }
+
+
+def _build(meta: dict, arrays: dict[str, Any], name: str, device: str | None) -> LoadedStep:
+    graph = Graph.from_json(meta["graph"], _constants(arrays, "constants"))
+    traced = merged = None
+    if "traced" in meta:
+        traced = Graph.from_json(meta["traced"], _constants(arrays, "traced_constants"))
+        merged = {int(old): int(new) for old, new in meta.get("merged", [])}
     device = device or meta.get("device", "cpu")
     state: dict[str, Any] = {}
     for i, state_name in enumerate(meta["state"]):
@@ -151,7 +245,15 @@ def load(path: str | os.PathLike, device: str | None = None) -> LoadedStep:
         if saved is not None:
             owner.grad = leaf(saved, "cpu", False, "state")
         owners[grad_name] = owner
-    return LoadedStep(graph, state, owners, device, dict(meta.get("info") or {}))
+    calls = []
+    for i in range(meta.get("calls", 0)):
+        count = len(graph.inputs)
+        members = [arrays.get(f"calls/{i}/{j}.npy") for j in range(count)]
+        if any(m is None for m in members):
+            raise GraphFileError(f"{name}: call {i} of the {meta['calls']} kept is missing inputs")
+        calls.append(members)
+    info = dict(meta.get("info") or {})
+    return LoadedStep(graph, state, owners, device, info, calls, traced, merged)
 
 
 def _check_meta(meta: Any, name: str) -> None:
@@ -161,6 +263,9 @@ def _check_meta(meta: Any, name: str) -> None:
         raise GraphFileError(
             f"{name}: graph format version {meta.get('version')!r}; this Gradstep reads {VERSION}"
         )
+    calls = meta.get("calls", 0)
+    if type(calls) is not int or calls < 0:
+        raise GraphFileError(f"{name}: 'calls' is {calls!r}, not a count of kept calls")
 
 
 def _array(z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
