@@ -21,18 +21,20 @@ from core.errors import GradstepError
 BATCH_BUDGET = 64 << 20  # bytes of batches a graph file keeps at most
 
 
-def _batches(run: programs.Run, wanted: int | None) -> list:
-    """The program's first batches to keep: ``wanted`` of them (default: one per
-    step of the program), no more than BATCH_BUDGET bytes, at least one."""
+def _batches(run: programs.Run, wanted: int | None) -> tuple[list, int]:
+    """The program's first batches to keep and their bytes: ``wanted`` of them
+    (default: one per step of the program), no more than BATCH_BUDGET bytes, at
+    least one."""
     count = run.steps if wanted is None else wanted
     kept, size = [], 0
     for i in range(max(1, count)):
         batch = run.batches(i)
-        size += _nbytes(batch)
-        if kept and size > BATCH_BUDGET:
+        more = _nbytes(batch)
+        if kept and size + more > BATCH_BUDGET:
             break
         kept.append(batch)
-    return kept
+        size += more
+    return kept, size
 
 
 def _nbytes(value) -> int:
@@ -58,7 +60,7 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
     with np.errstate(all="ignore"):
         compiled(run.batches(0)) if run.batches is not None else compiled()
     entry = compiled.latest
-    calls = _batches(run, args.batches) if run.batches is not None else []
+    calls, kept_bytes = _batches(run, args.batches) if run.batches is not None else ([], 0)
     compiled.save(
         args.out,
         initial=True,
@@ -83,7 +85,7 @@ def cmd_compile(args: argparse.Namespace, out: TextIO) -> int:
     for note in entry.trace.notes:
         print(f"note: {note}", file=out)
     if calls:
-        size = sum(_nbytes(batch) for batch in calls) / 2**20
+        size = kept_bytes / 2**20
         again = "; a longer run takes them again from the first" if len(calls) < run.steps else ""
         print(f"batches: the first {len(calls)} kept ({size:.2f} MiB){again}", file=out)
     size = os.path.getsize(args.out) / 2**20

@@ -81,7 +81,7 @@ class FilesMixin:
         (what a user gets), "run" runs it, "load" only reads it. Its code runs in
         the run's worker (never here): an error there shows as the run's error."""
         try:
-            program = read_program(path)
+            program = graphfile.read_any(path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not open {path}", str(exc))
             return False
@@ -89,7 +89,7 @@ class FilesMixin:
         if self.program is not None and self.program.path != program.path:
             self.steps.setValue(self.steps.minimum())  # the program's own number
         self.program = program
-        if graphfile.is_graph_file(program.path):  # it runs compiled only
+        if program.compiled:  # a saved graph runs compiled only
             self.mode.blockSignals(True)
             self.mode.setCurrentIndex(self.mode.findData("compiled"))
             self.mode.blockSignals(False)
@@ -111,7 +111,7 @@ class FilesMixin:
         """Read the open program's file again; on an error it says why and the
         program loaded before stays."""
         try:
-            program = read_program(self.program.path)
+            program = graphfile.read_any(self.program.path)
         except programs.ProgramError as exc:
             self.show_problem(f"Could not reload {self.program.path}", str(exc))
             return False
@@ -272,11 +272,3 @@ class FilesMixin:
             if path.endswith(OPENED):
                 self.open_path(path)
                 break
-
-
-def read_program(path: str) -> programs.Program:
-    """A program file read without running it, or a saved graph loaded (its
-    arrays and generated code; no code of the user's runs); else ProgramError."""
-    if graphfile.is_graph_file(path):
-        return graphfile.load_program(path)
-    return programs.read(path)

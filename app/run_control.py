@@ -18,7 +18,6 @@ from app import actions as A
 from app.node_info import last_op
 from app.param_series import METRICS, ParamSeries
 from app.replay import next_stop, phase_at
-from core.debug import graphfile
 from core.debug.session import Breakpoint, Session
 from widgets.breakpoints import to_json
 
@@ -350,7 +349,7 @@ class RunControlMixin:
         for action_id, on in enable.items():
             self.actions_by_id[action_id].setEnabled(bool(on))
         self.device.setEnabled(not running and not paused)
-        saved_graph = have_program and graphfile.is_graph_file(self.program.path)
+        saved_graph = have_program and self.program.compiled
         self.mode.setEnabled(not running and not saved_graph)  # a saved graph: compiled
         self.event_log.set_live(running)
         self.loss.set_live(running)

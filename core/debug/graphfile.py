@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+from core.debug import program as programs
 from core.debug.program import Program, ProgramError, Run
 from core.deferred import saved
 
@@ -30,6 +31,15 @@ SUFFIX = ".gsgraph"
 
 def is_graph_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).endswith(SUFFIX)
+
+
+def read_any(path: str | os.PathLike) -> Program:
+    """A program file read without running it (``program.read``), or a saved
+    graph loaded (its arrays and generated code: no code of the user's runs);
+    else ProgramError."""
+    if is_graph_file(path):
+        return load_program(path)
+    return programs.read(path)
 
 
 def load_program(path: str | os.PathLike) -> Program:
@@ -64,16 +74,15 @@ def load_program(path: str | os.PathLike) -> Program:
         params = {name: t for name, t in step.state.items()}
         steps = int(info.get("steps", 100))
         if not calls:
-            return Run(step=step, steps=steps, params=params, compiled=True)
+            return Run(step=step, steps=steps, params=params)
         return Run(
             step=KeptCalls(step),
             steps=steps,
             params=params,
             batches=lambda i: step.saved_call(i % calls),
-            compiled=True,
         )
 
-    return Program(path, title, description, str(step.graph), {"build": build})
+    return Program(path, title, description, str(step.graph), {"build": build}, compiled=True)
 
 
 class KeptCalls:

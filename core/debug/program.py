@@ -75,9 +75,7 @@ class Run:
     With ``batches`` (a callable ``batches(step_index) -> batch``) the step is
     called as ``step(batch)``. ``evaluate`` (optional) returns a dict of metrics.
     ``model`` is an ``nn.Module`` or None; ``params`` names extra leaf tensors
-    (for programs without a Module, like the single neuron). ``compiled``: the
-    step is a compiled one already (a saved graph), which runs as it is in
-    either mode.
+    (for programs without a Module, like the single neuron).
     """
 
     step: Callable[..., Any]
@@ -86,7 +84,6 @@ class Run:
     batches: Callable[[int], Any] | None = None
     evaluate: Callable[[], dict[str, float]] | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    compiled: bool = False
 
     def named_parameters(self) -> Iterable[tuple[str, Any]]:
         """The model's parameters, then ``params``, each with its name."""
@@ -104,6 +101,8 @@ class Program:
     description: str  # the docstring's paragraph after the title
     source: str  # the file's text
     namespace: dict[str, Any] | None = None  # the module's globals once it ran
+    # a saved graph: its step is compiled already and runs as it is, in either mode
+    compiled: bool = field(default=False, kw_only=True)
     code: types.CodeType | None = field(default=None, repr=False)  # compiled, not yet run
 
     @property

@@ -103,7 +103,7 @@ class Session:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
-        if graphfile.is_graph_file(program.path):
+        if program.compiled:
             mode = "compiled"  # a saved graph is a compiled step: it has no eager form
         self.program = program
         self.device = device
@@ -167,9 +167,7 @@ class Session:
         """Read a program file (or a saved ``.gsgraph``) and make a Session for it;
         a program's code runs in the worker once started. A file that cannot be a
         program raises ProgramError here."""
-        if graphfile.is_graph_file(path):
-            return cls(graphfile.load_program(path), **kwargs)
-        return cls(programs.read(path), **kwargs)
+        return cls(graphfile.read_any(path), **kwargs)
 
     # -- listeners -----------------------------------------------------------------
 
@@ -326,7 +324,7 @@ class Session:
                 BUS.emit(RunStarted(program=self.program.path, device=self.device))
                 self.stage = "building"
                 self.run = self.program.build(self.device)
-                if self.mode == "compiled" and not self.run.compiled:
+                if self.mode == "compiled" and not self.program.compiled:
                     self.run.step = compile_step(self.run.step)
                 for name, t in self.run.named_parameters():
                     announce(t, "parameter", name)
